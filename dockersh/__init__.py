@@ -1,0 +1,3 @@
+"""dockersh: each SSH user's own persistent, hardened container."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from dockersh.cli import main
+
+raise SystemExit(main())
