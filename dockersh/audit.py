@@ -1,0 +1,50 @@
+"""Audit records of sessions: syslog (LOG_AUTHPRIV) and JSON lines in a file.
+
+Written by the session monitor after the session has started, so it costs the login nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import syslog
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from dockersh.identity import User
+
+
+def session_record(session: Mapping[str, Any], user: User, container: Mapping[str, Any],
+                   command: str | None, environ: Mapping[str, str], pid: int) -> dict[str, Any]:
+    connection = environ.get("SSH_CONNECTION", "").split()
+    return {
+        "user": user.name,
+        "uid": user.uid,
+        "remote": f"{connection[0]}:{connection[1]}" if len(connection) >= 2 else "local",
+        "container": session["name"],
+        "container_id": str(container.get("Id", ""))[:12],
+        "mode": session["exec"],
+        "command": "interactive" if command is None else command,
+        "pid": pid,
+    }
+
+
+def write(session: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+    """Best effort: an audit sink that fails must not kill a running session."""
+    line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **record},
+                      ensure_ascii=True, sort_keys=False)
+    if session.get("audit_syslog"):
+        syslog.openlog("dockersh", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
+        syslog.syslog(syslog.LOG_INFO, line)
+    path = str(session.get("audit_file") or "")
+    if path:
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass

@@ -1,0 +1,33 @@
+"""``dockersh --user NAME`` by someone other than root or NAME: NAME's password, through PAM."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+import time
+
+from dockersh.errors import DockershError
+
+SERVICE = "dockersh"
+TRIES = 3
+
+
+def authenticate(name: str) -> None:
+    """Ask for NAME's password on the terminal, like su; three tries, then refuse."""
+    import pam
+
+    if not os.isatty(0):
+        raise DockershError(f"a password for {name} is needed and there is no terminal to ask on")
+    checker = pam.pam()
+    for attempt in range(1, TRIES + 1):
+        try:
+            password = getpass.getpass(f"Password for {name}: ", stream=sys.stderr)
+        except EOFError:
+            break
+        if checker.authenticate(name, password, service=SERVICE):
+            return
+        time.sleep(2)  # pam_faildelay in /etc/pam.d/dockersh also delays; this keeps the floor
+        if attempt < TRIES:
+            print("dockersh: authentication failed, try again", file=sys.stderr)
+    raise DockershError(f"authentication failed for {name}")

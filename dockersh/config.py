@@ -1,0 +1,377 @@
+"""Configuration: load TOML, validate each layer, merge them, freeze the result.
+
+Layers, lowest first: built-in defaults < the global file < ``[groups.NAME]`` (in the order they
+are written in the file, for the groups the user is in) < ``[users.NAME]`` < the user's own
+``~/.dockersh.toml`` (only keys the admin allows, images only by alias).
+
+The dataclass fields below are the schema: each carries its default and, in ``metadata``, how it
+is validated and whether a user's own file may set it. etc/dockersh.toml documents every key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockersh import units
+from dockersh.errors import DockershError
+
+GLOBAL_PATH = "/etc/dockersh/dockersh.toml"
+USER_FILE = ".dockersh.toml"
+
+#: Capabilities an admin may add back without the danger switch: Docker's own default set.
+#: Sessions run as the user's uid with no-new-privileges, so these only widen the bounding set.
+SAFE_CAPABILITIES = frozenset({
+    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+    "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+})
+ALL_CAPABILITIES = SAFE_CAPABILITIES | {
+    "AUDIT_CONTROL", "AUDIT_READ", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE",
+    "DAC_READ_SEARCH", "IPC_LOCK", "IPC_OWNER", "LEASE", "LINUX_IMMUTABLE", "MAC_ADMIN",
+    "MAC_OVERRIDE", "NET_ADMIN", "NET_BROADCAST", "PERFMON", "SYS_ADMIN", "SYS_BOOT",
+    "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE",
+    "SYS_TIME", "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+}
+#: Host paths whose mounting hands out the host (or the Docker socket, which is the same).
+DANGEROUS_SOURCES = ("/", "/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/var/lib/docker",
+                     "/run", "/var/run")
+
+
+def opt(default: Any, kind: str, *, user: bool = False, choices: tuple[str, ...] = ()) -> Any:
+    """A config key: its default, its kind (how it is validated) and whether users may set it."""
+    return field(default=default, metadata={"kind": kind, "user": user, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    image: str = opt("dockersh-session:latest", "str", user=True)
+    name: str = opt("dockersh-{user}", "str")
+    hostname: str = opt("", "str", user=True)
+    shell: str = opt("/bin/bash", "path", user=True)
+    command: tuple[str, ...] = opt(("sleep", "infinity"), "strlist")
+    memory: str = opt("2g", "size")
+    cpus: float = opt(1.0, "float")
+    pids_limit: int = opt(512, "int")
+    network: str = opt("bridge", "str")
+    cap_add: tuple[str, ...] = opt((), "caps")
+    read_only: bool = opt(False, "bool")
+    tmpfs: tuple[str, ...] = opt((), "strlist")
+    env: tuple[tuple[str, str], ...] = opt((), "table", user=True)
+    mounts: tuple[Mount, ...] = opt((), "mounts")
+    pull: str = opt("if-missing", "choice", choices=("if-missing", "always", "never"))
+    runtime: str = opt("", "str")
+    privileged: bool = opt(False, "bool")
+    devices: tuple[str, ...] = opt((), "strlist")
+    pid: str = opt("private", "choice", choices=("private", "host"))
+    ipc: str = opt("private", "choice", choices=("private", "host"))
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    exec: str = opt("docker", "choice", choices=("docker", "nsenter"))
+    env_pass: tuple[str, ...] = opt(("TERM", "LANG", "LC_*", "TZ", "COLORTERM"), "strlist",
+                                    user=True)
+    banner: str = opt("", "str")
+    idle_timeout: str = opt("12h", "duration")
+    idle_action: str = opt("stop", "choice", choices=("stop", "remove"))
+
+
+@dataclass(frozen=True)
+class UserConfigPolicy:
+    allow: tuple[str, ...] = opt((), "strlist")
+    images: tuple[tuple[str, str], ...] = opt((), "table")
+
+
+@dataclass(frozen=True)
+class DockerConfig:
+    host: str = opt("unix:///var/run/docker.sock", "str")
+    cli: str = opt("", "path")
+    lock_timeout: str = opt("30s", "duration")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    file: str = opt("/var/log/dockersh/audit.jsonl", "str")
+    syslog: bool = opt(True, "bool")
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    dangerously_allow_host_access: bool = opt(False, "bool")
+
+
+@dataclass(frozen=True)
+class Config:
+    container: ContainerConfig = field(default_factory=ContainerConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    user_config: UserConfigPolicy = field(default_factory=UserConfigPolicy)
+    docker: DockerConfig = field(default_factory=DockerConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+
+
+SECTIONS: dict[str, type[Any]] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+#: Sections that [groups.X], [users.X] and a user's own file may contain.
+PER_USER_SECTIONS = ("container", "session")
+USER_SETTABLE = frozenset(
+    f"{section}.{f.name}"
+    for section in PER_USER_SECTIONS
+    for f in dataclasses.fields(SECTIONS[section])
+    if f.metadata["user"]
+)
+
+Raw = dict[str, dict[str, Any]]
+
+
+def fields_of(section: str) -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+
+
+class ConfigError(DockershError):
+    """A config file is wrong: names the file, the table and the key."""
+
+    def __init__(self, where: str, key: str, problem: str) -> None:
+        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # its message carries "(at line N, column M)"
+        raise ConfigError(where, "", f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(where, "", "not valid TOML: nested too deeply") from None
+
+
+def _value(kind: str, value: Any, choices: tuple[str, ...]) -> Any:
+    """Check one value of a kind; return it in its frozen form, or raise ValueError."""
+    if kind in ("str", "path", "choice", "size", "duration"):
+        if kind in ("size", "duration") and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, not {type(value).__name__}")
+        if "\0" in value or "\n" in value:
+            raise ValueError("must not contain NUL or newline characters")
+        if kind == "path" and value and not value.startswith("/"):
+            raise ValueError(f"must be an absolute path, not {value!r}")
+        if kind == "choice" and value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
+        if kind == "size" and (units.parse_size(value) or 0) <= 0:
+            raise ValueError(f"bad size {value!r} (write e.g. 512m or 4g)")
+        if kind == "duration" and units.parse_duration(value) is None:
+            raise ValueError(f"bad duration {value!r} (write e.g. 30s, 15m, 12h, 7d; 0 = never)")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false, not {type(value).__name__}")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError("must be a positive integer")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError("must be a positive number")
+        return float(value)
+    if kind in ("strlist", "caps"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("must be an array of strings")
+        if any("\0" in v for v in value):
+            raise ValueError("must not contain NUL characters")
+        if kind == "caps":
+            value = [v.upper().removeprefix("CAP_") for v in value]
+            unknown = sorted(set(value) - ALL_CAPABILITIES)
+            if unknown:
+                raise ValueError(f"unknown capability {', '.join(unknown)}")
+        return tuple(value)
+    if kind == "table":
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ValueError("must be a table of strings")
+        if any("\0" in k or "=" in k or "\0" in v for k, v in value.items()):
+            raise ValueError("names must not contain '=' or NUL, values no NUL")
+        return tuple(sorted(value.items()))
+    if kind == "mounts":
+        if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
+            raise ValueError("must be an array of tables {source, target, read_only}")
+        mounts = []
+        for m in value:
+            extra = set(m) - {"source", "target", "read_only"}
+            if extra:
+                raise ValueError(f"unknown mount key {sorted(extra)[0]!r}")
+            source, target = m.get("source"), m.get("target")
+            if not (isinstance(source, str) and source.startswith("/")):
+                raise ValueError("each mount needs an absolute source")
+            if not (isinstance(target, str) and target.startswith("/")):
+                raise ValueError("each mount needs an absolute target")
+            read_only = m.get("read_only", True)
+            if not isinstance(read_only, bool):
+                raise ValueError("read_only must be true or false")
+            mounts.append(Mount(source, target, read_only))
+        return tuple(mounts)
+    raise AssertionError(kind)
+
+
+def validate_section(section: str, table: Any, where: str, prefix: str) -> dict[str, Any]:
+    """One table of one file, checked key by key; unknown keys are errors (typos fail loudly)."""
+    if not isinstance(table, dict):
+        raise ConfigError(where, prefix.rstrip("."), "must be a table")
+    known = fields_of(section)
+    out = {}
+    for key, value in table.items():
+        f = known.get(key)
+        if f is None:
+            raise ConfigError(where, f"[{prefix.rstrip('.')}] {key}", "unknown key")
+        try:
+            out[key] = _value(f.metadata["kind"], value, f.metadata["choices"])
+        except ValueError as exc:
+            raise ConfigError(where, f"[{prefix.rstrip('.')}] {key}", str(exc)) from None
+    return out
+
+
+def validate_global(data: dict[str, Any], where: str) -> tuple[Raw, dict[str, Raw], dict[str, Raw]]:
+    """The global file: its sections, and its [groups.X] and [users.X] overrides."""
+    base: Raw = {}
+    overrides: dict[str, dict[str, Raw]] = {"groups": {}, "users": {}}
+    for key, table in data.items():
+        if key in SECTIONS:
+            base[key] = validate_section(key, table, where, key)
+        elif key in overrides:
+            if not isinstance(table, dict):
+                raise ConfigError(where, key, "must be a table of tables")
+            for name, sub in table.items():
+                if not isinstance(sub, dict):
+                    raise ConfigError(where, f"{key}.{name}", "must be a table")
+                layer: Raw = {}
+                for section, values in sub.items():
+                    if section not in PER_USER_SECTIONS:
+                        raise ConfigError(where, f"[{key}.{name}] {section}",
+                                          "only container and session tables may go here")
+                    layer[section] = validate_section(section, values, where,
+                                                      f"{key}.{name}.{section}")
+                overrides[key][name] = layer
+        else:
+            raise ConfigError(where, key, "unknown table")
+    for entry in base.get("user_config", {}).get("allow", ()):
+        if entry not in USER_SETTABLE:
+            raise ConfigError(where, "[user_config] allow",
+                              f"{entry!r} cannot be given to users (allowed: "
+                              f"{', '.join(sorted(USER_SETTABLE))})")
+    return base, overrides["groups"], overrides["users"]
+
+
+def validate_user_file(data: dict[str, Any], where: str, policy: UserConfigPolicy) -> Raw:
+    """A user's own file: only keys the admin allows; an image only by alias."""
+    layer: Raw = {}
+    aliases = dict(policy.images)
+    for section, table in data.items():
+        if section not in PER_USER_SECTIONS or not isinstance(table, dict):
+            raise ConfigError(where, section, "not allowed in your file")
+        for key in table:
+            if f"{section}.{key}" not in policy.allow:
+                raise ConfigError(where, f"[{section}] {key}", "not allowed by the administrator")
+        values = validate_section(section, table, where, section)
+        if "image" in values:
+            alias = values["image"]
+            if alias not in aliases:
+                raise ConfigError(where, "[container] image",
+                                  f"unknown image alias (choose from: "
+                                  f"{', '.join(sorted(aliases)) or 'none offered'})")
+            values["image"] = aliases[alias]
+        layer[section] = values
+    return layer
+
+
+def merge(layers: list[Raw]) -> Raw:
+    """Later layers win key by key; ``env`` tables merge name by name."""
+    out: Raw = {}
+    for layer in layers:
+        for section, values in layer.items():
+            target = out.setdefault(section, {})
+            for key, value in values.items():
+                if key == "env" and key in target:
+                    value = tuple(sorted({**dict(target[key]), **dict(value)}.items()))
+                target[key] = value
+    return out
+
+
+def build(raw: Raw) -> Config:
+    return Config(**{s: SECTIONS[s](**raw.get(s, {})) for s in SECTIONS})
+
+
+def dangers(config: Config) -> list[str]:
+    """Settings that give a session the host (root-equivalent), each in one line."""
+    c = config.container
+    found = []
+    if c.privileged:
+        found.append("[container] privileged = true")
+    for ns in ("pid", "ipc"):
+        if getattr(c, ns) == "host":
+            found.append(f'[container] {ns} = "host"')
+    if c.network == "host":
+        found.append('[container] network = "host"')
+    if c.devices:
+        found.append("[container] devices gives host devices")
+    for cap in sorted(set(c.cap_add) - SAFE_CAPABILITIES):
+        found.append(f"[container] cap_add {cap}")
+    for m in c.mounts:
+        source = m.source.rstrip("/") or "/"
+        if source in DANGEROUS_SOURCES or "docker.sock" in source or source.endswith(".sock"):
+            found.append(f"[container] mounts source {m.source}")
+    return found
+
+
+def check_dangers(config: Config, where: str) -> None:
+    if config.security.dangerously_allow_host_access:
+        return
+    found = dangers(config)
+    if found:
+        raise ConfigError(where, found[0], "gives sessions root on the host; refused "
+                          "(set [security] dangerously_allow_host_access = true to allow)")
+
+
+def global_layers(data: dict[str, Any], where: str, user_name: str,
+                  group_names: tuple[str, ...]) -> tuple[list[Raw], UserConfigPolicy]:
+    """The admin's layers that apply to one user, and the policy for that user's own file."""
+    base, groups, users = validate_global(data, where)
+    layers = [base]
+    layers += [layer for name, layer in groups.items() if name in group_names]
+    if user_name in users:
+        layers.append(users[user_name])
+    policy = UserConfigPolicy(**base.get("user_config", {}))
+    return layers, policy
+
+
+def resolve(global_data: dict[str, Any], where: str, user_name: str,
+            group_names: tuple[str, ...], user_layer: Raw | None = None) -> Config:
+    """The effective config for one user (the user's layer already checked against the policy)."""
+    layers, _ = global_layers(global_data, where, user_name, group_names)
+    config = build(merge([*layers, user_layer or {}]))
+    check_dangers(config, where)
+    return config
+
+
+def to_toml_data(config: Config) -> dict[str, Any]:
+    """The config as TOML-ready data (for ``dockersh config show``)."""
+    out: dict[str, Any] = {}
+    for section in SECTIONS:
+        values = {}
+        for key, value in dataclasses.asdict(getattr(config, section)).items():
+            kind = fields_of(section)[key].metadata["kind"]
+            if kind == "table":
+                value = dict(value)
+            elif kind == "mounts":
+                value = [dict(m) for m in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            values[key] = value
+        out[section] = values
+    return out

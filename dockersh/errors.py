@@ -1,0 +1,16 @@
+"""The one error type users see."""
+
+from __future__ import annotations
+
+#: Exit status for dockersh's own failures, apart from what a command in the container returns
+#: (docker uses 125 the same way: the error came from the tool, not from your command).
+EXIT_ERROR = 125
+
+
+class DockershError(Exception):
+    """A failure explained in one line: ``dockersh: <message>`` on stderr, logged, non-zero exit."""
+
+    def __init__(self, message: str, status: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status

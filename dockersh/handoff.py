@@ -1,0 +1,148 @@
+"""Handing the session to the container, with a monitor that outlives the handoff.
+
+The session process (``docker exec``, or the shell itself entered by nsenter) is a child that
+inherits the SSH session's stdin, stdout, stderr and terminal untouched: bytes, EOF, window
+size, job control and Ctrl-C go straight to it, never through Python. The parent only waits:
+it ignores the terminal's SIGINT/SIGQUIT (they are for the session), passes SIGHUP and SIGTERM
+on, writes the audit records and exits with the child's exact status (re-raising a fatal signal).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from dockersh.errors import DockershError
+
+TYPE_CHECKING = False  # importing typing costs 14 ms on every login
+if TYPE_CHECKING:
+    import signal as _signal
+    from collections.abc import Mapping
+    from typing import Any, NoReturn
+
+    from dockersh.identity import User
+else:
+    import _signal  # signal without the enum import (8 ms)
+
+DOCKER_CLIS = ("/usr/bin/docker", "/usr/local/bin/docker")
+SAFE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+#: docker exec -t holds back the first key of its detach sequence (default ctrl-p, which bash
+#: uses). ctrl-] is the rarest key to hold back; the pair is practically never typed.
+DETACH_KEYS = "ctrl-],ctrl-@"
+
+
+def glob_match(pattern: str, name: str) -> bool:
+    """``*`` and ``?`` as in fnmatch, without importing re on the login path."""
+    if not pattern:
+        return not name
+    head = pattern[0]
+    if head == "*":
+        return any(glob_match(pattern[1:], name[i:]) for i in range(len(name) + 1))
+    return bool(name) and (head in ("?", name[0])) and glob_match(pattern[1:], name[1:])
+
+
+def session_env(session: dict[str, Any], shell: str, environ: Mapping[str, str],
+                tty: bool) -> list[tuple[str, str]]:
+    """Fixed variables, then the ones the admin lets through from the SSH session."""
+    env = dict(session["env"])
+    env["SHELL"] = shell
+    for name, value in environ.items():
+        if name not in env and "\0" not in value and any(
+            glob_match(p, name) for p in session["env_pass"]
+        ):
+            env[name] = value
+    if tty and "TERM" not in env:
+        env["TERM"] = "xterm"
+    return list(env.items())
+
+
+def docker_argv(cli: str, container_id: str, session: dict[str, Any], shell: str,
+                env: list[tuple[str, str]], command: str | None, args: tuple[str, ...],
+                tty: bool) -> list[str]:
+    argv = [cli, "exec", "-i"]
+    if tty:
+        argv += ["-t", "--detach-keys", DETACH_KEYS]
+    argv += ["-u", f"{session['uid']}:{session['gid']}", "-w", str(session["home"])]
+    for name, value in env:
+        argv += ["-e", f"{name}={value}"]
+    argv += [container_id, *shell_argv(shell, command, args)]
+    return argv
+
+
+def shell_argv(shell: str, command: str | None, args: tuple[str, ...]) -> list[str]:
+    return [shell, "-l"] if command is None else [shell, "-c", command, *args]
+
+
+def docker_cli(configured: str) -> str:
+    for path in (configured,) if configured else DOCKER_CLIS:
+        if os.access(path, os.X_OK):
+            return path
+    raise DockershError(f"no docker command at {configured or ' or '.join(DOCKER_CLIS)}")
+
+
+def run(session: dict[str, Any], user: User, container: dict[str, Any], command: str | None,
+        args: tuple[str, ...], environ: Mapping[str, str], sessions_fd: int) -> NoReturn:
+    shell = str((container["Config"].get("Labels") or {}).get("dockersh.shell") or "/bin/sh")
+    tty = os.isatty(0) and os.isatty(1)
+    env = session_env(session, shell, environ, tty)
+    if command is None and session["banner"]:
+        print(session["banner"], file=sys.stderr, flush=True)
+    if session["exec"] == "nsenter":
+        from dockersh import nsenter
+
+        target = nsenter.Target(container, session, env, shell_argv(shell, command, args))
+        nsenter.prepare_pid_namespace(target)
+        start = lambda: nsenter.enter(target)  # noqa: E731
+    else:
+        cli = docker_cli(str(session["docker_cli"]))
+        argv = docker_argv(cli, container["Id"], session, shell, env, command, args, tty)
+        cli_env = {"PATH": SAFE_PATH, "DOCKER_HOST": str(session["docker_host"]),
+                   "DOCKER_CONFIG": "/nonexistent", "HOME": "/nonexistent"}
+        start = lambda: os.execve(cli, argv, cli_env)  # noqa: E731
+    monitor(start, session, user, container, command, environ, sessions_fd)
+
+
+def monitor(start: Any, session: dict[str, Any], user: User, container: dict[str, Any],
+            command: str | None, environ: Mapping[str, str], sessions_fd: int) -> NoReturn:
+    for sig in (_signal.SIGINT, _signal.SIGQUIT):
+        _signal.signal(sig, _signal.SIG_IGN)
+    began = time.time()
+    child = os.fork()
+    if child == 0:
+        try:
+            # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec: restore them all.
+            for sig in (_signal.SIGINT, _signal.SIGQUIT, _signal.SIGPIPE, _signal.SIGXFSZ):
+                _signal.signal(sig, _signal.SIG_DFL)
+            start()
+        except BaseException as exc:
+            message = exc.message if isinstance(exc, DockershError) else str(exc)
+            os.write(2, f"dockersh: cannot start the session: {message}\n".encode())
+        os._exit(125)
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in (_signal.SIGHUP, _signal.SIGTERM):
+        _signal.signal(sig, forward)
+    from dockersh import audit
+
+    record = audit.session_record(session, user, container, command, environ, os.getpid())
+    audit.write(session, {**record, "event": "session-start"})
+    _, status = os.waitpid(child, 0)
+    code = os.waitstatus_to_exitcode(status)
+    audit.write(session, {**record, "event": "session-end", "exit": code,
+                          "duration": round(time.time() - began, 3)})
+    try:
+        os.utime(sessions_fd)  # "idle since" for ls and gc
+    except OSError:
+        pass
+    sys.stdout.flush()
+    if code < 0:  # killed by a signal: die the same way, so sshd reports exit-signal
+        _signal.signal(-code, _signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+        code = 128 - code
+    os._exit(code)

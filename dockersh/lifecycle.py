@@ -1,0 +1,281 @@
+"""Bringing a user's container to "running with the current config" (the cold path).
+
+Called with the user's lock held. Uses the Docker SDK (slow to import, so only here). Every
+branch: running → reuse; paused → unpause; stopped → start; missing → create; config or image
+changed → recreate when no session is live, else reuse and say when the change applies;
+a same-named container that is not ours → refuse.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tarfile
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import Mount
+
+from dockersh import locks, pipeline, plan
+from dockersh.engine import Engine, quote
+from dockersh.errors import DockershError
+from dockersh.identity import User
+
+PROBE_ENTRYPOINT = ["/dockersh-probe-never-started"]
+
+
+def say(message: str) -> None:
+    print(f"dockersh: {message}", file=sys.stderr, flush=True)
+
+
+def client(host: str) -> docker.DockerClient:
+    try:
+        return docker.DockerClient(base_url=host, version="1.41", timeout=120)
+    except docker.errors.DockerException as exc:
+        raise DockershError(f"cannot reach the Docker engine at {host}: {exc}") from None
+
+
+def managed_by(container: dict[str, Any], user: User) -> bool:
+    labels = container.get("Config", {}).get("Labels") or {}
+    return bool(labels.get(plan.LABEL_USER) == user.name
+                and labels.get(plan.LABEL_UID) == str(user.uid))
+
+
+def refuse_foreign(container: dict[str, Any], user: User) -> None:
+    if not managed_by(container, user):
+        name = container.get("Name", "").lstrip("/")
+        raise DockershError(
+            f"a container named {name} exists but is not dockersh's container for {user.name}; "
+            "refusing to touch it (rename or remove it, or change [container] name)"
+        )
+
+
+def is_stale(engine: Engine, container: dict[str, Any], session: dict[str, Any]) -> bool:
+    labels = container["Config"].get("Labels") or {}
+    if labels.get(plan.LABEL_HASH) != session["hash"]:
+        return True
+    image_id = engine.image_id(str(session["image"]))
+    return image_id is not None and image_id != container["Image"]
+
+
+def ensure(engine: Engine, user: User, session: dict[str, Any], config_path: str,
+           container: dict[str, Any] | None, sessions_fd: int) -> dict[str, Any]:
+    """Return the inspect data of the user's running container; hold ``sessions_fd`` shared."""
+    name = str(session["name"])
+    if container is not None:
+        refuse_foreign(container, user)
+        if is_stale(engine, container, session):
+            if locks.try_exclusive(sessions_fd):
+                say("your container's configuration changed; recreating it (your home is kept)")
+                remove(engine, name)
+                container = None
+            else:
+                say("the configuration of your container changed; it applies after your last "
+                    "session ends")
+    if container is None:
+        _, full = pipeline.full_plan(user, config_path)
+        create(engine, user, full.spec)
+    else:
+        state = container["State"]
+        if state.get("Paused"):
+            api(engine).unpause(name)
+        elif not state.get("Running"):
+            say(f"your container had stopped ({describe_exit(state)}); starting it again")
+            start(engine, name)
+    locks.share(sessions_fd)
+    fresh = engine.container(name)
+    if fresh is None or not fresh["State"].get("Running"):
+        raise DockershError(f"container {name} did not stay running; see `docker logs {name}`")
+    return fresh
+
+
+def describe_exit(state: dict[str, Any]) -> str:
+    if state.get("OOMKilled"):
+        return "killed for using too much memory"
+    if state.get("Status") == "created":
+        return "never started"
+    return f"exit status {state.get('ExitCode')}"
+
+
+def api(engine: Engine) -> docker.APIClient:
+    return client(engine.host).api
+
+
+def start(engine: Engine, name: str) -> None:
+    try:
+        api(engine).start(name)
+    except docker.errors.APIError as exc:
+        raise DockershError(f"cannot start container {name}: {exc.explanation}") from None
+
+
+def remove(engine: Engine, name: str) -> None:
+    try:
+        api(engine).remove_container(name, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        raise DockershError(f"cannot remove container {name}: {exc.explanation}") from None
+
+
+def ensure_image(engine: Engine, spec: plan.ContainerSpec) -> None:
+    present = engine.image_id(spec.image) is not None
+    if spec.pull == "never" or (present and spec.pull == "if-missing"):
+        if not present:
+            raise DockershError(f"image {spec.image} is not on this host and [container] pull "
+                                '= "never"; build or load it, or run `dockersh pull`')
+        return
+    pull(engine, spec.image, present)
+
+
+def pull(engine: Engine, image: str, present: bool) -> None:
+    """Pull with progress on stderr; a failed "always" pull falls back to the local image."""
+    repository, tag = split_reference(image)
+    say(f"pulling {image} ...")
+    try:
+        shown: dict[str, str] = {}
+        for event in api(engine).pull(repository, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                raise docker.errors.APIError(event["error"])
+            layer, status = event.get("id", ""), event.get("status", "")
+            if shown.get(layer) != status:
+                shown[layer] = status
+                print(f"  {layer + ': ' if layer else ''}{status}", file=sys.stderr, flush=True)
+    except docker.errors.APIError as exc:
+        if present:
+            say(f"cannot pull {image} ({exc}); using the local copy")
+            return
+        raise DockershError(f"image {image} is missing and cannot be pulled: {exc}") from None
+
+
+def split_reference(image: str) -> tuple[str, str]:
+    if "@" in image:
+        return image, ""
+    name, _, tag = image.rpartition(":")
+    if not name or "/" in tag:
+        return image, "latest"
+    return name, tag
+
+
+def probe(engine: Engine, spec: plan.ContainerSpec) -> tuple[str, str, str]:
+    """Read the image's passwd and group and pick the first shell it has, from a container
+    that is created but never started."""
+    docker_api = api(engine)
+    created = docker_api.create_container(spec.image, entrypoint=PROBE_ENTRYPOINT,
+                                          network_disabled=True, labels={"dockersh.probe": "1"})
+    probe_id = created["Id"]
+    try:
+        passwd = read_file(docker_api, probe_id, "/etc/passwd")
+        group = read_file(docker_api, probe_id, "/etc/group")
+        shell = next((s for s in spec.shell_candidates if path_exists(engine, probe_id, s)), "")
+    finally:
+        docker_api.remove_container(probe_id, force=True)
+    if not shell:
+        raise DockershError(f"image {spec.image} has none of the shells "
+                            f"{', '.join(spec.shell_candidates)}")
+    if shell != spec.shell_candidates[0]:
+        say(f"{spec.shell_candidates[0]} is not in image {spec.image}; using {shell}")
+    return passwd, group, shell
+
+
+def path_exists(engine: Engine, container_id: str, path: str) -> bool:
+    status, _ = engine.request("HEAD", f"/containers/{container_id}/archive?path={quote(path)}")
+    return status == 200
+
+
+def read_file(docker_api: docker.APIClient, container_id: str, path: str) -> str:
+    try:
+        stream, _ = docker_api.get_archive(container_id, path)
+    except docker.errors.NotFound:
+        return ""
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        member = tar.next()
+        extracted = tar.extractfile(member) if member is not None else None
+        return extracted.read().decode("utf-8", "replace") if extracted else ""
+
+
+def merged_passwd(image_passwd: str, user: User, shell: str) -> str:
+    """The image's accounts, minus any that clash with the user, plus the user."""
+    gecos = user.gecos.replace(":", " ").replace("\n", " ")
+    keep = [line for line in image_passwd.splitlines()
+            if line and line.split(":")[0] != user.name
+            and [*line.split(":"), "", "", ""][2] != str(user.uid)]
+    if not any(line.startswith("root:") for line in keep):
+        keep.insert(0, "root:x:0:0:root:/root:/bin/sh")
+    keep.append(f"{user.name}:x:{user.uid}:{user.gid}:{gecos}:{user.home}:{shell}")
+    return "\n".join(keep) + "\n"
+
+
+def merged_group(image_group: str, user: User) -> str:
+    """The image's groups, with the user's groups (by gid) present and listing the user."""
+    entries = [line.split(":") for line in image_group.splitlines() if line.count(":") == 3]
+    for name, gid in user.groups:
+        match = next((e for e in entries if e[2] == str(gid)), None)
+        if match is None:
+            entries = [e for e in entries if e[0] != name]
+            entries.append([name, "x", str(gid), user.name])
+        elif user.name not in match[3].split(","):
+            match[3] = ",".join(filter(None, [*match[3].split(","), user.name]))
+    return "".join(":".join(e) + "\n" for e in entries)
+
+
+def write_identity_files(spec: plan.ContainerSpec, passwd: str, group: str) -> None:
+    directory = f"{plan.STATE_DIR}/{spec.name}"
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    for filename, text in (("passwd", passwd), ("group", group)):
+        tmp = f"{directory}/.{filename}.{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, f"{directory}/{filename}")
+
+
+def host_config(docker_api: docker.APIClient, spec: plan.ContainerSpec) -> dict[str, Any]:
+    return docker_api.create_host_config(  # type: ignore[no-any-return]
+        init=True,
+        cap_drop=["ALL"],
+        cap_add=list(spec.cap_add) or None,
+        security_opt=["no-new-privileges:true"],
+        mem_limit=spec.memory,
+        memswap_limit=spec.memory,
+        nano_cpus=spec.nano_cpus,
+        pids_limit=spec.pids_limit,
+        network_mode=spec.network,
+        read_only=spec.read_only,
+        tmpfs=dict(spec.tmpfs) or None,
+        mounts=[Mount(target, source, type="bind", read_only=ro)
+                for source, target, ro in spec.mounts],
+        group_add=[str(g) for g in spec.group_add] or None,
+        runtime=spec.runtime or None,
+        privileged=spec.privileged,
+        devices=list(spec.devices) or None,
+        pid_mode="host" if spec.pid == "host" else None,
+        ipc_mode="host" if spec.ipc == "host" else "private",
+    )
+
+
+def create(engine: Engine, user: User, spec: plan.ContainerSpec) -> None:
+    ensure_image(engine, spec)
+    passwd, group, shell = probe(engine, spec)
+    write_identity_files(spec, merged_passwd(passwd, user, shell), merged_group(group, user))
+    docker_api = api(engine)
+    labels = {**spec.labels(user), plan.LABEL_SHELL: shell}
+    try:
+        docker_api.create_container(
+            spec.image,
+            command=list(spec.command),
+            name=spec.name,
+            hostname=spec.hostname,
+            user=spec.user,
+            working_dir=spec.working_dir,
+            environment=dict(spec.environment),
+            labels=labels,
+            host_config=host_config(docker_api, spec),
+        )
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409:
+            raise DockershError(f"container {spec.name} appeared while creating it; "
+                                "try again") from None
+        raise DockershError(f"cannot create container {spec.name}: {exc.explanation}") from None
+    start(engine, spec.name)

@@ -1,0 +1,82 @@
+"""Per-user locks: the only coordination between logins, gc and admin verbs.
+
+Two flock files per user under /run/dockersh/locks (flock dies with its holder, so a killed
+dockersh never leaves a lock behind):
+- ``NAME.lock``: held exclusively while anyone looks at or changes the user's container.
+- ``NAME.sessions``: held shared by every live session for its whole life (the fd is inherited
+  by the process that becomes the session), so "is anyone logged in?" is a non-blocking
+  exclusive attempt, and /proc/locks counts the sessions.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+
+from dockersh.errors import DockershError
+from dockersh.naming import escape
+
+RUN_DIR = "/run/dockersh"
+LOCK_DIR = f"{RUN_DIR}/locks"
+
+
+def open_lock(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except FileNotFoundError:
+        os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+
+
+def paths(user: str) -> tuple[str, str]:
+    base = f"{LOCK_DIR}/{escape(user)}"
+    return f"{base}.lock", f"{base}.sessions"
+
+
+def acquire(path: str, mode: int, timeout: float) -> int:
+    """Open and flock ``path``; wait up to ``timeout`` seconds, then fail with a clear message."""
+    fd = open_lock(path)
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise DockershError(
+                    f"timed out after {timeout:.0f}s waiting for {path} "
+                    "(another dockersh is busy with this container)"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
+def try_exclusive(fd: int) -> bool:
+    """True when no live session holds the sessions lock (and we now hold it exclusively)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def share(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_SH)
+
+
+def release(fd: int) -> None:
+    os.close(fd)
+
+
+def count_sessions(user: str) -> int:
+    """Live sessions of ``user``: shared flocks on their sessions file, read from /proc/locks."""
+    try:
+        st = os.stat(paths(user)[1])
+    except FileNotFoundError:
+        return 0
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with open("/proc/locks") as f:
+        return sum(1 for line in f if " FLOCK " in line and " READ " in line and ident in line)

@@ -1,0 +1,107 @@
+"""The fast path: enter the running container directly, without the Docker engine.
+
+About 3 ms instead of ~80 ms for ``docker exec``. nsenter alone would give only namespaces, so
+this module puts back what docker exec guarantees: the container's cgroups (its limits apply),
+all its namespaces but the user namespace (mount, pid, uts, ipc, net, cgroup), the user's uid,
+gid and groups, an empty capability bounding set, no capabilities, no-new-privileges, the home
+directory as working directory, the container's environment. It does not apply Docker's seccomp
+or AppArmor profiles (SECURITY.md says so).
+
+The monitor joins the pid namespace for its children only (setns(CLONE_NEWPID) affects children),
+then forks; the child does the rest and execs the shell, which is then a process of the container.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from dockersh.errors import DockershError
+
+TYPE_CHECKING = False  # importing typing costs 14 ms on every login
+if TYPE_CHECKING:
+    from typing import Any
+
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+#: Entered in this order; mnt last, since entering it changes what paths mean.
+NAMESPACES = ("cgroup", "ipc", "uts", "net", "mnt")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise DockershError(f"nsenter: {what} failed: {os.strerror(errno)}")
+
+
+class Target:
+    """What to enter and what to run there, all read before any namespace is entered."""
+
+    def __init__(self, container: dict[str, Any], session: dict[str, Any],
+                 env: list[tuple[str, str]], argv: list[str]) -> None:
+        self.pid = int(container["State"]["Pid"])
+        if self.pid <= 0:
+            raise DockershError("the container is not running")
+        self.uid, self.gid = int(session["uid"]), int(session["gid"])
+        self.groups = [int(g) for g in session["groups"]]
+        self.home = str(session["home"])
+        base = dict(v.split("=", 1) for v in container["Config"].get("Env") or [] if "=" in v)
+        self.env = {**base, **dict(env)}
+        self.argv = argv
+        self.cgroup_procs = cgroup_procs(self.pid)
+        self.ns_fds = {ns: os.open(f"/proc/{self.pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+                       for ns in (*NAMESPACES, "pid")}
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            self.last_cap = int(f.read())
+
+
+def cgroup_procs(pid: int) -> list[str]:
+    """The cgroup.procs file of each hierarchy the container's init is in (v1 and v2)."""
+    mounts: list[tuple[set[str], str]] = []
+    mountpoint: str
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            fstype, options = fields[sep + 1], fields[sep + 3]
+            if fstype == "cgroup2":
+                mounts.append(({""}, fields[4]))
+            elif fstype == "cgroup":
+                mounts.append((set(options.split(",")), fields[4]))
+    procs = []
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            wanted = set(controllers.split(",")) if controllers else {""}
+            for opts, mountpoint in mounts:
+                if wanted <= opts:
+                    procs.append(f"{mountpoint}{path}/cgroup.procs")
+                    break
+    return procs
+
+
+def prepare_pid_namespace(target: Target) -> None:
+    """In the monitor: children forked from now on are born in the container's pid namespace."""
+    _check(_libc.setns(target.ns_fds["pid"], 0), "entering the pid namespace")
+
+
+def enter(target: Target) -> None:
+    """In the child: join cgroups and namespaces, drop every privilege, exec the shell."""
+    for procs in target.cgroup_procs:
+        with open(procs, "w") as f:
+            f.write("0")  # "0" is the writing process
+    for ns in NAMESPACES:
+        _check(_libc.setns(target.ns_fds[ns], 0), f"entering the {ns} namespace")
+    for cap in range(target.last_cap + 1):
+        _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "dropping capabilities")
+    os.setgroups(target.groups)
+    os.setgid(target.gid)
+    os.setuid(target.uid)  # from root to the user: permitted and effective sets are cleared
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "setting no-new-privileges")
+    try:
+        os.chdir(target.home)
+    except OSError:
+        os.chdir("/")
+    os.execve(target.argv[0], target.argv, target.env)

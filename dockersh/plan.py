@@ -1,0 +1,151 @@
+"""The plan: config + user → what the container must be and how a session enters it.
+
+Pure data, no I/O: unit tests assert it exactly. The backend applies ``ContainerSpec``; the
+handoff turns ``SessionPlan`` and the session's environment into an exec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+
+from dockersh import __version__, naming, units
+from dockersh.config import Config
+from dockersh.identity import User
+
+LABEL_USER = "dockersh.user"
+LABEL_UID = "dockersh.uid"
+LABEL_HASH = "dockersh.config-hash"
+LABEL_VERSION = "dockersh.version"
+LABEL_SHELL = "dockersh.shell"
+#: Where the generated passwd and group files live on the host (bound read-only into the container).
+STATE_DIR = "/var/lib/dockersh"
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything that decides how the container is created; its hash is the recreate trigger."""
+
+    name: str
+    image: str
+    hostname: str
+    user: str
+    command: tuple[str, ...]
+    working_dir: str
+    environment: tuple[tuple[str, str], ...]
+    mounts: tuple[tuple[str, str, bool], ...]  # (source, target, read_only)
+    tmpfs: tuple[tuple[str, str], ...]
+    group_add: tuple[int, ...]
+    memory: int
+    nano_cpus: int
+    pids_limit: int
+    network: str
+    cap_add: tuple[str, ...]
+    read_only: bool
+    runtime: str
+    privileged: bool
+    devices: tuple[str, ...]
+    pid: str
+    ipc: str
+    shell_candidates: tuple[str, ...]
+    pull: str
+
+    def config_hash(self) -> str:
+        """Stable over runs and versions of Python: the repr of plain tuples, strs, ints, bools."""
+        fields = asdict(self)
+        fields.pop("pull")  # how to get the image is not part of what the container is
+        return hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:16]
+
+    def labels(self, user: User) -> dict[str, str]:
+        return {
+            LABEL_USER: user.name,
+            LABEL_UID: str(user.uid),
+            LABEL_HASH: self.config_hash(),
+            LABEL_VERSION: __version__,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: ContainerSpec
+    session: dict[str, object]
+
+
+def substitute(text: str, user: User) -> str:
+    """Placeholders {user} {uid} {gid} {home}: plain replacement, never str.format (which would
+    let a string reach into Python objects)."""
+    for key, value in placeholders(user).items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def placeholders(user: User) -> dict[str, str]:
+    return {"user": user.name, "uid": str(user.uid), "gid": str(user.gid), "home": user.home}
+
+
+def _tmpfs(entry: str) -> tuple[str, str]:
+    path, _, options = entry.partition(":")
+    return path, options
+
+
+def make(config: Config, user: User, host_hostname: str) -> Plan:
+    c = config.container
+    values = placeholders(user)
+    name = naming.container_name(c.name, values)
+    state = f"{STATE_DIR}/{name}"
+    mounts = [(user.home, user.home, False)]
+    mounts += [(substitute(m.source, user), substitute(m.target, user), m.read_only)
+               for m in c.mounts]
+    mounts += [(f"{state}/passwd", "/etc/passwd", True), (f"{state}/group", "/etc/group", True)]
+    env = {k: substitute(v, user) for k, v in c.env}
+    # The shell to look for in the image, in order: configured, the user's own, /bin/sh.
+    candidates = tuple(dict.fromkeys([c.shell, user.shell, "/bin/sh"]))
+    spec = ContainerSpec(
+        name=name,
+        image=c.image,
+        hostname=naming.hostname(c.hostname or host_hostname, values),
+        user=f"{user.uid}:{user.gid}",
+        command=c.command,
+        working_dir=user.home,
+        environment=tuple(sorted(env.items())),
+        mounts=tuple(mounts),
+        tmpfs=tuple(_tmpfs(substitute(t, user)) for t in c.tmpfs),
+        group_add=tuple(gid for _, gid in user.groups if gid != user.gid),
+        memory=units.parse_size(c.memory) or 0,
+        nano_cpus=int(c.cpus * 1e9),
+        pids_limit=c.pids_limit,
+        network=c.network,
+        cap_add=tuple(sorted(set(c.cap_add))),
+        read_only=c.read_only,
+        runtime=c.runtime,
+        privileged=c.privileged,
+        devices=c.devices,
+        pid=c.pid,
+        ipc=c.ipc,
+        shell_candidates=candidates,
+        pull=c.pull,
+    )
+    s = config.session
+    session: dict[str, object] = {
+        "name": name,
+        "hash": spec.config_hash(),
+        "image": c.image,
+        "user": user.name,
+        "uid": user.uid,
+        "gid": user.gid,
+        "groups": [gid for _, gid in user.groups],
+        "home": user.home,
+        "env": [
+            ("HOME", user.home), ("USER", user.name), ("LOGNAME", user.name),
+            *sorted(env.items()),
+        ],
+        "env_pass": list(s.env_pass),
+        "exec": s.exec,
+        "banner": substitute(s.banner, user),
+        "docker_host": config.docker.host,
+        "docker_cli": config.docker.cli,
+        "lock_timeout": units.parse_duration(config.docker.lock_timeout) or 0,
+        "audit_file": config.audit.file,
+        "audit_syslog": config.audit.syslog,
+    }
+    return Plan(spec, session)
