@@ -98,8 +98,10 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
                for m in c.mounts]
     mounts += [(f"{state}/passwd", "/etc/passwd", True), (f"{state}/group", "/etc/group", True)]
     env = {k: substitute(v, user) for k, v in c.env}
-    # The shell to look for in the image, in order: configured, the user's own, /bin/sh.
-    candidates = tuple(dict.fromkeys([c.shell, user.shell, "/bin/sh"]))
+    # The shell to look for in the image, in order: configured, the user's own (unless that is
+    # dockersh itself, as it is for enrolled users), /bin/sh.
+    own = [] if user.shell.endswith("/dockersh") else [user.shell]
+    candidates = tuple(dict.fromkeys([c.shell, *own, "/bin/sh"]))
     spec = ContainerSpec(
         name=name,
         image=c.image,

@@ -1,0 +1,136 @@
+"""The plan is data: config + user → container spec and session, asserted exactly."""
+
+from dockersh import config, handoff, plan
+from dockersh.identity import User
+
+ALICE = User("alice", 1001, 1001, "/home/alice", "/usr/local/bin/dockersh", "Alice A",
+             (("alice", 1001), ("dockersh", 995), ("staff", 50)))
+
+
+def make(text: str = "") -> plan.Plan:
+    data = config.parse_toml(text, "g")
+    layers, _ = config.global_layers(data, "g", ALICE.name, ALICE.group_names)
+    return plan.make(config.build(config.merge(layers)), ALICE, "host1")
+
+
+def test_default_container_spec() -> None:
+    assert make().spec == plan.ContainerSpec(
+        name="dockersh-alice",
+        image="dockersh-session:latest",
+        hostname="host1",
+        user="1001:1001",
+        command=("sleep", "infinity"),
+        working_dir="/home/alice",
+        environment=(),
+        mounts=(
+            ("/home/alice", "/home/alice", False),
+            ("/var/lib/dockersh/dockersh-alice/passwd", "/etc/passwd", True),
+            ("/var/lib/dockersh/dockersh-alice/group", "/etc/group", True),
+        ),
+        tmpfs=(),
+        group_add=(995, 50),
+        memory=2 * 2**30,
+        nano_cpus=1_000_000_000,
+        pids_limit=512,
+        network="bridge",
+        cap_add=(),
+        read_only=False,
+        runtime="",
+        privileged=False,
+        devices=(),
+        pid="private",
+        ipc="private",
+        shell_candidates=("/bin/bash", "/bin/sh"),
+        pull="if-missing",
+    )
+
+
+def test_placeholders_and_mounts() -> None:
+    spec = make("""
+    [container]
+    name = "box-{uid}-{user}"
+    hostname = "{user}-dev"
+    env = { WORK = "{home}/work", ME = "{user}:{gid}", ODD = "{user.__class__}" }
+    mounts = [{ source = "/srv/{user}", target = "/data", read_only = false }]
+    tmpfs = ["/tmp:size=64m"]
+    """).spec
+    assert spec.name == "box-1001-alice"
+    assert spec.hostname == "alice-dev"
+    assert spec.environment == (("ME", "alice:1001"), ("ODD", "{user.__class__}"),
+                                ("WORK", "/home/alice/work"))
+    assert spec.mounts[1] == ("/srv/alice", "/data", False)
+    assert spec.tmpfs == (("/tmp", "size=64m"),)
+
+
+def test_session_plan() -> None:
+    session = make('[session]\nexec = "nsenter"\nbanner = "hi {user}"\n').session
+    assert session == {
+        "name": "dockersh-alice",
+        "hash": make().spec.config_hash(),
+        "image": "dockersh-session:latest",
+        "user": "alice",
+        "uid": 1001,
+        "gid": 1001,
+        "groups": [1001, 995, 50],
+        "home": "/home/alice",
+        "env": [("HOME", "/home/alice"), ("USER", "alice"), ("LOGNAME", "alice")],
+        "env_pass": ["TERM", "LANG", "LC_*", "TZ", "COLORTERM"],
+        "exec": "nsenter",
+        "banner": "hi alice",
+        "docker_host": "unix:///var/run/docker.sock",
+        "docker_cli": "",
+        "lock_timeout": 30,
+        "audit_file": "/var/log/dockersh/audit.jsonl",
+        "audit_syslog": True,
+    }
+
+
+def test_config_hash_changes_with_the_container_not_with_session_or_pull() -> None:
+    base = make().spec.config_hash()
+    assert make('[container]\nmemory = "3g"\n').spec.config_hash() != base
+    assert make('[session]\nexec = "nsenter"\n').spec.config_hash() == base
+    assert make('[container]\npull = "never"\n').spec.config_hash() == base
+    assert len(base) == 16
+
+
+def test_labels() -> None:
+    spec = make().spec
+    assert spec.labels(ALICE) == {
+        "dockersh.user": "alice",
+        "dockersh.uid": "1001",
+        "dockersh.config-hash": spec.config_hash(),
+        "dockersh.version": plan.__version__,
+    }
+
+
+def test_docker_exec_argv() -> None:
+    session = make().session
+    env = handoff.session_env(session, "/bin/bash",
+                              {"TERM": "xterm-256color", "LC_ALL": "C.UTF-8",
+                               "LD_PRELOAD": "/x.so", "HOME": "/evil", "LANG": "a\0b"}, True)
+    assert env == [("HOME", "/home/alice"), ("USER", "alice"), ("LOGNAME", "alice"),
+                   ("SHELL", "/bin/bash"), ("TERM", "xterm-256color"), ("LC_ALL", "C.UTF-8")]
+    assert handoff.docker_argv("/usr/bin/docker", "abc", session, "/bin/bash", env[:1],
+                               None, (), True) == [
+        "/usr/bin/docker", "exec", "-i", "-t", "--detach-keys", "ctrl-],ctrl-@",
+        "-u", "1001:1001", "-w", "/home/alice", "-e", "HOME=/home/alice",
+        "abc", "/bin/bash", "-l",
+    ]
+    assert handoff.docker_argv("/usr/bin/docker", "abc", session, "/bin/sh", [],
+                               "--user root; id", ("a0",), False) == [
+        "/usr/bin/docker", "exec", "-i", "-u", "1001:1001", "-w", "/home/alice",
+        "abc", "/bin/sh", "-c", "--user root; id", "a0",
+    ]
+
+
+def test_tty_without_term_gets_a_default() -> None:
+    env = dict(handoff.session_env(make().session, "/bin/sh", {}, True))
+    assert env["TERM"] == "xterm"
+    assert "TERM" not in dict(handoff.session_env(make().session, "/bin/sh", {}, False))
+
+
+def test_glob_match() -> None:
+    assert handoff.glob_match("LC_*", "LC_ALL")
+    assert handoff.glob_match("LC_*", "LC_")
+    assert not handoff.glob_match("LC_*", "XLC_ALL")
+    assert handoff.glob_match("T?", "TZ") and not handoff.glob_match("T?", "TERM")
