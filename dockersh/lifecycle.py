@@ -236,7 +236,7 @@ def host_config(docker_api: docker.APIClient, spec: plan.ContainerSpec) -> dict[
         init=True,
         cap_drop=["ALL"],
         cap_add=list(spec.cap_add) or None,
-        security_opt=["no-new-privileges:true"],
+        security_opt=["no-new-privileges"],
         mem_limit=spec.memory,
         memswap_limit=spec.memory,
         nano_cpus=spec.nano_cpus,

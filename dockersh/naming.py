@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 #: Characters kept as they are; everything else (upper case too, so names that differ only in
 #: case stay apart) becomes ``_xx`` (hex), and ``_`` itself is escaped, so the escape is injective.
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
@@ -18,6 +16,8 @@ def cap(name: str, limit: int = MAX_LENGTH) -> str:
     """Shorten a long name, keeping it unique with a hash of the whole."""
     if len(name) <= limit:
         return name
+    import hashlib  # rare, and 7 ms: not on every login
+
     digest = hashlib.sha256(name.encode()).hexdigest()[:10]
     return f"{name[: limit - 11]}-{digest}"
 
