@@ -1,0 +1,223 @@
+"""Fixtures that give every test the real thing: dockerd, sshd on 127.0.0.1, Linux users, tmux.
+
+Run as root (tests/run does; tests/setup-host.sh installs the OS packages). The helpers live in
+tests/support/; this file only wires them into fixtures and hooks.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import docker, images, in_ci, install, noskip
+from support.cmd import tail
+from support.sshd import DROPIN, RUNNING, SshdFactory, SshServer, start_sshd
+from support.terminal import TmuxTerminal
+from support.users import MADE, LinuxUser, UserFactory, create_user, remove_user
+
+pytest_plugins = ["pytester"]
+
+_containers_before = pytest.StashKey[set[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    noskip.install(config)
+
+
+# --- Docker ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Any]:
+    """A Docker SDK client (docker.DockerClient) for a dockerd that answers."""
+    import docker as docker_sdk
+
+    docker.ensure_running()
+    client = docker_sdk.from_env(timeout=300)
+    client.ping()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def test_image(docker_engine: Any) -> str:
+    """'dockersh-test/busybox:latest', built by tests/images/make-busybox.sh when stale."""
+    return images.ensure_busybox_image()
+
+
+@pytest.fixture(scope="session")
+def session_image(docker_engine: Any) -> str:
+    """'dockersh-session:latest', built from the repo's Dockerfile when missing or changed."""
+    return images.ensure_session_image()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_containers_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """At the end, remove every dockersh-labelled container this run made, and check it worked.
+
+    "This run made": labelled for a user this run made, or, under CI (where nothing else runs),
+    any labelled container that was not there at the start. A developer's other test run on
+    the same machine keeps its containers.
+    """
+    up = docker.answers()
+    before = set(docker.containers()) if up else set()
+    request.config.stash[_containers_before] = before
+    yield
+    if not (up or docker.answers()):
+        return
+
+    def ours() -> list[str]:
+        return [c for c, user in docker.containers_by_user().items()
+                if c not in before and (user in MADE or in_ci())]
+
+    docker.remove(ours())
+    left = ours()
+    assert not left, f"containers labelled {docker.USER_LABEL} could not be removed: {left}"
+
+
+# --- The installed dockersh -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[install.Installation]:
+    """The repo's ./install.sh, run once; /etc/dockersh is put back as it was at the end."""
+    docker.ensure_running()
+    images.ensure_debian_base()  # install.sh builds the session image on top of it
+    backup = install.backup_etc(tmp_path_factory.mktemp("etc-backup") / "dockersh")
+    try:
+        yield install.run_install()
+    finally:
+        install.restore_etc(backup)
+
+
+@pytest.fixture
+def dockersh_config(
+    installed: install.Installation, test_image: str
+) -> Iterator[Callable[..., Path]]:
+    """Writes the test config now; call it with TOML text to replace it. Restored afterwards."""
+    previous = install.CONFIG.read_bytes() if install.CONFIG.exists() else None
+
+    def write(text: str = install.DEFAULT_TEST_CONFIG) -> Path:
+        return install.write_config(text)
+
+    write()
+    yield write
+    if previous is None:
+        install.CONFIG.unlink(missing_ok=True)
+    else:
+        install.write_config(previous.decode())
+
+
+# --- Users ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserFactory]:
+    """Makes real users; removes them, their containers and their processes afterwards."""
+    keydir = tmp_path_factory.mktemp("keys")
+    made: list[LinuxUser] = []
+
+    def make(**kwargs: Any) -> LinuxUser:
+        user = create_user(keydir, **kwargs)
+        made.append(user)
+        return user
+
+    yield make
+    errors = []
+    for user in reversed(made):
+        try:
+            remove_user(user)
+        except AssertionError as exc:
+            errors.append(str(exc))
+    assert not errors, "\n".join(errors)
+
+
+# --- sshd -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdFactory]:
+    """sshd(extra=(), options=None) -> a running SshServer on 127.0.0.1.
+
+    One server per distinct (extra, options, content of the dockersh drop-in), reused across
+    the session: the drop-in is read when sshd starts, so a server started before install.sh
+    ran is not handed out after it.
+    """
+    servers: dict[tuple[Any, ...], SshServer] = {}
+
+    def get(extra: Sequence[str] = (), options: Mapping[str, str] | None = None) -> SshServer:
+        dropin = DROPIN.read_bytes() if DROPIN.exists() else None
+        key = (tuple(extra), tuple(sorted((options or {}).items())), dropin)
+        server = servers.get(key)
+        if server is None or not server.alive():
+            server = start_sshd(tmp_path_factory.mktemp("sshd"), extra, options)
+            servers[key] = server
+        return server
+
+    yield get
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def ssh(sshd: SshdFactory) -> Callable[..., Any]:
+    """The default server's ssh(user, cmd=None, *, tty, input, env, extra_opts, timeout)."""
+    return sshd().ssh
+
+
+# --- Terminals ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tmux_terminal(tmp_path: Path) -> Iterator[Callable[..., TmuxTerminal]]:
+    """tmux_terminal(command, *, width=100, height=30, env=None) -> TmuxTerminal."""
+    assert shutil.which("tmux"), "tmux is not installed: run tests/setup-host.sh"
+    terminals: list[TmuxTerminal] = []
+
+    def start(command: str | Sequence[str], **kwargs: Any) -> TmuxTerminal:
+        terminal = TmuxTerminal(command, confdir=tmp_path, **kwargs)
+        terminals.append(terminal)
+        return terminal
+
+    yield start
+    for terminal in terminals:
+        terminal.close()
+
+
+# --- Failure report -------------------------------------------------------------------------
+
+
+def _failure_report(config: pytest.Config) -> str:
+    parts = []
+    if docker.answers():
+        before = config.stash.get(_containers_before, set())
+        ids = [c for c in docker.containers() if c not in before]
+        parts.append(docker.diagnostics(ids))
+    for server in RUNNING:
+        parts.append(f"--- sshd on port {server.port}: {server.log}\n{server.log_tail()}")
+    audit = Path("/var/log/dockersh/audit.jsonl")
+    parts.append(f"--- {audit}\n{tail(audit, 20)}")
+    dockerd_log = Path("/var/log/dockerd.log")
+    problems = [line for line in tail(dockerd_log, 300).splitlines()
+                if any(f"level={level}" in line for level in ("warning", "error", "fatal"))]
+    parts.append(f"--- warnings and errors at the end of {dockerd_log}")
+    parts.extend(problems[-20:])
+    return "\n".join(parts)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """On a failure, add containers, their logs and the sshd log to the test's report."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.failed:
+        try:
+            text = _failure_report(item.config)
+        except Exception as exc:  # the report must never hide the failure itself
+            text = f"(could not collect diagnostics: {exc!r})"
+        report.sections.append(("dockersh diagnostics", text))

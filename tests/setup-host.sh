@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Prepares this Debian 12 machine for the test suite, as root: the OS packages the tests use, a
+# running dockerd, and the test virtualenv (system Python, the package installed editable with its
+# test extras). .ci/run and tests/run both call it; it is idempotent and takes well under a second
+# when everything is already there. Progress goes to stderr.
+#
+#   tests/setup-host.sh               everything
+#   tests/setup-host.sh --dockerd     only make sure dockerd answers (the test fixtures use this)
+#   tests/setup-host.sh --print-venv  print the test virtualenv's path, change nothing
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+# Outside the work tree, so that it never lands in a docker build context; one per clone, because
+# the editable install points at the clone.
+venv=${DOCKERSH_TEST_VENV:-/var/tmp/dockersh-test-venv-$(printf '%s' "$repo" | sha256sum | cut -c1-12)}
+dockerd_log=/var/log/dockerd.log
+
+packages=(
+  docker.io openssh-server openssh-client sudo busybox-static debootstrap tmux rsync
+  python3-venv shellcheck util-linux procps iproute2
+)
+
+log() { printf 'setup-host: %s\n' "$*" >&2; }
+
+install_packages() {
+  local missing=() p
+  for p in "${packages[@]}"; do
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >&2
+}
+
+docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
+
+start_dockerd() {
+  docker_answers && return 0
+  log "starting dockerd (log: $dockerd_log)"
+  # Its own session, so that nothing that ends this script's process group ends the daemon.
+  setsid -f dockerd >>"$dockerd_log" 2>&1 </dev/null
+  local i
+  for ((i = 0; i < 60; i++)); do
+    docker_answers && return 0
+    sleep 0.5
+  done
+  log "dockerd did not answer within 30 s; the end of $dockerd_log:"
+  tail -n 40 "$dockerd_log" >&2
+  return 1
+}
+
+make_venv() {
+  local stamp=$venv/.dockersh-test-stamp want
+  want="$(cat "$repo/setup.cfg" "$repo/pyproject.toml" | sha256sum | cut -d' ' -f1) $repo"
+  if [[ -x $venv/bin/python && -f $stamp && $(<"$stamp") == "$want" ]]; then
+    return 0
+  fi
+  if [[ ! -x $venv/bin/python ]]; then
+    log "creating the test virtualenv $venv"
+    /usr/bin/python3 -m venv "$venv"
+  fi
+  log "installing the package and its test extras into $venv"
+  "$venv/bin/python" -m pip install -q -e "${repo}[test]" >&2
+  printf '%s\n' "$want" >"$stamp"
+}
+
+case ${1:-} in
+  --print-venv) printf '%s\n' "$venv"; exit 0 ;;
+  --dockerd) start_dockerd; exit ;;
+  '') ;;
+  *) echo "usage: $0 [--dockerd | --print-venv]" >&2; exit 2 ;;
+esac
+
+if ((EUID != 0)); then
+  log "run me as root: the tests create users and start sshd and dockerd"
+  exit 1
+fi
+install_packages
+start_dockerd
+make_venv

@@ -1,0 +1,90 @@
+"""The installed dockersh (install.sh) and its global config, put back as they were afterwards."""
+
+from __future__ import annotations
+
+import grp
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import REPO
+from .cmd import run
+from .images import BUSYBOX_IMAGE
+from .users import DOCKERSH_GROUP, DOCKERSH_SHELL
+
+INSTALL_SH = REPO / "install.sh"
+ETC = Path("/etc/dockersh")
+CONFIG = ETC / "dockersh.toml"
+
+#: What dockersh_config writes unless the test gives its own text: the tiny image, never pulled
+#: (there is no registry), and a shell that image has.
+DEFAULT_TEST_CONFIG = f"""\
+# Written by the dockersh_config test fixture, for one test.
+[container]
+image = "{BUSYBOX_IMAGE}"
+pull = "never"
+shell = "/bin/sh"
+"""
+
+
+@dataclass(frozen=True)
+class Installation:
+    """Where install.sh put things (the path contract in docs/DESIGN.md)."""
+
+    shell: Path = Path(DOCKERSH_SHELL)
+    entry: Path = Path("/opt/dockersh/sbin/dockersh")
+    venv: Path = Path("/opt/dockersh/venv")
+    config: Path = CONFIG
+    sudoers: Path = Path("/etc/sudoers.d/dockersh")
+    pam: Path = Path("/etc/pam.d/dockersh")
+    sshd_dropin: Path = Path("/etc/ssh/sshd_config.d/dockersh.conf")
+    output: str = ""
+
+
+def backup_etc(dest: Path) -> Path | None:
+    """Copy /etc/dockersh (as cp -a does) to dest; None when there was none."""
+    if not ETC.exists():
+        return None
+    run(["cp", "-a", ETC, dest])
+    return dest
+
+
+def restore_etc(backup: Path | None) -> None:
+    """Put /etc/dockersh back as backup_etc found it (absent when it was absent)."""
+    shutil.rmtree(ETC, ignore_errors=True)
+    if backup is not None:
+        run(["cp", "-a", backup, ETC])
+
+
+def run_install() -> Installation:
+    """Run the repo's ./install.sh and check that the contract's paths are there."""
+    if not INSTALL_SH.is_file():
+        raise AssertionError(f"{INSTALL_SH} is missing")
+    proc = run(["./install.sh"], cwd=REPO, timeout=900)
+    installation = Installation(output=proc.stdout + proc.stderr)
+    missing = [
+        str(p)
+        for p in (installation.shell, installation.entry, installation.venv / "bin" / "python3",
+                  installation.config, installation.sudoers, installation.pam,
+                  installation.sshd_dropin)
+        if not p.exists()
+    ]
+    try:
+        grp.getgrnam(DOCKERSH_GROUP)
+    except KeyError:
+        missing.append(f"group {DOCKERSH_GROUP}")
+    if missing:
+        raise AssertionError(
+            f"install.sh succeeded but left out: {', '.join(missing)}\n{installation.output}"
+        )
+    return installation
+
+
+def write_config(text: str) -> Path:
+    """Write the global config, root-owned 0644."""
+    ETC.mkdir(mode=0o755, exist_ok=True)
+    tmp = CONFIG.with_name(CONFIG.name + ".test-tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o644)
+    tmp.replace(CONFIG)
+    return CONFIG
