@@ -1,0 +1,385 @@
+#!/bin/bash
+# Install dockersh on this host (Debian/Ubuntu), or remove it. Run as root; non-interactive and
+# idempotent: a second run changes only what differs. Paths follow docs/DESIGN.md.
+set -euo pipefail
+umask 022
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export DEBIAN_FRONTEND=noninteractive
+
+src=$(cd "$(dirname "$0")" && pwd -P)
+prefix=/opt/dockersh
+venv=$prefix/venv
+entry=$prefix/sbin/dockersh
+front=/usr/local/bin/dockersh
+group=dockersh
+image=dockersh-session:latest
+demo_user=dockersh-demo
+sudoers=/etc/sudoers.d/dockersh
+sshd_dropin=/etc/ssh/sshd_config.d/dockersh.conf
+sshd_include='Include /etc/ssh/sshd_config.d/*.conf'
+units=(dockersh-gc.service dockersh-gc.timer)
+
+usage() {
+    cat <<EOF
+usage: $0 [--rebuild-image] [--demo]
+       $0 --uninstall [--purge]
+
+Installs dockersh: the login shell $front, the privileged entry $entry
+(a virtualenv of the system Python), group $group, sudoers/PAM/sshd drop-ins, state and
+log directories, and the session image $image (built from the Dockerfile when missing).
+
+  --rebuild-image  build $image even when it exists
+  --demo           then create user $demo_user and run a command in its container
+  --uninstall      remove what install.sh installed; keeps /etc/dockersh/dockersh.toml,
+                   group $group, the audit logs, containers, the image and users' homes
+  --purge          with --uninstall: also remove those (never users or their homes)
+  -h, --help       this text
+EOF
+}
+
+say() { printf 'install.sh: %s\n' "$*"; }
+die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+
+systemd_booted() { [ -d /run/systemd/system ]; }
+
+apt_updated=no
+apt_install() {
+    if [ "$apt_updated" = no ]; then
+        apt-get update -q >/dev/null
+        apt_updated=yes
+    fi
+    apt-get install -y -q "$@" >/dev/null
+    say "installed package(s): $*"
+}
+
+# put_file MODE SRC DEST: make DEST a root-owned copy of SRC with MODE; says what it did and
+# sets $changed to yes or no.
+changed=no
+put_file() {
+    local mode=$1 from=$2 dest=$3
+    if cmp -s "$from" "$dest" && [ "$(stat -c '%a %u %g' "$dest")" = "$mode 0 0" ]; then
+        changed=no
+        say "unchanged $dest"
+    else
+        install -D -o root -g root -m "$mode" "$from" "$dest"
+        changed=yes
+        say "installed $dest"
+    fi
+}
+
+# remove PATH...: delete files that exist and say so.
+remove() {
+    local p
+    for p in "$@"; do
+        if [ -e "$p" ] || [ -L "$p" ]; then
+            rm -rf -- "$p"
+            say "removed $p"
+        fi
+    done
+}
+
+# --- install ---------------------------------------------------------------------------------
+
+check_python() {
+    if ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        apt_install python3-venv
+    fi
+    /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+        die "/usr/bin/python3 is $(/usr/bin/python3 -V 2>&1); dockersh needs 3.11 or later"
+    say "system Python: $(/usr/bin/python3 -V)"
+}
+
+docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
+
+ensure_docker() {
+    if ! command -v dockerd >/dev/null && ! docker_answers; then
+        apt_install docker.io
+    fi
+    if docker_answers; then
+        say "Docker is running"
+        return
+    fi
+    if systemd_booted; then
+        systemctl start docker
+    else
+        # Its own session, so that the end of this script or its terminal does not end it.
+        setsid -f dockerd >>/var/log/dockerd.log 2>&1 </dev/null
+    fi
+    local i
+    for i in $(seq 60); do
+        if docker_answers; then
+            say "started the Docker daemon (after $((i / 2)) s)"
+            return
+        fi
+        sleep 0.5
+    done
+    die "the Docker daemon did not answer within 30 s (see /var/log/dockerd.log)"
+}
+
+# A digest of what pip installs from: a re-run with the same sources and Python skips pip.
+source_digest() {
+    (cd "$src" && find dockersh setup.cfg pyproject.toml -name __pycache__ -prune -o -type f -print0 |
+        LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+}
+
+install_venv() {
+    local want have stamp=$venv/.dockersh-source digest
+    want=$(/usr/bin/python3 -c 'import sys; print(sys.version_info[:2])')
+    have=$("$venv/bin/python3" -c 'import sys; print(sys.version_info[:2])' 2>/dev/null || true)
+    if [ "$want" != "$have" ]; then
+        install -d -m 0755 "$prefix"
+        /usr/bin/python3 -m venv --clear "$venv"
+        say "created the virtualenv $venv"
+    fi
+    digest=$(source_digest)
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$digest" ]; then
+        say "unchanged dockersh in $venv"
+        return
+    fi
+    # setuptools reuses ./build: a module deleted since the last install would come back.
+    rm -rf "$src/build"
+    "$venv/bin/python3" -m pip install -q --disable-pip-version-check --upgrade "$src"
+    printf '%s\n' "$digest" >"$stamp"
+    say "installed dockersh $("$venv/bin/python3" -I -c 'import dockersh; print(dockersh.__version__)') into $venv"
+}
+
+install_programs() {
+    local tmp
+    tmp=$(mktemp)
+    printf '%s\n' "#!$venv/bin/python3 -I" 'from dockersh.cli import main' \
+        'raise SystemExit(main())' >"$tmp"
+    put_file 755 "$tmp" "$entry"
+    rm -f "$tmp"
+    put_file 755 "$src/bin/dockersh" "$front"
+    if grep -qxF "$front" /etc/shells; then
+        say "unchanged /etc/shells"
+    else
+        add-shell "$front"
+        say "added $front to /etc/shells"
+    fi
+}
+
+ensure_group() {
+    if getent group "$group" >/dev/null; then
+        say "group $group exists"
+    else
+        groupadd --system "$group"
+        say "created group $group"
+    fi
+}
+
+install_config() {
+    local config=/etc/dockersh/dockersh.toml
+    install -d -m 0755 /etc/dockersh
+    if [ -e "$config" ]; then
+        say "kept $config"
+    else
+        put_file 644 "$src/etc/dockersh.toml" "$config"
+    fi
+}
+
+install_sudoers() {
+    [ -x /usr/bin/sudo ] || apt_install sudo
+    grep -Eq '^[@#]includedir[[:space:]]+/etc/sudoers\.d' /etc/sudoers ||
+        die "/etc/sudoers does not include /etc/sudoers.d; add: @includedir /etc/sudoers.d"
+    local tmp
+    tmp=$(mktemp)
+    cp "$src/etc/sudoers.d/dockersh" "$tmp"
+    visudo -qcf "$tmp" || die "visudo rejects etc/sudoers.d/dockersh"
+    put_file 440 "$tmp" "$sudoers"
+    rm -f "$tmp"
+    visudo -qc || { rm -f "$sudoers"; die "sudo's configuration is invalid with $sudoers: removed it"; }
+}
+
+# Reload a running sshd after a change of its configuration; never stop it. A SIGHUP makes sshd
+# re-execute itself, and one that cannot read its configuration then exits: check it first.
+reload_sshd() {
+    local how pid
+    if systemd_booted && systemctl is-active --quiet ssh; then
+        how=(systemctl reload ssh)
+    elif pid=$(cat /run/sshd.pid 2>/dev/null) && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sshd ]; then
+        how=(kill -HUP "$pid")
+    else
+        say "sshd is not running: nothing to reload"
+        return
+    fi
+    if ! /usr/sbin/sshd -t; then
+        say "sshd -t fails: did not reload sshd"
+        return
+    fi
+    "${how[@]}"
+    say "reloaded sshd (${how[*]})"
+}
+
+install_sshd() {
+    if [ ! -e /etc/ssh/sshd_config ]; then
+        say "no /etc/ssh/sshd_config: skipped the sshd drop-in"
+        return
+    fi
+    put_file 644 "$src/etc/sshd_config.d/dockersh.conf" "$sshd_dropin"
+    local reload=$changed
+    if ! grep -qxF "$sshd_include" /etc/ssh/sshd_config; then
+        # At the top: an Include after a Match line would belong to that Match.
+        sed -i "1i $sshd_include" /etc/ssh/sshd_config
+        say "added '$sshd_include' to /etc/ssh/sshd_config"
+        reload=yes
+    fi
+    install -d -m 0755 /run/sshd   # sshd -t needs its privilege separation directory
+    if ! /usr/sbin/sshd -t; then
+        rm -f "$sshd_dropin"
+        die "sshd -t fails with $sshd_dropin: removed it, sshd left as it was"
+    fi
+    if [ "$reload" = yes ]; then reload_sshd; fi
+}
+
+make_dirs() {
+    install -d -o root -g root -m 0700 /run/dockersh
+    install -d -o root -g root -m 0755 /var/lib/dockersh
+    install -d -o root -g adm -m 0750 /var/log/dockersh
+    say "directories /run/dockersh (0700) /var/lib/dockersh (0755) /var/log/dockersh (0750)"
+}
+
+install_timer() {
+    if ! systemd_booted; then
+        say "systemd is not PID 1: no gc timer; run '$front gc' from cron every 15 minutes"
+        return
+    fi
+    local unit any=no
+    for unit in "${units[@]}"; do
+        put_file 644 "$src/etc/systemd/$unit" "/etc/systemd/system/$unit"
+        [ "$changed" = no ] || any=yes
+    done
+    [ "$any" = no ] || systemctl daemon-reload
+    systemctl enable --now --quiet dockersh-gc.timer
+    say "enabled dockersh-gc.timer"
+}
+
+build_image() {
+    local rebuild=$1
+    if [ "$rebuild" = no ] && docker image inspect "$image" >/dev/null 2>&1; then
+        say "image $image exists (--rebuild-image builds it again)"
+        return
+    fi
+    say "building $image from $src/Dockerfile"
+    # The Dockerfile copies nothing in: build it without a context.
+    docker build -t "$image" - <"$src/Dockerfile" ||
+        die "could not build $image (with no image registry, make debian:bookworm-slim first:" \
+            "tests/images/make-debian-base.sh)"
+    say "built $image"
+}
+
+run_demo() {
+    if id "$demo_user" >/dev/null 2>&1; then
+        say "user $demo_user exists"
+    else
+        useradd --create-home --shell "$front" --groups "$group" "$demo_user"
+        say "created user $demo_user (no password)"
+    fi
+    local cmd='id; cat /etc/os-release | head -1'
+    say "demo: $front --user $demo_user -c '$cmd'"
+    "$front" --user "$demo_user" -c "$cmd"
+}
+
+do_install() {
+    local rebuild=$1 demo=$2
+    check_python
+    ensure_docker
+    install_venv
+    install_programs
+    ensure_group
+    install_config
+    install_sudoers
+    put_file 644 "$src/etc/pam.d/dockersh" /etc/pam.d/dockersh
+    install_sshd
+    make_dirs
+    put_file 644 "$src/etc/logrotate.d/dockersh" /etc/logrotate.d/dockersh
+    install_timer
+    build_image "$rebuild"
+    cat <<EOF
+
+dockersh is installed. Enroll a user (login shell + group):
+    usermod -s $front -aG $group alice      (or: $front enroll alice)
+Global config: /etc/dockersh/dockersh.toml (check it with: $front config check)
+Remove: $src/install.sh --uninstall [--purge]
+EOF
+    if [ "$demo" = yes ]; then run_demo; fi
+}
+
+# --- uninstall -------------------------------------------------------------------------------
+
+do_uninstall() {
+    local purge=$1 unit
+    # The boundary first: from here on nobody gets in.
+    remove "$sudoers"
+    if systemd_booted; then
+        systemctl disable --now --quiet dockersh-gc.timer 2>/dev/null || true
+        for unit in "${units[@]}"; do remove "/etc/systemd/system/$unit"; done
+        systemctl daemon-reload
+    fi
+    if [ -e "$sshd_dropin" ]; then
+        remove "$sshd_dropin"
+        reload_sshd
+    fi
+    remove /etc/pam.d/dockersh /etc/logrotate.d/dockersh "$front" "$prefix" /run/dockersh \
+        /var/lib/dockersh
+    if grep -qxF "$front" /etc/shells; then
+        remove-shell "$front"
+        say "removed $front from /etc/shells"
+    fi
+    if [ "$purge" = yes ]; then
+        if docker_answers; then
+            local ids
+            mapfile -t ids < <(docker ps -aq --filter label=dockersh.user)
+            if [ ${#ids[@]} -gt 0 ]; then
+                docker rm -f "${ids[@]}" >/dev/null
+                say "removed containers: ${ids[*]}"
+            fi
+            if docker image inspect "$image" >/dev/null 2>&1; then
+                docker rmi "$image" >/dev/null
+                say "removed image $image"
+            fi
+        fi
+        remove /etc/dockersh /var/log/dockersh
+        if getent group "$group" >/dev/null; then
+            groupdel "$group"
+            say "removed group $group"
+        fi
+    else
+        say "kept /etc/dockersh, /var/log/dockersh, group $group, containers and $image (--purge removes them)"
+    fi
+    local left
+    left=$(getent passwd | awk -F: -v s="$front" '$7 == s { printf "%s ", $1 }')
+    if [ -n "$left" ]; then
+        say "these users still have $front as login shell and cannot log in: $left"
+        say "give them another shell: usermod -s /bin/bash NAME"
+    fi
+    say "dockersh is uninstalled"
+}
+
+# --- main ------------------------------------------------------------------------------------
+
+main() {
+    local action=install rebuild=no demo=no purge=no
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --rebuild-image) rebuild=yes ;;
+            --demo) demo=yes ;;
+            --uninstall) action=uninstall ;;
+            --purge) purge=yes ;;
+            -h | --help) usage; exit 0 ;;
+            *) usage >&2; exit 2 ;;
+        esac
+        shift
+    done
+    if [ "$purge" = yes ] && [ "$action" != uninstall ]; then
+        die "--purge goes with --uninstall"
+    fi
+    [ "$(id -u)" -eq 0 ] || die "run me as root"
+    if [ "$action" = uninstall ]; then
+        do_uninstall "$purge"
+    else
+        do_install "$rebuild" "$demo"
+    fi
+}
+
+main "$@"
