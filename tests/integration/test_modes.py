@@ -1,0 +1,88 @@
+"""The real dockersh executable in every way it is called, in both exec modes, with and
+without a terminal: exit status, stderr apart from stdout, stdin EOF, binary bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import pexpect
+import pytest
+from conftest import DOCKERSH, Dockersh
+from support.install import DEFAULT_TEST_CONFIG
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["docker", "nsenter"])
+def mode(request: pytest.FixtureRequest, dockersh_config: Any) -> str:
+    dockersh_config(f'[session]\nexec = "{request.param}"\n' + DEFAULT_TEST_CONFIG)
+    return str(request.param)
+
+
+def test_command_exit_status_and_separate_streams(mode: str, dockersh: Dockersh,
+                                                  make_user: Any) -> None:
+    user = make_user()
+    proc = dockersh(user, ["-c", "echo out; echo err >&2; exit 42"])
+    assert (proc.returncode, proc.stdout, proc.stderr) == (42, b"out\n", b"err\n")
+
+
+def test_command_string_is_data_for_the_shell(mode: str, dockersh: Dockersh,
+                                              make_user: Any) -> None:
+    user = make_user()
+    proc = dockersh(user, ["-c", "--user root 2>/dev/null; printf '%s|' \"$0\" \"$1\"", "a0", "a1"])
+    assert proc.stdout == b"a0|a1|"
+    assert proc.returncode == 0
+
+
+def test_stdin_eof_ends_the_command(mode: str, dockersh: Dockersh, make_user: Any) -> None:
+    user = make_user()
+    proc = dockersh(user, ["-c", "wc -c; echo done"], input=b"abc", timeout=30)
+    assert proc.stdout.split() == [b"3", b"done"]
+
+
+def test_five_megabytes_of_binary_both_ways(mode: str, dockersh: Dockersh, make_user: Any) -> None:
+    user = make_user()
+    data = os.urandom(5 * 2**20)
+    up = dockersh(user, ["-c", "cat > ~/blob; sha256sum ~/blob"], input=data, timeout=60)
+    assert up.stdout.split()[0].decode() == hashlib.sha256(data).hexdigest()
+    down = dockersh(user, ["-c", "cat ~/blob"], timeout=60)
+    assert down.stdout == data
+
+
+def test_forced_command_runs_the_clients_command(mode: str, dockersh: Dockersh,
+                                                 make_user: Any) -> None:
+    user = make_user()
+    env = {"SSH_ORIGINAL_COMMAND": "echo forced; id -un"}
+    proc = dockersh(user, ["-c", DOCKERSH], env=env)
+    assert proc.stdout == f"forced\n{user.name}\n".encode()
+    assert dockersh(user, [], env=env).stdout == proc.stdout
+
+
+def test_login_shell_under_a_real_terminal(mode: str, dockersh_config: Any, make_user: Any) -> None:
+    """argv[0] "-dockersh", no arguments, a pty: an interactive login shell of the right size."""
+    user = make_user()
+    child = pexpect.spawn(
+        "setpriv",
+        [f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--", "/usr/bin/env",
+         "-i", "TERM=vt100", "PATH=/usr/bin:/bin", "/usr/bin/python3", "-c",
+         "import os; os.execv('/usr/local/bin/dockersh', ['-dockersh'])"],
+        dimensions=(30, 100), timeout=30,
+    )
+    child.sendline("echo T=$TERM; stty size; id -un; tty >/dev/null && echo has-tty")
+    child.expect("T=vt100")
+    child.expect("30 100")
+    child.expect(user.name)
+    child.expect("has-tty")
+    child.setwinsize(40, 120)
+    child.sendline("stty size")
+    child.expect("40 120")
+    child.sendline("sleep 30")
+    child.sendintr()  # Ctrl-C reaches the foreground process, not dockersh
+    child.sendline("echo after-$?")
+    child.expect("after-130")
+    child.sendline("exit 7")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 7
