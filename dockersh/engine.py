@@ -50,14 +50,15 @@ def socket_path(host: str) -> str:
 
 
 class Engine:
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, timeout: float = TIMEOUT) -> None:
         self.host = host
         self.path = socket_path(host)
+        self.timeout = timeout
 
     def request(self, method: str, path: str) -> tuple[int, Any]:
         """One request; returns (status, decoded JSON body or None)."""
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        sock.settimeout(TIMEOUT)
+        sock.settimeout(self.timeout)
         try:
             try:
                 sock.connect(self.path)

@@ -140,9 +140,51 @@ def monitor(start: Any, session: dict[str, Any], user: User, container: dict[str
         os.utime(sessions_fd)  # "idle since" for ls and gc
     except OSError:
         pass
+    if code != 0:
+        cause = why_ended(session, container)
+        if cause:
+            os.write(2, f"dockersh: the session ended: {cause}\n".encode())
     sys.stdout.flush()
     if code < 0:  # killed by a signal: die the same way, so sshd reports exit-signal
         _signal.signal(-code, _signal.SIG_DFL)
         os.kill(os.getpid(), -code)
         code = 128 - code
     os._exit(code)
+
+
+def why_ended(session: dict[str, Any], container: dict[str, Any]) -> str | None:
+    """After a session failed: one line when the engine or the container went away under it
+    (dockerd restarted, the container killed, OOM-killed or removed), else None.
+
+    The container's init still alive means the container is fine: no engine call. Otherwise the
+    engine is asked, for a few seconds, since it records the end a moment after it happens.
+    """
+    if init_alive(int(container["State"].get("Pid") or 0)):
+        return None
+    from dockersh.engine import Engine
+
+    engine = Engine(str(session["docker_host"]), timeout=5)
+    for _ in range(30):
+        try:
+            now = engine.container(str(container["Id"]))
+        except DockershError:
+            return "the Docker engine is not reachable (restarted?); log in again once it is back"
+        if now is None:
+            return "your container was removed; the next login creates it again"
+        if not now["State"].get("Running"):
+            from dockersh.lifecycle import describe_exit
+
+            return f"your container stopped ({describe_exit(now['State'])}); the next login " \
+                   "starts it again"
+        if now["State"].get("StartedAt") != container["State"].get("StartedAt"):
+            return "your container was restarted"
+        time.sleep(0.1)
+    return "your container stopped"
+
+
+def init_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return pid > 0 and f.read().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
