@@ -212,8 +212,8 @@ reload_sshd() {
 }
 
 install_sshd() {
-    if [ ! -e /etc/ssh/sshd_config ]; then
-        say "no /etc/ssh/sshd_config: skipped the sshd drop-in"
+    if [ ! -x /usr/sbin/sshd ] || [ ! -e /etc/ssh/sshd_config ]; then
+        say "no OpenSSH server here: skipped the sshd drop-in"
         return
     fi
     put_file 644 "$src/etc/sshd_config.d/dockersh.conf" "$sshd_dropin"
@@ -340,9 +340,12 @@ do_uninstall() {
             fi
         fi
         remove /etc/dockersh /var/log/dockersh
-        if getent group "$group" >/dev/null; then
-            groupdel "$group"
+        if ! getent group "$group" >/dev/null; then
+            :
+        elif groupdel "$group"; then
             say "removed group $group"
+        else
+            say "kept group $group: groupdel refused (the primary group of a user?)"
         fi
     else
         say "kept /etc/dockersh, /var/log/dockersh, group $group, containers and $image (--purge removes them)"
@@ -375,6 +378,9 @@ main() {
         die "--purge goes with --uninstall"
     fi
     [ "$(id -u)" -eq 0 ] || die "run me as root"
+    # One install.sh at a time: a second one waits here.
+    exec 9>/run/dockersh-install.lock
+    flock 9
     if [ "$action" = uninstall ]; then
         do_uninstall "$purge"
     else
