@@ -148,6 +148,8 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:  # its message carries "(at line N, column M)"
         raise ConfigError(where, "", f"not valid TOML: {exc}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits (int() refuses it)
+        raise ConfigError(where, "", f"not valid TOML: {exc}") from None
     except RecursionError:
         raise ConfigError(where, "", "not valid TOML: nested too deeply") from None
 
@@ -179,7 +181,9 @@ def _value(kind: str, value: Any, choices: tuple[str, ...]) -> Any:
             raise ValueError("must be a positive integer")
         return value
     if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        # not "value <= 0": nan compares false with everything; inf and 1e308 are no CPU count
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                not 0 < value < 2**31:
             raise ValueError("must be a positive number")
         return float(value)
     if kind in ("strlist", "caps"):

@@ -17,9 +17,11 @@ def _split(text: str, units: dict[str, int]) -> int | float | None:
         value = float(number) if "." in number else int(number)
     except ValueError:
         return None
-    if value < 0:
+    value *= units[unit]
+    # "1.e999" is float infinity and "nan" never compares: neither is a size or a duration.
+    if not 0 <= value < 2**63:
         return None
-    return value * units[unit]
+    return value
 
 
 def parse_size(text: str) -> int | None:
