@@ -13,22 +13,28 @@ def escape(text: str) -> str:
 
 
 def cap(name: str, limit: int = MAX_LENGTH) -> str:
-    """Shorten a long name, keeping it unique with a hash of the whole."""
+    """Shorten a long name, keeping it unique with a hash of the whole.
+
+    The hash goes after ``_h``, which ``escape`` never writes (its ``_`` is always followed by
+    two hex digits): so no short name, however chosen, equals the shortened name of another.
+    """
     if len(name) <= limit:
         return name
     import hashlib  # rare, and 7 ms: not on every login
 
     digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-    return f"{name[: limit - 11]}-{digest}"
+    return f"{name[: limit - 12]}_h{digest}"
 
 
 def container_name(template: str, values: dict[str, str]) -> str:
-    """Fill ``template`` with escaped values; the result always starts with a letter or digit."""
+    """Fill ``template`` with escaped values: a valid Docker name (a letter or digit, then at
+    least one more character). When it needs one, the prefix is an upper-case ``X``, which
+    ``escape`` never writes, so prefixed names stay apart from every other name."""
     name = template
     for key, value in values.items():
         name = name.replace("{" + key + "}", escape(value))
-    if not name or not name[0].isalnum():
-        name = "x" + name
+    if len(name) < 2 or not (name[0].isascii() and name[0].isalnum()):
+        name = "X" + (name or "-")
     return cap(name)
 
 

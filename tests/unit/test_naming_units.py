@@ -32,7 +32,7 @@ def test_long_names_are_capped_with_a_hash() -> None:
 
 
 def test_template_that_starts_with_a_symbol_still_gives_a_valid_name() -> None:
-    assert naming.container_name("{user}", {"user": ".hidden"}) == "x.hidden"
+    assert naming.container_name("{user}", {"user": ".hidden"}) == "X.hidden"
 
 
 def test_hostnames_are_valid_labels() -> None:
