@@ -31,8 +31,9 @@ def test_command_exit_status_and_separate_streams(mode: str, dockersh: Dockersh,
 def test_command_string_is_data_for_the_shell(mode: str, dockersh: Dockersh,
                                               make_user: Any) -> None:
     user = make_user()
-    proc = dockersh(user, ["-c", "--user root 2>/dev/null; printf '%s|' \"$0\" \"$1\"", "a0", "a1"])
-    assert proc.stdout == b"a0|a1|"
+    proc = dockersh(user, ["-c", "echo --user root --config /x; printf '%s|' \"$0\" \"$1\"",
+                           "a0", "a1"])
+    assert proc.stdout == b"--user root --config /x\na0|a1|"
     assert proc.returncode == 0
 
 
@@ -70,7 +71,8 @@ def test_login_shell_under_a_real_terminal(mode: str, dockersh_config: Any, make
          "import os; os.execv('/usr/local/bin/dockersh', ['-dockersh'])"],
         dimensions=(30, 100), timeout=30,
     )
-    child.sendline("echo T=$TERM; stty size; id -un; tty >/dev/null && echo has-tty")
+    child.expect(r"\$ ")  # the prompt: the terminal size is applied by then
+    child.sendline("echo T=$TERM; stty size; id -un; [ -t 0 ] && [ -t 1 ] && echo has-tty")
     child.expect("T=vt100")
     child.expect("30 100")
     child.expect(user.name)
