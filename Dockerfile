@@ -1,6 +1,7 @@
 # The default dockersh session image, built by install.sh as dockersh-session:latest.
 # Every session of a user runs in their own long-lived container of this image; dockersh adds
 # the user's passwd/group entries and home at run time, and runs it with `docker run --init`.
+# install.sh builds it with no context (`docker build - <Dockerfile`): a COPY needs a change there.
 FROM debian:bookworm-slim
 
 LABEL org.opencontainers.image.title="dockersh-session" \
@@ -13,7 +14,7 @@ ENV LANG=C.UTF-8
 # openssh-sftp-server: sshd's `Subsystem sftp /usr/lib/openssh/sftp-server` runs that path here.
 # openssh-client: `scp -t`, which OpenSSH < 9 clients and `scp -O` run on the far side.
 # rsync: `rsync -e ssh` runs `rsync --server` on the far side.
-# tzdata: sudo passes the client's TZ through. No sshd and no sudo in here, by design.
+# tzdata: a TZ that reaches the session (sudo keeps it) names a zone. No sshd, no sudo in here.
 # The set-uid/set-gid bits go: nothing in a session needs to gain privilege.
 RUN set -eux; \
     apt-get update; \
