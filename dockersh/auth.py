@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-import time
 
 from dockersh.errors import DockershError
 
@@ -14,7 +13,9 @@ TRIES = 3
 
 
 def authenticate(name: str) -> None:
-    """Ask for NAME's password on the terminal, like su; three tries, then refuse."""
+    """Ask for NAME's password on the terminal, like su; three tries, then refuse.
+
+    The delay after a failure is PAM's (pam_unix, pam_faildelay in /etc/pam.d/dockersh)."""
     import pam
 
     if not os.isatty(0):
@@ -27,7 +28,6 @@ def authenticate(name: str) -> None:
             break
         if checker.authenticate(name, password, service=SERVICE):
             return
-        time.sleep(2)  # pam_faildelay in /etc/pam.d/dockersh also delays; this keeps the floor
         if attempt < TRIES:
             print("dockersh: authentication failed, try again", file=sys.stderr)
     raise DockershError(f"authentication failed for {name}")

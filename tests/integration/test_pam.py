@@ -1,0 +1,65 @@
+"""dockersh --user NAME by another user: NAME's password through PAM, as su does."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pexpect
+import pytest
+from conftest import DOCKERSH, Dockersh
+
+pytestmark = pytest.mark.integration
+
+
+def spawn_as(user: Any, *args: str) -> pexpect.spawn:
+    return pexpect.spawn(
+        "setpriv",
+        [f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--", "/usr/bin/env",
+         "-i", "PATH=/usr/bin:/bin", DOCKERSH, *args],
+        timeout=30,
+    )
+
+
+def test_right_password_opens_the_other_users_session(dockersh: Dockersh, make_user: Any) -> None:
+    caller = make_user()
+    target = make_user(password="correct horse")
+    child = spawn_as(caller, "--user", target.name, "-c", "id -un")
+    child.expect(f"Password for {target.name}: ")
+    child.sendline("correct horse")
+    child.expect(target.name)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_three_wrong_passwords_are_refused_with_delays(dockersh: Dockersh, make_user: Any) -> None:
+    caller = make_user()
+    target = make_user(password="correct horse")
+    child = spawn_as(caller, "--user", target.name, "-c", "echo SHOULD-NOT-RUN")
+    started = time.monotonic()
+    for attempt in range(3):
+        child.expect(f"Password for {target.name}: ")
+        child.sendline(f"wrong {attempt}")
+    child.expect(f"dockersh: authentication failed for {target.name}")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 125
+    assert b"SHOULD-NOT-RUN" not in (child.before or b"")
+    assert time.monotonic() - started >= 3  # PAM delays each failure (about 2 s each)
+
+
+def test_no_terminal_no_password_prompt(dockersh: Dockersh, make_user: Any) -> None:
+    caller = make_user()
+    target = make_user(password="x")
+    proc = dockersh(caller, ["--user", target.name, "-c", "echo SHOULD-NOT-RUN"])
+    assert proc.returncode == 125
+    assert proc.stdout == b""
+    assert proc.stderr == (f"dockersh: a password for {target.name} is needed and there is no "
+                           "terminal to ask on\n").encode()
+
+
+def test_a_user_may_name_themselves_without_a_password(dockersh: Dockersh, make_user: Any) -> None:
+    user = make_user()
+    proc = dockersh(user, ["--user", user.name, "-c", "id -un"])
+    assert (proc.returncode, proc.stdout) == (0, f"{user.name}\n".encode())
