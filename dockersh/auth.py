@@ -26,7 +26,10 @@ def authenticate(name: str) -> None:
             password = getpass.getpass(f"Password for {name}: ", stream=sys.stderr)
         except EOFError:
             break
-        if checker.authenticate(name, password, service=SERVICE):
+        # No empty passwords: Debian's common-auth accepts them for accounts that have none.
+        # resetcreds=False: pam_setcred would run credential modules in this root process.
+        if password and checker.authenticate(name, password, service=SERVICE,
+                                             resetcreds=False):
             return
         if attempt < TRIES:
             print("dockersh: authentication failed, try again", file=sys.stderr)

@@ -94,7 +94,6 @@ class UserConfigPolicy:
 @dataclass(frozen=True)
 class DockerConfig:
     host: str = opt("unix:///var/run/docker.sock", "str")
-    cli: str = opt("", "path")
     lock_timeout: str = opt("30s", "duration")
 
 

@@ -1,6 +1,6 @@
 """A tiny Docker Engine API client for the warm login path.
 
-The Docker SDK costs ~165 ms to import; a warm login needs two GETs. So: HTTP/1.0 over the unix
+The Docker SDK costs ~165 ms to import; a warm login needs two GETs. So: HTTP over the unix
 socket with the builtin ``_socket`` and JSON with the C scanner behind the ``json`` module (whose
 own import pulls in ``re``). The SDK is used only when a container must be created.
 """
@@ -43,6 +43,24 @@ def loads(text: str) -> Any:
     return value
 
 
+def dumps(value: Any) -> str:
+    """JSON for the few shapes dockersh sends (dicts, lists, strings, numbers, bools, None),
+    with the C string encoder: ``json`` itself would cost 10 ms to import."""
+    from _json import encode_basestring_ascii as string
+
+    if isinstance(value, str):
+        return string(value)
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{string(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
 def socket_path(host: str) -> str:
     if not host.startswith("unix://"):
         raise DockershError(f"[docker] host must be a unix:// socket, not {host!r}")
@@ -55,19 +73,31 @@ class Engine:
         self.path = socket_path(host)
         self.timeout = timeout
 
-    def request(self, method: str, path: str) -> tuple[int, Any]:
-        """One request; returns (status, decoded JSON body or None)."""
+    def connect(self) -> _socket.socket:
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
-            try:
-                sock.connect(self.path)
-            except OSError as exc:
-                raise DockershError(
-                    f"cannot reach the Docker engine at {self.path} ({exc.strerror}); "
-                    "is dockerd running?"
-                ) from None
-            sock.sendall(f"{method} {API}{path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+            sock.connect(self.path)
+        except OSError as exc:
+            sock.close()
+            raise DockershError(
+                f"cannot reach the Docker engine at {self.path} ({exc.strerror}); "
+                "is dockerd running?"
+            ) from None
+        return sock
+
+    @staticmethod
+    def head(method: str, path: str, body: Any, extra: str = "") -> bytes:
+        data = b"" if body is None else dumps(body).encode()
+        kind = "Content-Type: application/json\r\n" if body is not None else ""
+        return (f"{method} {API}{path} HTTP/1.1\r\nHost: docker\r\n{kind}{extra}"
+                f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """One request (the connection closes after it); returns (status, decoded JSON or None)."""
+        sock = self.connect()
+        try:
+            sock.sendall(self.head(method, path, body, "Connection: close\r\n"))
             chunks = []
             while True:
                 chunk = sock.recv(65536)
@@ -78,16 +108,40 @@ class Engine:
             raise DockershError("the Docker engine did not answer in time") from None
         finally:
             sock.close()
-        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        try:
-            status = int(lines[0].split()[1])
-        except (IndexError, ValueError):
-            raise DockershError("the Docker engine sent a malformed answer") from None
+        status, head, data = parse_head(b"".join(chunks))
         if b"transfer-encoding: chunked" in head.lower():
-            body = _dechunk(body)
-        text = body.decode("utf-8", "replace").strip()
+            data = _dechunk(data)
+        text = data.decode("utf-8", "replace").strip()
         return status, (loads(text) if text else None)
+
+    def hijack(self, path: str, body: Any) -> tuple[_socket.socket, bytes]:
+        """POST that upgrades the connection to a raw stream (exec start); returns the socket
+        and any stream bytes that arrived with the response head."""
+        sock = self.connect()
+        try:
+            sock.sendall(self.head("POST", path, body, "Connection: Upgrade\r\nUpgrade: tcp\r\n"))
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise DockershError("the Docker engine closed the connection")
+                received += chunk
+        except BaseException:
+            sock.close()
+            raise
+        status, _, rest = parse_head(received)
+        if status not in (101, 200):
+            sock.close()
+            raise DockershError(f"the Docker engine refused to start the session ({status})")
+        sock.settimeout(None)
+        return sock, rest
+
+    def post(self, path: str, body: Any = None) -> Any:
+        status, answer = self.request("POST", path, body)
+        if status >= 300:
+            message = answer.get("message") if isinstance(answer, dict) else answer
+            raise DockershError(f"the Docker engine answered {status}: {message}")
+        return answer
 
     def get(self, path: str) -> Any:
         """GET that returns the body, None on 404, and a clear error on anything else."""
@@ -111,6 +165,14 @@ def quote(part: str) -> str:
     """Percent-encode a path segment (names and image references may hold ':' and '/')."""
     safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
     return "".join(c if c in safe else "".join(f"%{b:02X}" for b in c.encode()) for c in part)
+
+
+def parse_head(response: bytes) -> tuple[int, bytes, bytes]:
+    head, _, rest = response.partition(b"\r\n\r\n")
+    try:
+        return int(head.split(b"\r\n", 1)[0].split()[1]), head, rest
+    except (IndexError, ValueError):
+        raise DockershError("the Docker engine sent a malformed answer") from None
 
 
 def _dechunk(body: bytes) -> bytes:

@@ -1,10 +1,11 @@
-"""Handing the session to the container, with a monitor that outlives the handoff.
+"""Handing the session to the container, under a monitor that outlives the handoff.
 
-The session process (``docker exec``, or the shell itself entered by nsenter) is a child that
-inherits the SSH session's stdin, stdout, stderr and terminal untouched: bytes, EOF, window
-size, job control and Ctrl-C go straight to it, never through Python. The parent only waits:
-it ignores the terminal's SIGINT/SIGQUIT (they are for the session), passes SIGHUP and SIGTERM
-on, writes the audit records and exits with the child's exact status (re-raising a fatal signal).
+Two ways in, one monitor. ``docker``: this process runs the exec through the Engine API
+(attach.py) and moves the bytes. ``nsenter``: a forked child enters the container and execs the
+shell, inheriting the SSH session's stdin, stdout, stderr and terminal untouched. Either way the
+monitor ignores the terminal's SIGINT/SIGQUIT (they are for the session), passes hangups on,
+writes the audit records, says in one line why a session died with its container, and exits
+with the session's exact status (re-raising a fatal signal, so sshd reports it).
 """
 
 from __future__ import annotations
@@ -24,13 +25,6 @@ if TYPE_CHECKING:
     from dockersh.identity import User
 else:
     import _signal  # signal without the enum import (8 ms)
-
-DOCKER_CLIS = ("/usr/bin/docker", "/usr/local/bin/docker")
-SAFE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-#: docker exec -t holds back the first key of its detach sequence (default ctrl-p, which bash
-#: uses). ctrl-] is the rarest key to hold back; the pair is practically never typed.
-DETACH_KEYS = "ctrl-],ctrl-@"
-
 
 def glob_match(pattern: str, name: str) -> bool:
     """``*`` and ``?`` as in fnmatch, without importing re on the login path."""
@@ -52,33 +46,13 @@ def session_env(session: dict[str, Any], shell: str, environ: Mapping[str, str],
             glob_match(p, name) for p in session["env_pass"]
         ):
             env[name] = value
-    if tty and "TERM" not in env:
+    if tty and env.get("TERM", "unknown") == "unknown":  # sudo says "unknown" for none
         env["TERM"] = "xterm"
     return list(env.items())
 
 
-def docker_argv(cli: str, container_id: str, session: dict[str, Any], shell: str,
-                env: list[tuple[str, str]], command: str | None, args: tuple[str, ...],
-                tty: bool) -> list[str]:
-    argv = [cli, "exec", "-i"]
-    if tty:
-        argv += ["-t", "--detach-keys", DETACH_KEYS]
-    argv += ["-u", f"{session['uid']}:{session['gid']}", "-w", str(session["home"])]
-    for name, value in env:
-        argv += ["-e", f"{name}={value}"]
-    argv += [container_id, *shell_argv(shell, command, args)]
-    return argv
-
-
 def shell_argv(shell: str, command: str | None, args: tuple[str, ...]) -> list[str]:
     return [shell, "-l"] if command is None else [shell, "-c", command, *args]
-
-
-def docker_cli(configured: str) -> str:
-    for path in (configured,) if configured else DOCKER_CLIS:
-        if os.access(path, os.X_OK):
-            return path
-    raise DockershError(f"no docker command at {configured or ' or '.join(DOCKER_CLIS)}")
 
 
 def run(session: dict[str, Any], user: User, container: dict[str, Any], command: str | None,
@@ -86,35 +60,39 @@ def run(session: dict[str, Any], user: User, container: dict[str, Any], command:
     shell = str((container["Config"].get("Labels") or {}).get("dockersh.shell") or "/bin/sh")
     tty = os.isatty(0) and os.isatty(1)
     env = session_env(session, shell, environ, tty)
+    argv = shell_argv(shell, command, args)
     if command is None and session["banner"]:
         print(session["banner"], file=sys.stderr, flush=True)
-    if session["exec"] == "nsenter":
-        from dockersh import nsenter
-
-        target = nsenter.Target(container, session, env, shell_argv(shell, command, args))
-        nsenter.prepare_pid_namespace(target)
-        start = lambda: nsenter.enter(target)  # noqa: E731
-    else:
-        cli = docker_cli(str(session["docker_cli"]))
-        argv = docker_argv(cli, container["Id"], session, shell, env, command, args, tty)
-        cli_env = {"PATH": SAFE_PATH, "DOCKER_HOST": str(session["docker_host"]),
-                   "DOCKER_CONFIG": "/nonexistent", "HOME": "/nonexistent"}
-        start = lambda: os.execve(cli, argv, cli_env)  # noqa: E731
-    monitor(start, session, user, container, command, environ, sessions_fd)
-
-
-def monitor(start: Any, session: dict[str, Any], user: User, container: dict[str, Any],
-            command: str | None, environ: Mapping[str, str], sessions_fd: int) -> NoReturn:
     for sig in (_signal.SIGINT, _signal.SIGQUIT):
         _signal.signal(sig, _signal.SIG_IGN)
     began = time.time()
+    if session["exec"] == "nsenter":
+        from dockersh import nsenter
+
+        target = nsenter.Target(container, session, env, argv)
+        nsenter.prepare_pid_namespace(target)
+        child = spawn(lambda: nsenter.enter(target))
+        record = start_record(session, user, container, command, environ)
+        code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    else:
+        from dockersh import attach
+        from dockersh.engine import Engine
+
+        record = start_record(session, user, container, command, environ)
+        code = attach.run(Engine(str(session["docker_host"])), container["Id"], argv,
+                          f"{session['uid']}:{session['gid']}", str(session["home"]), env, tty)
+    finish(session, container, record, code, began, sessions_fd)
+
+
+def spawn(enter: Any) -> int:
+    """Fork the child that becomes the session; hangups reach it through the monitor."""
     child = os.fork()
     if child == 0:
         try:
             # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec: restore them all.
             for sig in (_signal.SIGINT, _signal.SIGQUIT, _signal.SIGPIPE, _signal.SIGXFSZ):
                 _signal.signal(sig, _signal.SIG_DFL)
-            start()
+            enter()
         except BaseException as exc:
             message = exc.message if isinstance(exc, DockershError) else str(exc)
             os.write(2, f"dockersh: cannot start the session: {message}\n".encode())
@@ -128,12 +106,22 @@ def monitor(start: Any, session: dict[str, Any], user: User, container: dict[str
 
     for sig in (_signal.SIGHUP, _signal.SIGTERM):
         _signal.signal(sig, forward)
+    return child
+
+
+def start_record(session: dict[str, Any], user: User, container: dict[str, Any],
+                 command: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
     from dockersh import audit
 
     record = audit.session_record(session, user, container, command, environ, os.getpid())
     audit.write(session, {**record, "event": "session-start"})
-    _, status = os.waitpid(child, 0)
-    code = os.waitstatus_to_exitcode(status)
+    return record
+
+
+def finish(session: dict[str, Any], container: dict[str, Any], record: dict[str, Any],
+           code: int, began: float, sessions_fd: int) -> NoReturn:
+    from dockersh import audit
+
     audit.write(session, {**record, "event": "session-end", "exit": code,
                           "duration": round(time.time() - began, 3)})
     try:

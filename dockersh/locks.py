@@ -24,8 +24,9 @@ LOCK_DIR = f"{RUN_DIR}/locks"
 def open_lock(path: str) -> int:
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    except FileNotFoundError:
-        os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
+    except FileNotFoundError:  # /run is empty after a reboot
+        for directory in (RUN_DIR, LOCK_DIR):
+            os.makedirs(directory, mode=0o700, exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
 
 

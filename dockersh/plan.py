@@ -145,7 +145,6 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         "exec": s.exec,
         "banner": substitute(s.banner, user),
         "docker_host": config.docker.host,
-        "docker_cli": config.docker.cli,
         "lock_timeout": units.parse_duration(config.docker.lock_timeout) or 0,
         "audit_file": config.audit.file,
         "audit_syslog": config.audit.syslog,

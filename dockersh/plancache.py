@@ -52,7 +52,8 @@ def store(user: User, cache_key: tuple[object, ...], session: dict[str, object])
     path = _path(user)
     tmp = f"{path}.{os.getpid()}"
     try:
-        os.makedirs(CACHE_DIR, mode=0o700, exist_ok=True)
+        for directory in (RUN_DIR, CACHE_DIR):
+            os.makedirs(directory, mode=0o700, exist_ok=True)
         with open(tmp, "wb") as f:
             marshal.dump((cache_key, session), f)  # type: ignore[arg-type]
         os.replace(tmp, path)

@@ -1,6 +1,6 @@
 """The plan is data: config + user → container spec and session, asserted exactly."""
 
-from dockersh import config, handoff, plan
+from dockersh import attach, config, handoff, plan
 from dockersh.identity import User
 
 ALICE = User("alice", 1001, 1001, "/home/alice", "/usr/local/bin/dockersh", "Alice A",
@@ -78,7 +78,6 @@ def test_session_plan() -> None:
         "exec": "nsenter",
         "banner": "hi alice",
         "docker_host": "unix:///var/run/docker.sock",
-        "docker_cli": "",
         "lock_timeout": 30,
         "audit_file": "/var/log/dockersh/audit.jsonl",
         "audit_syslog": True,
@@ -103,29 +102,31 @@ def test_labels() -> None:
     }
 
 
-def test_docker_exec_argv() -> None:
-    session = make().session
-    env = handoff.session_env(session, "/bin/bash",
+def test_session_environment_passes_only_what_env_pass_names() -> None:
+    env = handoff.session_env(make().session, "/bin/bash",
                               {"TERM": "xterm-256color", "LC_ALL": "C.UTF-8",
                                "LD_PRELOAD": "/x.so", "HOME": "/evil", "LANG": "a\0b"}, True)
     assert env == [("HOME", "/home/alice"), ("USER", "alice"), ("LOGNAME", "alice"),
                    ("SHELL", "/bin/bash"), ("TERM", "xterm-256color"), ("LC_ALL", "C.UTF-8")]
-    assert handoff.docker_argv("/usr/bin/docker", "abc", session, "/bin/bash", env[:1],
-                               None, (), True) == [
-        "/usr/bin/docker", "exec", "-i", "-t", "--detach-keys", "ctrl-],ctrl-@",
-        "-u", "1001:1001", "-w", "/home/alice", "-e", "HOME=/home/alice",
-        "abc", "/bin/bash", "-l",
-    ]
-    assert handoff.docker_argv("/usr/bin/docker", "abc", session, "/bin/sh", [],
-                               "--user root; id", ("a0",), False) == [
-        "/usr/bin/docker", "exec", "-i", "-u", "1001:1001", "-w", "/home/alice",
-        "abc", "/bin/sh", "-c", "--user root; id", "a0",
-    ]
+
+
+def test_exec_argv_and_config() -> None:
+    assert handoff.shell_argv("/bin/bash", None, ()) == ["/bin/bash", "-l"]
+    assert handoff.shell_argv("/bin/sh", "--user root; id", ("a0",)) == [
+        "/bin/sh", "-c", "--user root; id", "a0"]
+    assert attach.exec_config(["/bin/sh", "-l"], "1001:1001", "/home/alice",
+                              [("HOME", "/home/alice")], True) == {
+        "AttachStdin": True, "AttachStdout": True, "AttachStderr": True, "Tty": True,
+        "DetachKeys": "ctrl-],ctrl-@", "Privileged": False, "User": "1001:1001",
+        "WorkingDir": "/home/alice", "Env": ["HOME=/home/alice"], "Cmd": ["/bin/sh", "-l"],
+    }
 
 
 def test_tty_without_term_gets_a_default() -> None:
     env = dict(handoff.session_env(make().session, "/bin/sh", {}, True))
     assert env["TERM"] == "xterm"
+    assert dict(handoff.session_env(make().session, "/bin/sh", {"TERM": "unknown"}, True))[
+        "TERM"] == "xterm"
     assert "TERM" not in dict(handoff.session_env(make().session, "/bin/sh", {}, False))
 
 

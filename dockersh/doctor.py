@@ -1,0 +1,258 @@
+"""``dockersh doctor``: check the whole setup; each problem in one line, with how to fix it.
+
+Exit status 0 when healthy, 1 when a problem was found. Notes and warnings do not fail.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+import subprocess
+from collections.abc import Callable, Iterator
+
+from dockersh import config, inventory, plan
+from dockersh.admin import GROUP, SHELL, check_config
+from dockersh.engine import Engine
+from dockersh.errors import DockershError
+
+ENTRY = "/opt/dockersh/sbin/dockersh"
+SHELLS = "/etc/shells"
+SUDOERS = "/etc/sudoers.d/dockersh"
+PAM = "/etc/pam.d/dockersh"
+SSHD = "/usr/sbin/sshd"
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/dockersh.conf"
+VISUDO = "/usr/sbin/visudo"
+INSTALL = "run install.sh from the dockersh source"
+
+OK, FAIL, WARN, NOTE = "ok", "FAIL", "warn", "note"
+Finding = tuple[str, str]  # (OK | FAIL | WARN | NOTE, one line)
+Check = Callable[["Context"], Iterator[Finding]]
+
+
+class Context:
+    """What the checks share: the config (defaults when it is broken) and the engine."""
+
+    def __init__(self, config_path: str) -> None:
+        self.config_path = config_path
+        self.config = config.Config()
+        self.engine: Engine | None = None
+
+
+def problem(what: str, fix: str) -> Finding:
+    return FAIL, f"{what}; fix: {fix}"
+
+
+def check_config_file(ctx: Context) -> Iterator[Finding]:
+    try:
+        warnings = check_config(ctx.config_path)
+        ctx.config = inventory.global_config(ctx.config_path)
+    except DockershError as exc:
+        yield problem(exc.message, f"edit {ctx.config_path}, then `dockersh config check`")
+        return
+    yield OK, f"config {ctx.config_path} is valid"
+    for warning in warnings:
+        yield WARN, warning
+
+
+def check_docker(ctx: Context) -> Iterator[Finding]:
+    engine = Engine(ctx.config.docker.host)
+    try:
+        version = engine.get("/version")
+    except DockershError as exc:
+        yield problem(exc.message, "start dockerd (systemctl start docker), or fix [docker] host")
+        return
+    ctx.engine = engine
+    yield OK, (f"Docker engine {version.get('Version')} (API {version.get('ApiVersion')}) "
+               f"at {engine.path}")
+
+
+def check_image(ctx: Context) -> Iterator[Finding]:
+    image = ctx.config.container.image
+    if ctx.engine is None:
+        yield NOTE, f"image {image} not checked: the engine is not reachable"
+    elif ctx.engine.image_id(image) is None:
+        yield problem(f"the default image {image} is not on this host",
+                      f"`dockersh pull`, or {INSTALL} (it builds dockersh-session:latest)")
+    else:
+        yield OK, f"the default image {image} is present"
+
+
+def root_file(path: str, executable: bool) -> str | None:
+    """What is wrong with a file only root may change, or None."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return f"{path} is missing ({exc.strerror})"
+    if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} is writable by someone other than root"
+    if executable and not st.st_mode & stat.S_IXOTH:
+        return f"{path} is not executable"
+    return None
+
+
+def check_programs(ctx: Context) -> Iterator[Finding]:
+    for path in (SHELL, ENTRY):
+        wrong = root_file(path, executable=True)
+        yield (OK, f"{path} is in place") if wrong is None else problem(wrong, INSTALL)
+
+
+def check_shells(ctx: Context) -> Iterator[Finding]:
+    try:
+        with open(SHELLS, encoding="utf-8") as f:
+            listed = SHELL in (line.strip() for line in f)
+    except OSError:
+        listed = False
+    if listed:
+        yield OK, f"{SHELL} is in {SHELLS}"
+    else:
+        yield problem(f"{SHELL} is not in {SHELLS}", f"echo {SHELL} >> {SHELLS}, or {INSTALL}")
+
+
+def check_group(ctx: Context) -> Iterator[Finding]:
+    try:
+        members = grp.getgrnam(GROUP).gr_mem
+    except KeyError:
+        yield problem(f"there is no group {GROUP}", f"groupadd --system {GROUP}, or {INSTALL}")
+        return
+    yield OK, f"group {GROUP} exists ({len(members)} listed members)"
+
+
+def check_sudoers(ctx: Context) -> Iterator[Finding]:
+    wrong = root_file(SUDOERS, executable=False)
+    if wrong is not None:
+        yield problem(wrong, INSTALL)
+        return
+    if not os.access(VISUDO, os.X_OK):
+        yield problem("sudo is not installed", f"apt-get install sudo, then {INSTALL}")
+        return
+    proc = subprocess.run([VISUDO, "-c", "-q", "-f", SUDOERS], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        said = " ".join((proc.stderr + proc.stdout).split())
+        yield problem(f"{SUDOERS} is not valid ({said})", INSTALL)
+    else:
+        yield OK, f"{SUDOERS} is valid"
+
+
+def check_pam(ctx: Context) -> Iterator[Finding]:
+    wrong = root_file(PAM, executable=False)
+    yield (OK, f"{PAM} is in place") if wrong is None else problem(wrong, INSTALL)
+
+
+def dockersh_user() -> str | None:
+    """A user in the group (the first listed one that exists), to ask sshd about."""
+    try:
+        members = grp.getgrnam(GROUP).gr_mem
+    except KeyError:
+        return None
+    for name in members:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    return None
+
+
+def sshd_effective(user: str) -> dict[str, list[str]]:
+    proc = subprocess.run([SSHD, "-T", "-C", f"user={user},host=localhost,addr=127.0.0.1"],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise DockershError(f"sshd -T failed: {' '.join(proc.stderr.split())}")
+    settings: dict[str, list[str]] = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        settings.setdefault(key, []).append(value)
+    return settings
+
+
+FORWARDING = ("allowtcpforwarding", "allowagentforwarding", "allowstreamlocalforwarding",
+              "x11forwarding", "permittunnel")
+
+
+def sshd_problems(settings: dict[str, list[str]]) -> list[str]:
+    def value(key: str) -> str:
+        return (settings.get(key) or [""])[0]
+
+    found = []
+    if value("disableforwarding") != "yes":
+        found += [f"{key} is {value(key)}" for key in FORWARDING if value(key) != "no"]
+    elif value("permittunnel") != "no":
+        found.append(f"permittunnel is {value('permittunnel')}")
+    found += [f"subsystem {line} runs on the host" for line in settings.get("subsystem", [])
+              if "internal-sftp" in line]
+    if value("permituserenvironment") != "no":
+        found.append(f"permituserenvironment is {value('permituserenvironment')}")
+    return found
+
+
+def check_sshd(ctx: Context) -> Iterator[Finding]:
+    if not os.access(SSHD, os.X_OK):
+        yield NOTE, f"{SSHD} is not installed; its config was not checked"
+        return
+    wrong = root_file(SSHD_DROPIN, executable=False)
+    if wrong is not None:
+        yield problem(wrong, INSTALL)
+    user = dockersh_user()
+    if user is None:
+        yield NOTE, (f"no user in group {GROUP} yet: sshd's effective config for them was not "
+                     "checked (run doctor again after `dockersh enroll USER`)")
+        return
+    try:
+        found = sshd_problems(sshd_effective(user))
+    except DockershError as exc:
+        yield problem(exc.message, "fix the sshd config (sshd -t says where)")
+        return
+    fix = (f"make /etc/ssh/sshd_config Include {SSHD_DROPIN} before any setting it changes, "
+           "and keep `Subsystem sftp /usr/lib/openssh/sftp-server`")
+    for what in found:
+        yield problem(f"sshd for dockersh users (asked as {user}): {what}", fix)
+    if not found:
+        yield OK, f"sshd for dockersh users (asked as {user}): no forwarding, no internal-sftp, " \
+                  "no user environment"
+
+
+def check_users(ctx: Context) -> Iterator[Finding]:
+    try:
+        gid = grp.getgrnam(GROUP).gr_gid
+    except KeyError:
+        return  # said by check_group
+    outside = [entry.pw_name for entry in pwd.getpwall() if entry.pw_shell == SHELL
+               and gid not in os.getgrouplist(entry.pw_name, entry.pw_gid)]
+    for name in outside:
+        yield problem(f"{name} has the login shell {SHELL} but is not in group {GROUP}, so "
+                      "cannot log in", f"dockersh enroll {name}")
+    if not outside:
+        yield OK, f"every user with the login shell {SHELL} is in group {GROUP}"
+
+
+def check_orphans(ctx: Context) -> Iterator[Finding]:
+    if ctx.engine is None:
+        return
+    orphans = [inventory.name_of(c) for c in inventory.find(ctx.engine)
+               if inventory.account(inventory.labels_of(c).get(plan.LABEL_USER, ""),
+                                    inventory.labels_of(c).get(plan.LABEL_UID, "")) is None]
+    if orphans:
+        yield NOTE, (f"{len(orphans)} container(s) of users who no longer exist "
+                     f"({', '.join(orphans[:5])}{' ...' if len(orphans) > 5 else ''}); "
+                     "`dockersh gc` removes them")
+
+
+CHECKS: tuple[Check, ...] = (
+    check_config_file, check_docker, check_image, check_programs,
+    check_shells, check_group, check_sudoers, check_pam, check_sshd, check_users, check_orphans,
+)
+
+
+def run(config_path: str) -> int:
+    ctx = Context(config_path)
+    problems = 0
+    for check in CHECKS:
+        for level, line in check(ctx):
+            problems += level == FAIL
+            print(f"{level:<5} {line}", flush=True)
+    print("healthy" if not problems else
+          f"{problems} problem{'s' * (problems != 1)} found", flush=True)
+    return 1 if problems else 0
