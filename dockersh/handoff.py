@@ -79,8 +79,13 @@ def run(session: dict[str, Any], user: User, container: dict[str, Any], command:
         from dockersh.engine import Engine
 
         record = start_record(session, user, container, command, environ)
-        code = attach.run(Engine(str(session["docker_host"])), container["Id"], argv,
-                          f"{session['uid']}:{session['gid']}", str(session["home"]), env, tty)
+        try:
+            code = attach.run(Engine(str(session["docker_host"])), container["Id"], argv,
+                              f"{session['uid']}:{session['gid']}", str(session["home"]), env,
+                              tty)
+        except DockershError as exc:  # the engine failed us mid-way: still end the record
+            os.write(2, f"dockersh: {exc.message}\n".encode())
+            code = 125
     finish(session, container, record, code, began, sessions_fd)
 
 
