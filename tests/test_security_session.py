@@ -1,0 +1,317 @@
+"""Adversarial tests from inside a real session, in both exec modes (docker exec and nsenter).
+
+The container is what stands between a logged-in user and the host: no capabilities (the
+bounding set as SECURITY.md documents), no-new-privileges (a setuid-root binary in the image
+does not give root), no Docker socket, the container's own init and processes only, no other
+user's home, no host file descriptors, and the pids and memory limits enforced (a bounded fork
+bomb and an allocation past the limit).
+
+One container serves both modes (the exec mode is not part of the container's spec), so the
+module creates it once. The privileged part runs as root with --config (the sudo boundary is
+tests/test_security_host.py's subject). The image is the busybox test image plus a setuid-root
+copy of busybox that really gives root without no-new-privileges (checked by the fixture).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.cmd import run
+from support.users import LinuxUser, create_user, remove_user
+
+pytestmark = pytest.mark.integration
+
+SUID_IMAGE = "dockersh-test/suid:latest"
+SUID_LABEL = "dockersh.test.source-sha256"
+#: busybox runs an applet listed here with the owner's uid when its binary is setuid root. The
+#: file is root-only, so the ordinary busybox (running as the user) never reads it.
+BUSYBOX_CONF = "[SUID]\nwhoami = s-x root.root\n"
+SUID_DOCKERFILE = """\
+FROM {base}
+COPY busybox.conf /etc/busybox.conf
+RUN mkdir -p /usr/local/suid && cp /bin/busybox /usr/local/suid/busybox \\
+ && chmod 4755 /usr/local/suid/busybox && chmod 0600 /etc/busybox.conf
+"""
+SUID_BUSYBOX = "/usr/local/suid/busybox"
+MEMORY = 96 * 2**20
+PIDS = 48
+CAP_CHOWN = 1 << 0
+MODES = ("docker", "nsenter")
+
+
+def image_id(ref: str) -> str:
+    return run(["docker", "image", "inspect", "-f", "{{.Id}}", ref], timeout=30).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def suid_image(test_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The busybox test image with a setuid-root busybox; rebuilt when its recipe changes."""
+    base = image_id(test_image)
+    dockerfile = SUID_DOCKERFILE.format(base=test_image)
+    sha = hashlib.sha256(f"{base}\n{dockerfile}\n{BUSYBOX_CONF}".encode()).hexdigest()
+    have = run(["docker", "image", "inspect", "-f", f'{{{{index .Config.Labels "{SUID_LABEL}"}}}}',
+                SUID_IMAGE], check=False, timeout=30)
+    if have.returncode != 0 or have.stdout.strip() != sha:
+        ctx = tmp_path_factory.mktemp("suid-image")
+        (ctx / "Dockerfile").write_text(dockerfile)
+        (ctx / "busybox.conf").write_text(BUSYBOX_CONF)
+        run(["docker", "build", "-q", "--label", f"{SUID_LABEL}={sha}", "-t", SUID_IMAGE,
+             str(ctx)], env={**os.environ, "DOCKER_BUILDKIT": "0"}, timeout=300)
+    # The attack is real: without no-new-privileges this binary makes the user root, even
+    # with every capability dropped.
+    potent = run(["docker", "run", "--rm", "-u", "4242:4242", "--cap-drop", "ALL",
+                  "--label", "dockersh.test=security", SUID_IMAGE, SUID_BUSYBOX, "whoami"],
+                 check=False, timeout=60)
+    assert potent.stdout.strip() == "root", potent
+    return SUID_IMAGE
+
+
+@dataclass
+class Tenant:
+    """A user with a container, a neighbour whose files must stay out of reach, and a runner."""
+
+    user: LinuxUser
+    neighbour: LinuxUser
+    configs: dict[str, Path]
+    host_marker: Path
+
+    def run(self, mode: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """The session command as the privileged part runs it (as root, --user NAME)."""
+        return subprocess.run(
+            [sys.executable, "-m", "dockersh", "--config", str(self.configs[mode]),
+             "--user", self.user.name, "-c", command],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}, check=False,
+        )
+
+    def ok(self, mode: str, command: str, timeout: float = 60) -> str:
+        done = self.run(mode, command, timeout)
+        assert done.returncode == 0, done
+        return done.stdout
+
+    def container(self) -> dict[str, Any]:
+        out = run(["docker", "inspect", f"dockersh-{self.user.name}"], timeout=30).stdout
+        return dict(json.loads(out)[0])
+
+
+@pytest.fixture(scope="module")
+def tenant(suid_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenant]:
+    work = tmp_path_factory.mktemp("security-session")
+    user = create_user(work, prefix="ds", key=False)
+    neighbour = create_user(work, prefix="dn", key=False)
+    secret = neighbour.home / "neighbour-secret"
+    secret.write_text("NEIGHBOUR-SECRET\n")
+    os.chown(secret, neighbour.uid, neighbour.gid)
+    host_marker = Path(f"/tmp/dockersh-host-marker-{user.name}")
+    host_marker.write_text("HOST-ONLY\n")
+    host_marker.chmod(0o644)
+    configs = {}
+    for mode in MODES:
+        configs[mode] = work / f"{mode}.toml"
+        configs[mode].write_text(f"""\
+[container]
+image = "{suid_image}"
+pull = "never"
+shell = "/bin/sh"
+memory = "{MEMORY}"
+pids_limit = {PIDS}
+cap_add = ["CHOWN"]
+[session]
+exec = "{mode}"
+""")
+    t = Tenant(user, neighbour, configs, host_marker)
+    try:
+        t.ok("docker", "true")  # creates the container once for the whole module
+        yield t
+    finally:
+        host_marker.unlink(missing_ok=True)
+        errors = []
+        for u in (user, neighbour):
+            try:
+                remove_user(u)
+            except AssertionError as exc:
+                errors.append(str(exc))
+        assert not errors, errors
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def status_fields(text: str) -> dict[str, str]:
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def docker_has_seccomp() -> bool:
+    out = run(["docker", "info", "-f", "{{json .SecurityOptions}}"], timeout=30).stdout
+    return "seccomp" in out
+
+
+def test_no_capabilities_and_no_new_privileges(tenant: Tenant, mode: str) -> None:
+    status = status_fields(tenant.ok(mode, "cat /proc/self/status"))
+    for field in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        assert int(status[field], 16) == 0, field
+    # docker exec: the bounding set is the container's (ALL dropped, cap_add put back);
+    # nsenter empties it: stricter than docker exec.
+    bounding = CAP_CHOWN if mode == "docker" else 0
+    assert int(status["CapBnd"], 16) == bounding
+    assert status["NoNewPrivs"] == "1"
+    assert status["Uid"].split() == [str(tenant.user.uid)] * 4
+    assert status["Gid"].split() == [str(tenant.user.gid)] * 4
+    # SECURITY.md: only docker exec applies Docker's seccomp profile.
+    assert status["Seccomp"] == ("2" if mode == "docker" and docker_has_seccomp() else "0")
+
+
+def test_a_capability_in_the_bounding_set_is_not_usable(tenant: Tenant, mode: str) -> None:
+    """cap_add CHOWN widens the bounding set only: the user's processes never hold it."""
+    out = tenant.ok(mode, "touch ~/mine && chown 0:0 ~/mine 2>&1; ls -ln ~/mine; rm ~/mine")
+    assert "Operation not permitted" in out, out
+    assert out.splitlines()[1].split()[2:4] == [str(tenant.user.uid), str(tenant.user.gid)]
+
+
+def test_setuid_root_binary_does_not_give_root(tenant: Tenant, mode: str) -> None:
+    done = tenant.run(mode, f"{SUID_BUSYBOX} whoami; ls -ln {SUID_BUSYBOX}")
+    lines = done.stdout.splitlines()
+    assert lines[0] == tenant.user.name, done
+    assert lines[1].startswith("-rwsr-xr-x") and " 0 " in lines[1]  # the bit is there
+
+
+def test_no_docker_socket_anywhere(tenant: Tenant, mode: str) -> None:
+    out = tenant.ok(mode, "find / -path /proc -prune -o -path /sys -prune -o -type s -print "
+                          "2>/dev/null; grep -c -e docker -e containerd /proc/net/unix; "
+                          "ls /var/run/docker.sock /run/docker.sock 2>&1; echo end")
+    lines = out.splitlines()
+    assert lines[0] == "0", out  # no unix socket file, and none of the engine's in /proc
+    assert all("No such file" in line for line in lines[1:3]), out
+    assert lines[3:] == ["end"]
+
+
+def test_pid_1_is_the_containers_init(tenant: Tenant, mode: str) -> None:
+    out = tenant.ok(mode, "cat /proc/1/comm; for l in /proc/1/ns/pid /proc/self/ns/pid "
+                          "/proc/1/ns/mnt /proc/self/ns/mnt; do readlink $l; done; "
+                          "cat /proc/1/cgroup; echo --; cat /proc/self/cgroup")
+    comm, pid1_ns, own_ns, pid1_mnt, own_mnt, rest = out.split("\n", 5)
+    assert comm == "docker-init"
+    assert pid1_ns == own_ns and pid1_mnt == own_mnt
+    init_cgroups, own_cgroups = rest.split("--\n")
+    assert own_cgroups == init_cgroups.rstrip("\n") + "\n"  # the session's limits are its
+    host_pid = tenant.container()["State"]["Pid"]
+    assert os.readlink(f"/proc/{host_pid}/ns/pid") == pid1_ns
+    assert os.readlink("/proc/self/ns/pid") != pid1_ns
+
+
+def test_no_host_process_is_visible(tenant: Tenant, mode: str) -> None:
+    out = tenant.ok(mode, "for p in /proc/[0-9]*; do read -r c < $p/comm; echo $c; done")
+    names = out.split()
+    assert set(names) <= {"docker-init", "sleep", "sh"}, names
+    assert len(names) <= 6
+
+
+def test_another_users_home_is_absent(tenant: Tenant, mode: str) -> None:
+    n = tenant.neighbour
+    out = tenant.ok(mode, f"ls -a /home; cat {n.home}/neighbour-secret 2>&1; "
+                          f"ls -d {n.home} 2>&1; grep -c {n.name} /etc/passwd /etc/group; true")
+    assert "NEIGHBOUR-SECRET" not in out
+    lines = out.splitlines()
+    assert n.name not in lines[:4]
+    assert tenant.user.home.name in lines
+    assert out.count("No such file or directory") == 2
+    assert lines[-2:] == ["/etc/passwd:0", "/etc/group:0"]
+
+
+def test_host_files_are_absent_and_identity_files_read_only(tenant: Tenant, mode: str) -> None:
+    out = tenant.ok(mode, f"cat {tenant.host_marker} 2>&1; ls /var/lib/docker /etc/dockersh "
+                          "2>&1; echo x >> /etc/passwd 2>&1 || echo passwd-ro; "
+                          "echo x >> /etc/group 2>&1 || echo group-ro")
+    assert "HOST-ONLY" not in out
+    assert out.count("No such file or directory") == 3, out
+    assert "passwd-ro" in out and "group-ro" in out
+
+
+def test_no_host_file_descriptor_reaches_the_session(tenant: Tenant, mode: str) -> None:
+    """Whatever the session's processes inherit: stdin, stdout, stderr, nothing of the host."""
+    out = tenant.ok(mode, "ls -l /proc/self/fd")  # sh execs ls: it has what the shell had
+    fds = {}
+    for line in out.splitlines():
+        if " -> " in line:
+            left, target = line.split(" -> ", 1)
+            fds[int(left.split()[-1])] = target
+    extra = {fd: target for fd, target in fds.items() if fd > 2}
+    # at most ls's own handle on the directory it reads
+    assert all(re.fullmatch(r"/proc/\d+/fd", t) for t in extra.values()), fds
+    assert set(fds) >= {0, 1, 2} and len(extra) <= 1, fds
+    for fd in (0, 1, 2):
+        assert not fds[fd].startswith(("/run/", "/var/", "/proc/", "/etc/", "socket:",
+                                       "anon_inode:", "net:", "mnt:", "pid:")), fds
+
+
+def test_fork_bomb_is_stopped_by_the_pids_limit(tenant: Tenant, mode: str) -> None:
+    """At most 300 processes of 2 s each: bounded even where the limit did not hold."""
+    limit = tenant.ok(mode, "cat /sys/fs/cgroup/pids.max 2>/dev/null || "
+                            "cat /sys/fs/cgroup/pids/pids.max")
+    assert limit.strip() == str(PIDS)
+    done = tenant.run(mode, "( i=0; while [ $i -lt 300 ]; do sleep 2 & i=$((i+1)); done; "
+                            "echo all-spawned ) 2>&1; echo survived", timeout=60)
+    try:
+        assert "can't fork" in done.stdout, done
+        assert "all-spawned" not in done.stdout
+        assert done.stdout.rstrip().endswith("survived")
+    finally:
+        wait_for_pids_to_drain(tenant, mode)
+
+
+def wait_for_pids_to_drain(tenant: Tenant, mode: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        done = tenant.run(mode, "ls -d /proc/[0-9]* | wc -l")
+        if done.returncode == 0 and int(done.stdout) < 8:
+            return
+    raise AssertionError("the fork bomb's processes did not end")
+
+
+def test_memory_limit_is_enforced(tenant: Tenant, mode: str) -> None:
+    limit = tenant.ok(mode, "cat /sys/fs/cgroup/memory.max 2>/dev/null || "
+                            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+    assert int(limit) == MEMORY
+    # tail keeps its whole input when there is no newline in it: 150 MB > 96 MB.
+    out = tenant.ok(mode, "head -c 150m /dev/zero | tail >/dev/null; echo rc=$?")
+    assert out.splitlines()[-1] == "rc=137", out  # SIGKILL from the OOM killer
+    assert tenant.container()["State"]["Running"]  # the container itself lives on
+    assert tenant.ok(mode, "echo alive") == "alive\n"
+
+
+def test_the_user_file_cannot_reach_the_host(tenant: Tenant, mode: str) -> None:
+    """~/.dockersh.toml as a symlink to /etc/shadow: one line, the session runs, no content."""
+    path = tenant.user.home / ".dockersh.toml"
+    path.symlink_to("/etc/shadow")
+    os.chown(path, tenant.user.uid, tenant.user.gid, follow_symlinks=False)
+    try:
+        done = tenant.run(mode, "echo in-session")
+    finally:
+        path.unlink()
+    assert done.returncode == 0 and done.stdout == "in-session\n"
+    assert done.stderr == f"dockersh: {path}: ignored: it is a symbolic link\n"
+    shadow = Path("/etc/shadow").read_text()
+    assert not any(f and f in done.stderr for line in shadow.splitlines()
+                   for f in line.split(":")[1:2] if len(f) > 3)
+
+
+def test_exec_is_not_a_way_around_the_limits(tenant: Tenant) -> None:
+    """Both modes land in the same cgroups as the container's init, namespaces included."""
+    outs = {m: tenant.ok(m, "cat /proc/self/cgroup; for ns in net uts ipc mnt pid cgroup; do "
+                            "readlink /proc/self/ns/$ns; done") for m in MODES}
+    assert outs["docker"] == outs["nsenter"]
+    assert re.search(r"\d+:", outs["docker"])
