@@ -15,20 +15,47 @@ DOCKERSH = "/usr/local/bin/dockersh"
 Dockersh = Callable[..., subprocess.CompletedProcess[bytes]]
 
 
-def as_user(user: LinuxUser, args: Sequence[str], *, input: bytes | None = None,
-            env: Mapping[str, str] | None = None, timeout: float = 60,
-            argv0: str | None = None) -> subprocess.CompletedProcess[bytes]:
+def as_user(
+    user: LinuxUser,
+    args: Sequence[str],
+    *,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+    argv0: str | None = None,
+) -> subprocess.CompletedProcess[bytes]:
     """Run the installed dockersh as ``user`` (so through the real sudo boundary)."""
     exec_env = {"PATH": "/usr/bin:/bin", **(env or {})}
-    prog = (["/usr/bin/python3", "-c",
-             "import os,sys; os.execv(sys.argv[1], sys.argv[2:])", DOCKERSH, argv0]
-            if argv0 else [DOCKERSH])
+    prog = (
+        [
+            "/usr/bin/python3",
+            "-c",
+            "import os,sys; os.execv(sys.argv[1], sys.argv[2:])",
+            DOCKERSH,
+            argv0,
+        ]
+        if argv0
+        else [DOCKERSH]
+    )
     return subprocess.run(
-        ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups",
-         "--reset-env", "--", "/usr/bin/env", "-i",
-         *(f"{k}={v}" for k, v in exec_env.items()), *prog, *args],
-        input=input, stdin=None if input is not None else subprocess.DEVNULL,
-        capture_output=True, timeout=timeout, check=False,
+        [
+            "setpriv",
+            f"--reuid={user.uid}",
+            f"--regid={user.gid}",
+            "--init-groups",
+            "--reset-env",
+            "--",
+            "/usr/bin/env",
+            "-i",
+            *(f"{k}={v}" for k, v in exec_env.items()),
+            *prog,
+            *args,
+        ],
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -43,7 +70,9 @@ def container_of(docker_engine: docker_sdk.DockerClient) -> Callable[[LinuxUser]
     """The user's managed container (found by label), or None."""
 
     def find(user: LinuxUser) -> Any:
-        found = docker_engine.containers.list(all=True, filters={"label": f"dockersh.user={user.name}"})
+        found = docker_engine.containers.list(
+            all=True, filters={"label": f"dockersh.user={user.name}"}
+        )
         assert len(found) <= 1, found
         return found[0] if found else None
 

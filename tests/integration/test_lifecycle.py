@@ -16,7 +16,9 @@ from support.users import LinuxUser
 pytestmark = pytest.mark.integration
 
 
-def login(dockersh: Dockersh, user: LinuxUser, cmd: str = "true") -> subprocess.CompletedProcess[bytes]:
+def login(
+    dockersh: Dockersh, user: LinuxUser, cmd: str = "true"
+) -> subprocess.CompletedProcess[bytes]:
     proc = dockersh(user, ["-c", cmd])
     assert proc.returncode == 0, proc.stderr.decode()
     return proc
@@ -26,7 +28,7 @@ def test_first_login_creates_a_hardened_labelled_container(
     dockersh: Dockersh, make_user: Any, container_of: Any
 ) -> None:
     user = make_user()
-    proc = login(dockersh, user, 'id -un; whoami; echo ~; pwd; id -G; ps -o pid,comm | head -2')
+    proc = login(dockersh, user, "id -un; whoami; echo ~; pwd; id -G; ps -o pid,comm | head -2")
     lines = proc.stdout.decode().split("\n")
     assert lines[:4] == [user.name, user.name, str(user.home), str(user.home)]
     assert "995" in lines[4] or len(lines[4].split()) >= 2  # the dockersh group is there too
@@ -71,7 +73,9 @@ def test_a_stopped_container_is_started_again_with_a_notice(
     first = container_of(user)
     first.kill()
     proc = login(dockersh, user, "ls /tmp/kept")
-    assert b"dockersh: your container had stopped (exit status 137); starting it again" in proc.stderr
+    assert (
+        b"dockersh: your container had stopped (exit status 137); starting it again" in proc.stderr
+    )
     assert proc.stdout == b"/tmp/kept\n"
     assert container_of(user).id == first.id
 
@@ -98,14 +102,28 @@ def test_config_change_waits_for_the_last_live_session(
     login(dockersh, user)
     first = container_of(user)
     live = subprocess.Popen(
-        ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--",
-         DOCKERSH, "-c", "sleep 4"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "setpriv",
+            f"--reuid={user.uid}",
+            f"--regid={user.gid}",
+            "--init-groups",
+            "--",
+            DOCKERSH,
+            "-c",
+            "sleep 4",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 10
-        while b"sleep 4" not in subprocess.run(["docker", "top", first.id], capture_output=True,
-                                               check=False).stdout:
+        while (
+            b"sleep 4"
+            not in subprocess.run(
+                ["docker", "top", first.id], capture_output=True, check=False
+            ).stdout
+        ):
             assert time.monotonic() < deadline, "the live session never started"
             time.sleep(0.1)
         dockersh_config(DEFAULT_TEST_CONFIG + "pids_limit = 100\n")
@@ -120,8 +138,12 @@ def test_config_change_waits_for_the_last_live_session(
 
 
 def test_a_changed_image_recreates_the_container(
-    dockersh: Dockersh, dockersh_config: Any, make_user: Any, container_of: Any,
-    docker_engine: docker_sdk.DockerClient, test_image: str
+    dockersh: Dockersh,
+    dockersh_config: Any,
+    make_user: Any,
+    container_of: Any,
+    docker_engine: docker_sdk.DockerClient,
+    test_image: str,
 ) -> None:
     user = make_user()
     tag = f"dockersh-test/retag:{user.name}"
@@ -148,8 +170,9 @@ def test_a_foreign_container_with_the_name_is_never_touched(
     dockersh: Dockersh, make_user: Any, docker_engine: docker_sdk.DockerClient, test_image: str
 ) -> None:
     user = make_user()
-    foreign = docker_engine.containers.run(test_image, ["sleep", "60"], name=f"dockersh-{user.name}",
-                                           detach=True)
+    foreign = docker_engine.containers.run(
+        test_image, ["sleep", "60"], name=f"dockersh-{user.name}", detach=True
+    )
     try:
         proc = dockersh(user, ["-c", "echo SHOULD-NOT-RUN"])
         assert proc.returncode == 125
@@ -179,8 +202,9 @@ def test_twenty_concurrent_first_logins_make_one_container(
 ) -> None:
     user = make_user()
     with ThreadPoolExecutor(20) as pool:
-        results = list(pool.map(lambda i: dockersh(user, ["-c", f"echo {i}"], timeout=120),
-                                range(20)))
+        results = list(
+            pool.map(lambda i: dockersh(user, ["-c", f"echo {i}"], timeout=120), range(20))
+        )
     assert [r.returncode for r in results] == [0] * 20, [r.stderr for r in results]
     assert sorted(int(r.stdout) for r in results) == list(range(20))
     found = docker_engine.containers.list(all=True, filters={"label": f"dockersh.user={user.name}"})
@@ -189,7 +213,11 @@ def test_twenty_concurrent_first_logins_make_one_container(
 
 def test_root_runs_any_users_session_without_a_password(dockersh: Dockersh, make_user: Any) -> None:
     user = make_user()
-    proc = subprocess.run([DOCKERSH, "--user", user.name, "-c", "id -un"], capture_output=True,
-                          stdin=subprocess.DEVNULL, check=False)
+    proc = subprocess.run(
+        [DOCKERSH, "--user", user.name, "-c", "id -un"],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().strip() == user.name

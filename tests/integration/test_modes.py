@@ -21,18 +21,21 @@ def mode(request: pytest.FixtureRequest, dockersh_config: Any) -> str:
     return str(request.param)
 
 
-def test_command_exit_status_and_separate_streams(mode: str, dockersh: Dockersh,
-                                                  make_user: Any) -> None:
+def test_command_exit_status_and_separate_streams(
+    mode: str, dockersh: Dockersh, make_user: Any
+) -> None:
     user = make_user()
     proc = dockersh(user, ["-c", "echo out; echo err >&2; exit 42"])
     assert (proc.returncode, proc.stdout, proc.stderr) == (42, b"out\n", b"err\n")
 
 
-def test_command_string_is_data_for_the_shell(mode: str, dockersh: Dockersh,
-                                              make_user: Any) -> None:
+def test_command_string_is_data_for_the_shell(
+    mode: str, dockersh: Dockersh, make_user: Any
+) -> None:
     user = make_user()
-    proc = dockersh(user, ["-c", "echo --user root --config /x; printf '%s|' \"$0\" \"$1\"",
-                           "a0", "a1"])
+    proc = dockersh(
+        user, ["-c", 'echo --user root --config /x; printf \'%s|\' "$0" "$1"', "a0", "a1"]
+    )
     assert proc.stdout == b"--user root --config /x\na0|a1|"
     assert proc.returncode == 0
 
@@ -52,8 +55,9 @@ def test_five_megabytes_of_binary_both_ways(mode: str, dockersh: Dockersh, make_
     assert down.stdout == data
 
 
-def test_forced_command_runs_the_clients_command(mode: str, dockersh: Dockersh,
-                                                 make_user: Any) -> None:
+def test_forced_command_runs_the_clients_command(
+    mode: str, dockersh: Dockersh, make_user: Any
+) -> None:
     user = make_user()
     env = {"SSH_ORIGINAL_COMMAND": "echo forced; id -un"}
     proc = dockersh(user, ["-c", DOCKERSH], env=env)
@@ -66,10 +70,21 @@ def test_login_shell_under_a_real_terminal(mode: str, dockersh_config: Any, make
     user = make_user()
     child = pexpect.spawn(
         "setpriv",
-        [f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--", "/usr/bin/env",
-         "-i", "TERM=vt100", "PATH=/usr/bin:/bin", "/usr/bin/python3", "-c",
-         "import os; os.execv('/usr/local/bin/dockersh', ['-dockersh'])"],
-        dimensions=(30, 100), timeout=30,
+        [
+            f"--reuid={user.uid}",
+            f"--regid={user.gid}",
+            "--init-groups",
+            "--",
+            "/usr/bin/env",
+            "-i",
+            "TERM=vt100",
+            "PATH=/usr/bin:/bin",
+            "/usr/bin/python3",
+            "-c",
+            "import os; os.execv('/usr/local/bin/dockersh', ['-dockersh'])",
+        ],
+        dimensions=(30, 100),
+        timeout=30,
     )
     child.expect(r"\$ ")  # the prompt: the terminal size is applied by then
     child.sendline("echo T=$TERM; stty size; id -un; [ -t 0 ] && [ -t 1 ] && echo has-tty")

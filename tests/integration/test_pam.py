@@ -15,8 +15,17 @@ pytestmark = pytest.mark.integration
 def spawn_as(user: Any, *args: str) -> pexpect.spawn:
     return pexpect.spawn(
         "setpriv",
-        [f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--", "/usr/bin/env",
-         "-i", "PATH=/usr/bin:/bin", DOCKERSH, *args],
+        [
+            f"--reuid={user.uid}",
+            f"--regid={user.gid}",
+            "--init-groups",
+            "--",
+            "/usr/bin/env",
+            "-i",
+            "PATH=/usr/bin:/bin",
+            DOCKERSH,
+            *args,
+        ],
         timeout=30,
     )
 
@@ -55,8 +64,12 @@ def test_no_terminal_no_password_prompt(dockersh: Dockersh, make_user: Any) -> N
     proc = dockersh(caller, ["--user", target.name, "-c", "echo SHOULD-NOT-RUN"])
     assert proc.returncode == 125
     assert proc.stdout == b""
-    assert proc.stderr == (f"dockersh: a password for {target.name} is needed and there is no "
-                           "terminal to ask on\n").encode()
+    assert (
+        proc.stderr
+        == (
+            f"dockersh: a password for {target.name} is needed and there is no terminal to ask on\n"
+        ).encode()
+    )
 
 
 def test_a_user_may_name_themselves_without_a_password(dockersh: Dockersh, make_user: Any) -> None:

@@ -11,12 +11,18 @@ from dockersh.config import Config, ConfigError, Mount
 WHERE = "/etc/dockersh/dockersh.toml"
 
 
-def resolve(text: str, user: str = "alice", groups: tuple[str, ...] = (),
-            user_text: str | None = None) -> Config:
+def resolve(
+    text: str, user: str = "alice", groups: tuple[str, ...] = (), user_text: str | None = None
+) -> Config:
     data = config.parse_toml(text, WHERE)
     layers, policy = config.global_layers(data, WHERE, user, groups)
-    mine = {} if user_text is None else config.validate_user_file(
-        config.parse_toml(user_text, "~/.dockersh.toml"), "~/.dockersh.toml", policy)
+    mine = (
+        {}
+        if user_text is None
+        else config.validate_user_file(
+            config.parse_toml(user_text, "~/.dockersh.toml"), "~/.dockersh.toml", policy
+        )
+    )
     cfg = config.build(config.merge([*layers, mine]))
     config.check_dangers(cfg, WHERE)
     return cfg
@@ -47,8 +53,11 @@ def test_precedence_global_groups_in_file_order_users_then_own_file() -> None:
     [user_config]
     allow = ["container.hostname", "container.env"]
     """
-    cfg = resolve(text, groups=("admins", "staff"),
-                  user_text='[container]\nhostname = "mine"\nenv = { B = "3" }\n')
+    cfg = resolve(
+        text,
+        groups=("admins", "staff"),
+        user_text='[container]\nhostname = "mine"\nenv = { B = "3" }\n',
+    )
     assert cfg.container.memory == "3g"  # admins is written after staff: it wins
     assert cfg.container.cpus == 4.0
     assert cfg.container.hostname == "mine"
@@ -68,7 +77,8 @@ def test_user_file_images_only_by_alias() -> None:
     images = { py = "python:3.12-slim" }
     """
     assert resolve(text, user_text='[container]\nimage = "py"\n').container.image == (
-        "python:3.12-slim")
+        "python:3.12-slim"
+    )
     with pytest.raises(ConfigError, match="unknown image alias"):
         resolve(text, user_text='[container]\nimage = "alpine:latest"\n')
 
@@ -87,7 +97,7 @@ def test_privileges_can_never_be_given_to_user_files() -> None:
         ('[session]\nidle_timeout = "soon"\n', r"idle_timeout: bad duration"),
         ('[session]\nexec = "ssh"\n', r"exec: must be one of docker, nsenter"),
         ('[container]\ncap_add = ["FLY"]\n', r"cap_add: unknown capability FLY"),
-        ("[container]\nmounts = [{ source = \"rel\", target = \"/x\" }]\n", "absolute source"),
+        ('[container]\nmounts = [{ source = "rel", target = "/x" }]\n', "absolute source"),
         ('[users.bob.docker]\nhost = "x"\n', r"only container and session tables"),
         ("[nope]\n", "nope: unknown table"),
         ("[container\n", r"not valid TOML: .*line 1"),
@@ -119,8 +129,10 @@ def test_root_equivalent_settings_need_the_loud_switch(text: str) -> None:
 
 
 def test_safe_capabilities_and_mounts_are_allowed() -> None:
-    cfg = resolve('[container]\ncap_add = ["cap_net_bind_service"]\n'
-                  'mounts = [{ source = "/srv/data", target = "/data" }]\n')
+    cfg = resolve(
+        '[container]\ncap_add = ["cap_net_bind_service"]\n'
+        'mounts = [{ source = "/srv/data", target = "/data" }]\n'
+    )
     assert cfg.container.cap_add == ("NET_BIND_SERVICE",)
     assert cfg.container.mounts == (Mount("/srv/data", "/data", True),)
 
@@ -129,9 +141,11 @@ def test_sample_config_documents_every_key_with_its_default() -> None:
     """etc/dockersh.toml is the documentation: uncommenting every key must give the defaults."""
     sample = Path(__file__).parents[2] / "etc" / "dockersh.toml"
     text = sample.read_text().split("# Overrides for members")[0]
-    keys = [line.lstrip("#").split("   #")[0] for line in text.splitlines()
-            if line.startswith("[") or (line.startswith("#") and line[1:2].isalpha()
-                                        and " = " in line)]
+    keys = [
+        line.lstrip("#").split("   #")[0]
+        for line in text.splitlines()
+        if line.startswith("[") or (line.startswith("#") and line[1:2].isalpha() and " = " in line)
+    ]
     data = tomllib.loads("\n".join(keys))
     for section in config.SECTIONS:
         assert set(data[section]) == set(config.fields_of(section)), section

@@ -42,8 +42,16 @@ def test_hostnames_are_valid_labels() -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("512m", 512 * 2**20), ("4g", 4 * 2**30), ("4GiB", 4 * 2**30), ("1024", 1024),
-     ("1.5g", int(1.5 * 2**30)), ("4x", None), ("", None), ("-1g", None)],
+    [
+        ("512m", 512 * 2**20),
+        ("4g", 4 * 2**30),
+        ("4GiB", 4 * 2**30),
+        ("1024", 1024),
+        ("1.5g", int(1.5 * 2**30)),
+        ("4x", None),
+        ("", None),
+        ("-1g", None),
+    ],
 )
 def test_sizes(text: str, size: int | None) -> None:
     assert units.parse_size(text) == size
@@ -51,8 +59,15 @@ def test_sizes(text: str, size: int | None) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("15m", 900), ("12h", 43200), ("7d", 604800), ("0", 0), ("2w", 1209600),
-     ("soon", None)],
+    [
+        ("30s", 30),
+        ("15m", 900),
+        ("12h", 43200),
+        ("7d", 604800),
+        ("0", 0),
+        ("2w", 1209600),
+        ("soon", None),
+    ],
 )
 def test_durations(text: str, seconds: int | None) -> None:
     assert units.parse_duration(text) == seconds

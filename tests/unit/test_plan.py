@@ -3,8 +3,15 @@
 from dockersh import attach, config, handoff, plan
 from dockersh.identity import User
 
-ALICE = User("alice", 1001, 1001, "/home/alice", "/usr/local/bin/dockersh", "Alice A",
-             (("alice", 1001), ("dockersh", 995), ("staff", 50)))
+ALICE = User(
+    "alice",
+    1001,
+    1001,
+    "/home/alice",
+    "/usr/local/bin/dockersh",
+    "Alice A",
+    (("alice", 1001), ("dockersh", 995), ("staff", 50)),
+)
 
 
 def make(text: str = "") -> plan.Plan:
@@ -56,8 +63,11 @@ def test_placeholders_and_mounts() -> None:
     """).spec
     assert spec.name == "box-1001-alice"
     assert spec.hostname == "alice-dev"
-    assert spec.environment == (("ME", "alice:1001"), ("ODD", "{user.__class__}"),
-                                ("WORK", "/home/alice/work"))
+    assert spec.environment == (
+        ("ME", "alice:1001"),
+        ("ODD", "{user.__class__}"),
+        ("WORK", "/home/alice/work"),
+    )
     assert spec.mounts[1] == ("/srv/alice", "/data", False)
     assert spec.tmpfs == (("/tmp", "size=64m"),)
 
@@ -103,30 +113,59 @@ def test_labels() -> None:
 
 
 def test_session_environment_passes_only_what_env_pass_names() -> None:
-    env = handoff.session_env(make().session, "/bin/bash",
-                              {"TERM": "xterm-256color", "LC_ALL": "C.UTF-8",
-                               "LD_PRELOAD": "/x.so", "HOME": "/evil", "LANG": "a\0b"}, True)
-    assert env == [("HOME", "/home/alice"), ("USER", "alice"), ("LOGNAME", "alice"),
-                   ("SHELL", "/bin/bash"), ("TERM", "xterm-256color"), ("LC_ALL", "C.UTF-8")]
+    env = handoff.session_env(
+        make().session,
+        "/bin/bash",
+        {
+            "TERM": "xterm-256color",
+            "LC_ALL": "C.UTF-8",
+            "LD_PRELOAD": "/x.so",
+            "HOME": "/evil",
+            "LANG": "a\0b",
+        },
+        True,
+    )
+    assert env == [
+        ("HOME", "/home/alice"),
+        ("USER", "alice"),
+        ("LOGNAME", "alice"),
+        ("SHELL", "/bin/bash"),
+        ("TERM", "xterm-256color"),
+        ("LC_ALL", "C.UTF-8"),
+    ]
 
 
 def test_exec_argv_and_config() -> None:
     assert handoff.shell_argv("/bin/bash", None, ()) == ["/bin/bash", "-l"]
     assert handoff.shell_argv("/bin/sh", "--user root; id", ("a0",)) == [
-        "/bin/sh", "-c", "--user root; id", "a0"]
-    assert attach.exec_config(["/bin/sh", "-l"], "1001:1001", "/home/alice",
-                              [("HOME", "/home/alice")], True) == {
-        "AttachStdin": True, "AttachStdout": True, "AttachStderr": True, "Tty": True,
-        "DetachKeys": "ctrl-],ctrl-@", "Privileged": False, "User": "1001:1001",
-        "WorkingDir": "/home/alice", "Env": ["HOME=/home/alice"], "Cmd": ["/bin/sh", "-l"],
+        "/bin/sh",
+        "-c",
+        "--user root; id",
+        "a0",
+    ]
+    assert attach.exec_config(
+        ["/bin/sh", "-l"], "1001:1001", "/home/alice", [("HOME", "/home/alice")], True
+    ) == {
+        "AttachStdin": True,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": True,
+        "DetachKeys": "ctrl-],ctrl-@",
+        "Privileged": False,
+        "User": "1001:1001",
+        "WorkingDir": "/home/alice",
+        "Env": ["HOME=/home/alice"],
+        "Cmd": ["/bin/sh", "-l"],
     }
 
 
 def test_tty_without_term_gets_a_default() -> None:
     env = dict(handoff.session_env(make().session, "/bin/sh", {}, True))
     assert env["TERM"] == "xterm"
-    assert dict(handoff.session_env(make().session, "/bin/sh", {"TERM": "unknown"}, True))[
-        "TERM"] == "xterm"
+    assert (
+        dict(handoff.session_env(make().session, "/bin/sh", {"TERM": "unknown"}, True))["TERM"]
+        == "xterm"
+    )
     assert "TERM" not in dict(handoff.session_env(make().session, "/bin/sh", {}, False))
 
 

@@ -1,0 +1,86 @@
+"""install.sh on this machine: idempotent re-install, --uninstall (keeps the admin's config),
+install again, and the README's quick start (`./install.sh --demo`)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import docker
+from support.cmd import run
+from support.install import REPO, Installation
+
+pytestmark = pytest.mark.integration
+
+FRONT = Path("/usr/local/bin/dockersh")
+
+
+def install(*args: str) -> subprocess.CompletedProcess[str]:
+    return run(["./install.sh", *args], cwd=REPO, timeout=900)
+
+
+def test_install_put_everything_in_place_with_safe_modes(installed: Installation) -> None:
+    for path, mode in [
+        (installed.shell, 0o755),
+        (installed.entry, 0o755),
+        (installed.sudoers, 0o440),
+        (installed.pam, 0o644),
+    ]:
+        st = path.stat()
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, mode), path
+    assert installed.entry.read_text().startswith("#!/opt/dockersh/venv/bin/python3 -I\n")
+    assert Path("/etc/shells").read_text().splitlines().count(str(FRONT)) == 1
+    run(["visudo", "-c"])
+    assert stat.S_IMODE(os.stat("/run/dockersh").st_mode) == 0o700
+
+
+def test_reinstall_is_idempotent_and_keeps_the_admins_config(installed: Installation) -> None:
+    config = installed.config.read_bytes()
+    proc = install()
+    assert "kept /etc/dockersh/dockersh.toml" in proc.stdout
+    assert "unchanged /etc/sudoers.d/dockersh" in proc.stdout
+    assert installed.config.read_bytes() == config
+    assert Path("/etc/shells").read_text().splitlines().count(str(FRONT)) == 1
+
+
+def test_uninstall_then_install_again(installed: Installation) -> None:
+    config = installed.config.read_bytes()
+    try:
+        proc = install("--uninstall")
+        assert proc.returncode == 0
+        for path in (
+            FRONT,
+            installed.entry,
+            installed.sudoers,
+            installed.pam,
+            installed.sshd_dropin,
+            installed.venv,
+        ):
+            assert not path.exists(), path
+        assert str(FRONT) not in Path("/etc/shells").read_text().splitlines()
+        assert installed.config.read_bytes() == config  # the admin's file is kept
+    finally:
+        install()
+    assert FRONT.exists() and installed.entry.exists() and installed.config.exists()
+
+
+def test_quick_start_demo_shows_a_command_running_in_the_demo_users_container(
+    installed: Installation, session_image: str, docker_engine: Any
+) -> None:
+    """The README's first command, as written (the image is already built here)."""
+    existed = run(["id", "dockersh-demo"], check=False).returncode == 0
+    previous = installed.config.read_bytes()
+    installed.config.write_text("")  # the shipped defaults: the session image, docker mode
+    try:
+        proc = install("--demo")
+        assert "uid=" in proc.stdout and "(dockersh-demo)" in proc.stdout, proc.stdout
+        assert "Debian GNU/Linux" in proc.stdout
+    finally:
+        installed.config.write_bytes(previous)
+        docker.remove_labelled("dockersh.user=dockersh-demo")
+        if not existed:
+            run(["userdel", "-r", "dockersh-demo"], check=False)
