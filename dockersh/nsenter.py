@@ -50,15 +50,35 @@ class Target:
         base = dict(v.split("=", 1) for v in container["Config"].get("Env") or [] if "=" in v)
         self.env = {**base, **dict(env)}
         self.argv = argv
-        self.cgroup_procs = cgroup_procs(self.pid)
-        self.ns_fds = {ns: os.open(f"/proc/{self.pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
-                       for ns in (*NAMESPACES, "pid")}
+        # The pid comes from an inspect made a moment ago: since then the container may have
+        # stopped (its user can end their own init) and the number gone to another process,
+        # a host one. Everything is read through one /proc/PID directory fd, which stays
+        # bound to the process it was opened for (reads fail once that one is gone): so the
+        # process whose cgroups name this container is the one whose namespaces are taken.
+        try:
+            proc = os.open(f"/proc/{self.pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fd = os.open("cgroup", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+                with open(fd) as f:
+                    cgroups = f.read()
+                if str(container["Id"]) not in cgroups:
+                    raise DockershError(f"process {self.pid} is not the container's (it has "
+                                        "stopped or restarted); log in again")
+                self.ns_fds = {ns: os.open(f"ns/{ns}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+                               for ns in (*NAMESPACES, "pid")}
+            finally:
+                os.close(proc)
+        except OSError as exc:
+            raise DockershError(f"the container's process {self.pid} is gone ({exc.strerror}); "
+                                "log in again") from None
+        self.cgroup_procs = cgroup_procs(cgroups)
         with open("/proc/sys/kernel/cap_last_cap") as f:
             self.last_cap = int(f.read())
 
 
-def cgroup_procs(pid: int) -> list[str]:
-    """The cgroup.procs file of each hierarchy the container's init is in (v1 and v2)."""
+def cgroup_procs(cgroups: str) -> list[str]:
+    """The cgroup.procs file of each hierarchy the container's init is in (v1 and v2), from
+    the text of its /proc/PID/cgroup."""
     mounts: list[tuple[set[str], str]] = []
     mountpoint: str
     with open("/proc/self/mountinfo") as f:
@@ -71,14 +91,13 @@ def cgroup_procs(pid: int) -> list[str]:
             elif fstype == "cgroup":
                 mounts.append((set(options.split(",")), fields[4]))
     procs = []
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            wanted = set(controllers.split(",")) if controllers else {""}
-            for opts, mountpoint in mounts:
-                if wanted <= opts:
-                    procs.append(f"{mountpoint}{path}/cgroup.procs")
-                    break
+    for line in cgroups.splitlines():
+        _, controllers, path = line.split(":", 2)
+        wanted = set(controllers.split(",")) if controllers else {""}
+        for opts, mountpoint in mounts:
+            if wanted <= opts:
+                procs.append(f"{mountpoint}{path}/cgroup.procs")
+                break
     return procs
 
 

@@ -315,3 +315,24 @@ def test_exec_is_not_a_way_around_the_limits(tenant: Tenant) -> None:
                             "readlink /proc/self/ns/$ns; done") for m in MODES}
     assert outs["docker"] == outs["nsenter"]
     assert re.search(r"\d+:", outs["docker"])
+
+
+def test_nsenter_never_enters_a_process_that_is_not_the_containers(tenant: Tenant) -> None:
+    """The inspect said Pid N; by the time nsenter opens /proc/N the container may have stopped
+    (its user can end their own init) and N belong to another process: entering that one's
+    namespaces and cgroups would be a session on the host."""
+    from dockersh import nsenter
+    from dockersh.errors import DockershError
+
+    container = tenant.container()
+    session = {"uid": tenant.user.uid, "gid": tenant.user.gid, "groups": [tenant.user.gid],
+               "home": str(tenant.user.home)}
+    host = subprocess.Popen(["sleep", "30"])  # what a recycled pid would be: a host process
+    try:
+        stale = {**container, "State": {**container["State"], "Pid": host.pid}}
+        with pytest.raises(DockershError, match="not the container's"):
+            nsenter.Target(stale, session, [], ["/bin/cat", str(tenant.host_marker)])
+    finally:
+        host.kill()
+        host.wait()
+    nsenter.Target(container, session, [], ["/bin/true"])  # the real one is fine
