@@ -221,3 +221,25 @@ def test_root_runs_any_users_session_without_a_password(dockersh: Dockersh, make
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().strip() == user.name
+
+
+def test_a_missing_image_is_pulled_per_policy_and_a_failed_pull_is_one_clear_line(
+    dockersh: Dockersh, dockersh_config: Any, make_user: Any, container_of: Any, test_image: str
+) -> None:
+    user = make_user()
+    absent = "dockersh-test/absent:1"
+    config = DEFAULT_TEST_CONFIG.replace(test_image, absent)
+    dockersh_config(config.replace('pull = "never"', 'pull = "if-missing"'))
+    proc = dockersh(user, ["-c", "echo SHOULD-NOT-RUN"])
+    assert proc.returncode == 125 and proc.stdout == b""
+    lines = proc.stderr.decode().splitlines()
+    assert lines[0] == f"dockersh: pulling {absent} ..."
+    assert lines[-1].startswith(f"dockersh: image {absent} is missing and cannot be pulled")
+    dockersh_config(config)  # pull = "never": no pull at all, one line
+    proc = dockersh(user, ["-c", "echo SHOULD-NOT-RUN"])
+    assert proc.returncode == 125 and proc.stdout == b""
+    assert proc.stderr.decode() == (
+        f'dockersh: image {absent} is not on this host and [container] pull = "never"; '
+        "build or load it, or run `dockersh pull`\n"
+    )
+    assert container_of(user) is None
