@@ -8,7 +8,9 @@ a same-named container that is not ours → refuse.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import marshal
 import os
 import sys
 import tarfile
@@ -24,6 +26,7 @@ from dockersh.errors import DockershError
 from dockersh.identity import User
 
 PROBE_ENTRYPOINT = ["/dockersh-probe-never-started"]
+PROBE_DIR = f"{locks.RUN_DIR}/probes"
 
 
 def say(message: str) -> None:
@@ -159,8 +162,30 @@ def split_reference(image: str) -> tuple[str, str]:
 
 
 def probe(engine: Engine, spec: plan.ContainerSpec) -> tuple[str, str, str]:
-    """Read the image's passwd and group and pick the first shell it has, from a container
-    that is created but never started."""
+    """The image's passwd and group, and the first of the shell candidates it has.
+
+    Read from a container that is created but never started, once per image: the answer
+    depends only on the image, so it is kept in /run/dockersh/probes by image ID (many first
+    logins onto one image, e.g. a class starting at once, pay for one probe)."""
+    image_id = engine.image_id(spec.image) or spec.image
+    key = hashlib.sha256(repr((image_id, spec.shell_candidates)).encode()).hexdigest()[:32]
+    cache = f"{PROBE_DIR}/{key}"
+    try:
+        with open(cache, "rb") as f:
+            passwd, group, shell = marshal.load(f)
+    except (OSError, EOFError, ValueError, TypeError):
+        passwd, group, shell = run_probe(engine, spec)
+        os.makedirs(PROBE_DIR, mode=0o700, exist_ok=True)
+        tmp = f"{cache}.{os.getpid()}"
+        with open(tmp, "wb") as f:
+            marshal.dump((passwd, group, shell), f)
+        os.replace(tmp, cache)
+    if shell != spec.shell_candidates[0]:
+        say(f"{spec.shell_candidates[0]} is not in image {spec.image}; using {shell}")
+    return passwd, group, shell
+
+
+def run_probe(engine: Engine, spec: plan.ContainerSpec) -> tuple[str, str, str]:
     docker_api = api(engine)
     created = docker_api.create_container(spec.image, entrypoint=PROBE_ENTRYPOINT,
                                           network_disabled=True, labels={"dockersh.probe": "1"})
@@ -174,8 +199,6 @@ def probe(engine: Engine, spec: plan.ContainerSpec) -> tuple[str, str, str]:
     if not shell:
         raise DockershError(f"image {spec.image} has none of the shells "
                             f"{', '.join(spec.shell_candidates)}")
-    if shell != spec.shell_candidates[0]:
-        say(f"{spec.shell_candidates[0]} is not in image {spec.image}; using {shell}")
     return passwd, group, shell
 
 
