@@ -80,4 +80,6 @@ def count_sessions(user: str) -> int:
         return 0
     ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     with open("/proc/locks") as f:
-        return sum(1 for line in f if " FLOCK " in line and " READ " in line and ident in line)
+        # Whole fields ("00:1a:123" is not inode 1234's); "->" marks a waiter, not a holder.
+        fields = (set(line.split()) for line in f)
+        return sum(1 for s in fields if {"FLOCK", "READ", ident} <= s and "->" not in s)
