@@ -1,34 +1,150 @@
-"""Root-only admin verbs."""
+"""Root-only admin verbs: argument parsing and dispatch (the work is in ops, pulling, doctor).
+
+cli.py lets only root reach this module (invocation makes a verb a privileged option).
+"""
 
 from __future__ import annotations
 
+import argparse
+import grp
+import os
+import subprocess
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 import tomli_w
 
-from dockersh import config, identity, pipeline
+from dockersh import config, identity, pipeline, units
 from dockersh.errors import DockershError
+
+SHELL = "/usr/local/bin/dockersh"
+GROUP = "dockersh"
+UNENROLLED_SHELL = "/usr/sbin/nologin"
+USERMOD = "/usr/sbin/usermod"
+GPASSWD = "/usr/bin/gpasswd"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, failing the dockersh way: one line, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        usage = self.format_usage().strip().removeprefix("usage: ")
+        raise DockershError(f"{message} (usage: {usage})", status=2)
+
+
+def duration(text: str) -> int:
+    seconds = units.parse_duration(text)
+    if seconds is None:
+        raise argparse.ArgumentTypeError(f"bad duration {text!r} (write e.g. 30m, 12h, 7d)")
+    return seconds
+
+
+Handler = Callable[[argparse.Namespace, str], int]
+
+
+def verb_ls(p: Parser) -> Handler:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    from dockersh import ops
+
+    return lambda a, path: ops.ls(path, a.json)
+
+
+def verb_stop(p: Parser) -> Handler:
+    p.add_argument("user")
+    from dockersh import ops
+
+    return lambda a, path: ops.stop(path, a.user)
+
+
+def verb_restart(p: Parser) -> Handler:
+    p.add_argument("user")
+    from dockersh import ops
+
+    return lambda a, path: ops.restart(path, a.user)
+
+
+def verb_rm(p: Parser) -> Handler:
+    p.add_argument("user")
+    from dockersh import ops
+
+    return lambda a, path: ops.rm(path, a.user)
+
+
+def verb_gc(p: Parser) -> Handler:
+    p.add_argument("--idle", type=duration, metavar="DURATION",
+                   help="idle longer than this (0: any idle container); default: each "
+                        "user's [session] idle_timeout")
+    p.add_argument("--dry-run", action="store_true", help="say what would be done")
+    p.add_argument("users", nargs="*", metavar="USER", help="only these users' containers")
+    from dockersh import ops
+
+    return lambda a, path: ops.gc(path, a.idle, a.dry_run, a.users)
+
+
+def verb_pull(p: Parser) -> Handler:
+    p.add_argument("--all", action="store_true",
+                   help="also the images of [groups], [users] and [user_config] images")
+    from dockersh import pulling
+
+    return lambda a, path: pulling.pull(path, a.all)
+
+
+def verb_doctor(p: Parser) -> Handler:
+    from dockersh import doctor
+
+    return lambda a, path: doctor.run(path)
+
+
+def verb_enroll(p: Parser) -> Handler:
+    p.add_argument("user")
+    return lambda a, path: enroll(a.user)
+
+
+def verb_unenroll(p: Parser) -> Handler:
+    p.add_argument("user")
+    p.add_argument("--shell", default=UNENROLLED_SHELL,
+                   help=f"the login shell to set (default {UNENROLLED_SHELL})")
+    return lambda a, path: unenroll(a.user, a.shell)
+
+
+VERBS: dict[str, Callable[[Parser], Handler]] = {
+    "ls": verb_ls, "stop": verb_stop, "restart": verb_restart, "rm": verb_rm, "gc": verb_gc,
+    "pull": verb_pull, "doctor": verb_doctor, "enroll": verb_enroll, "unenroll": verb_unenroll,
+}
 
 
 def run(verb: tuple[str, ...], config_path: str) -> int:
     name, args = verb[0], list(verb[1:])
     if name == "config":
         return config_verb(args, config_path)
-    raise DockershError(f"{name}: not implemented yet", status=2)
+    if name not in VERBS:
+        raise DockershError(f"unknown admin verb {name!r} (see dockersh --help)", status=2)
+    parser = Parser(prog=f"dockersh {name}")
+    handler = VERBS[name](parser)
+    return handler(parser.parse_args(args), config_path)
+
+
+# --- config -----------------------------------------------------------------------------------
+
+
+def check_config(config_path: str) -> list[str]:
+    """Validate the global file and every [groups]/[users] combination; the danger warnings."""
+    data = pipeline.read_global(config_path)
+    base, groups, users = config.validate_global(data, config_path)
+    layers = [base, *groups.values(), *users.values()]
+    for layer in [base, *[base | g for g in groups.values()],
+                  *[base | u for u in users.values()]]:
+        config.check_dangers(config.build(config.merge([layer])), config_path)
+    return [f"{warning} gives sessions root on the host (allowed by [security] "
+            "dangerously_allow_host_access)"
+            for warning in config.dangers(config.build(config.merge(layers)))]
 
 
 def config_verb(args: list[str], config_path: str) -> int:
     if args == ["check"]:
-        data = pipeline.read_global(config_path)
-        base, groups, users = config.validate_global(data, config_path)
-        layers = [base, *groups.values(), *users.values()]
-        for layer in [base, *[base | g for g in groups.values()],
-                      *[base | u for u in users.values()]]:
-            config.check_dangers(config.build(config.merge([layer])), config_path)
-        warnings = config.dangers(config.build(config.merge(layers)))
-        for warning in warnings:
-            print(f"dockersh: warning: {warning} gives sessions root on the host "
-                  "(allowed by [security] dangerously_allow_host_access)", file=sys.stderr)
+        for warning in check_config(config_path):
+            print(f"dockersh: warning: {warning}", file=sys.stderr)
         print(f"{config_path}: ok")
         return 0
     if len(args) == 2 and args[0] == "show":
@@ -39,3 +155,47 @@ def config_verb(args: list[str], config_path: str) -> int:
         sys.stdout.write(tomli_w.dumps(config.to_toml_data(cfg)))
         return 0
     raise DockershError("usage: dockersh config check | dockersh config show USER", status=2)
+
+
+# --- enroll, unenroll -----------------------------------------------------------------------------
+
+
+def tool(argv: list[str]) -> None:
+    """Run an account tool (usermod, gpasswd); its complaint becomes the error."""
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        said = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise DockershError(f"{os.path.basename(argv[0])} failed: {said}")
+
+
+def group_members() -> list[str]:
+    try:
+        return list(grp.getgrnam(GROUP).gr_mem)
+    except KeyError:
+        raise DockershError(f"there is no group {GROUP}; run install.sh (or "
+                            f"groupadd --system {GROUP})") from None
+
+
+def enroll(name: str) -> int:
+    """Make dockersh the user's login shell and put them in the group."""
+    user = identity.by_name(name)
+    if user.uid == 0:
+        raise DockershError("root cannot be enrolled: root has no dockersh container")
+    group_members()
+    tool([USERMOD, "--shell", SHELL, "--append", "--groups", GROUP, user.name])
+    print(f"enrolled {user.name}: login shell {SHELL}, group {GROUP}")
+    return 0
+
+
+def unenroll(name: str, shell: str) -> int:
+    """Leave the group; the login shell becomes ``shell`` (nologin unless told otherwise: an
+    account that only ever had a container should not get a host shell by accident)."""
+    user = identity.by_name(name)
+    if not shell.startswith("/") or not os.access(shell, os.X_OK):
+        raise DockershError(f"--shell {shell!r} is not an executable absolute path")
+    if user.name in group_members() or GROUP in user.group_names:
+        tool([GPASSWD, "--delete", user.name, GROUP])
+    tool([USERMOD, "--shell", shell, user.name])
+    print(f"unenrolled {user.name}: login shell {shell}, not in group {GROUP}; their container "
+          f"is kept (`dockersh rm {user.name}` removes it)")
+    return 0

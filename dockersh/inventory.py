@@ -1,0 +1,210 @@
+"""What dockersh manages, as ``ls`` and ``gc`` see it: containers found by their labels.
+
+Labels are the only state (DESIGN.md). Everything else about a container is read live: the
+engine's inspect data, the user's locks (live sessions, "idle since") and the processes on the
+host (sessions entered by docker exec or nsenter, whether or not a dockersh monitor still runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from dockersh import config, identity, lifecycle, locks, pipeline, plan, units
+from dockersh.engine import Engine, quote
+from dockersh.errors import DockershError
+
+#: ``config`` of a container: built from the config that applies now, or not, or nobody's.
+CURRENT, STALE, ORPHAN, INVALID = "current", "stale", "orphan", "invalid"
+
+
+@dataclass(frozen=True)
+class Managed:
+    """One managed container, described for an admin."""
+
+    user: str
+    uid: int
+    container: str
+    id: str
+    image: str
+    state: str  # the engine's: running, exited, paused, created, restarting, dead
+    exit: str  # why it is not running ("" when running)
+    sessions: int
+    idle_since: float | None  # epoch seconds; None while a session is live
+    created: float
+    config: str  # CURRENT, STALE, ORPHAN or INVALID
+    why: str  # what makes it stale, orphan or invalid
+    idle_timeout: int  # seconds, 0 = never (from the user's effective config)
+    idle_action: str  # "stop" or "remove"
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        data = asdict(self)
+        data["idle_since"] = iso(self.idle_since)
+        data["idle_seconds"] = None if self.idle_since is None else int(now - self.idle_since)
+        data["created"] = iso(self.created)
+        data["age_seconds"] = int(now - self.created)
+        return data
+
+
+def iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+
+
+def engine_time(text: str | None) -> float | None:
+    """The engine's RFC 3339 times (nanoseconds, ``Z``); None for its zero time."""
+    if not text or text.startswith("0001-"):
+        return None
+    head, _, frac = text.rstrip("Z").partition(".")
+    stamp = datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
+    return stamp.timestamp()
+
+
+def global_config(config_path: str) -> config.Config:
+    """The global file's own tables (no group or user override), validated."""
+    base, _, _ = config.validate_global(pipeline.read_global(config_path), config_path)
+    return config.build(config.merge([base]))
+
+
+def engine_for(config_path: str) -> Engine:
+    return Engine(global_config(config_path).docker.host)
+
+
+def find(engine: Engine, user: str | None = None) -> list[dict[str, Any]]:
+    """Inspect data of every managed container (of one user), sorted by user then name."""
+    label = plan.LABEL_USER if user is None else f"{plan.LABEL_USER}={user}"
+    filters = quote(json.dumps({"label": [label]}))
+    listed = engine.get(f"/containers/json?all=1&filters={filters}") or []
+    found = [c for c in (engine.container(item["Id"]) for item in listed) if c is not None]
+    return sorted(found, key=lambda c: (labels_of(c).get(plan.LABEL_USER, ""), c["Name"]))
+
+
+def labels_of(container: dict[str, Any]) -> dict[str, str]:
+    return container.get("Config", {}).get("Labels") or {}
+
+
+def name_of(container: dict[str, Any]) -> str:
+    return str(container["Name"]).lstrip("/")
+
+
+def entered_processes() -> dict[int, set[int]]:
+    """Host pids, by pid namespace, of processes put into that namespace from outside it.
+
+    A docker exec process is a child of containerd-shim, an nsenter session a child of its
+    monitor: both have a parent in another pid namespace. So has each container's init, which
+    callers leave out. One pass over /proc serves every container.
+    """
+    parents: dict[int, tuple[int, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rpartition(b")")[2].split()[1])
+            ns = os.stat(f"/proc/{entry}/ns/pid").st_ino
+        except (OSError, ValueError, IndexError):
+            continue  # gone, or a zombie
+        parents[int(entry)] = (ppid, ns)
+    host_ns = os.stat("/proc/self/ns/pid").st_ino
+    entered: dict[int, set[int]] = {}
+    for pid, (ppid, ns) in parents.items():
+        if ns != host_ns and parents.get(ppid, (0, 0))[1] != ns:
+            entered.setdefault(ns, set()).add(pid)
+    return entered
+
+
+def session_count(container: dict[str, Any], user: str, entered: dict[int, set[int]]) -> int:
+    """Live sessions: the shared flocks of session monitors, or processes entered from outside
+    (a session whose monitor was killed still counts), whichever is more."""
+    flocks = locks.count_sessions(user)
+    init = int(container.get("State", {}).get("Pid") or 0)
+    if init <= 0:
+        return flocks
+    try:
+        ns = os.stat(f"/proc/{init}/ns/pid").st_ino
+    except OSError:
+        return flocks
+    if ns == os.stat("/proc/self/ns/pid").st_ino:  # pid = "host": processes tell nothing
+        return flocks
+    return max(flocks, len(entered.get(ns, set()) - {init}))
+
+
+def idle_since(container: dict[str, Any], user: str) -> float:
+    """The later of the last session's end (the sessions file's mtime) and the container's
+    last start or stop."""
+    state = container.get("State", {})
+    times = [engine_time(state.get("StartedAt")), engine_time(state.get("FinishedAt")),
+             engine_time(container.get("Created"))]
+    try:
+        times.append(os.stat(locks.paths(user)[1]).st_mtime)
+    except OSError:
+        pass
+    return max(t for t in times if t is not None)
+
+
+def account(name: str, uid_label: str) -> identity.User | None:
+    """The host account the container was made for, or None when it is gone (or the name now
+    belongs to someone else: another uid)."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    if str(entry.pw_uid) != uid_label:
+        return None
+    return identity.by_uid(entry.pw_uid)
+
+
+def judge(engine: Engine, container: dict[str, Any], config_path: str,
+          fallback: config.Config) -> tuple[str, str, config.Config]:
+    """(CURRENT|STALE|ORPHAN|INVALID, why, the config whose [session] applies)."""
+    labels = labels_of(container)
+    user = account(labels.get(plan.LABEL_USER, ""), labels.get(plan.LABEL_UID, ""))
+    if user is None:
+        return ORPHAN, "the user no longer exists", fallback
+    try:
+        cfg, _ = pipeline.effective(user, config_path)
+    except DockershError as exc:
+        return INVALID, exc.message, fallback
+    wanted = plan.make(cfg, user, os.uname().nodename)
+    if wanted.spec.name != name_of(container):
+        return ORPHAN, f"the user's container is now {wanted.spec.name}", cfg
+    if lifecycle.is_stale(engine, container, wanted.session):
+        return STALE, "config or image changed since it was created", cfg
+    return CURRENT, "", cfg
+
+
+def describe(engine: Engine, container: dict[str, Any], config_path: str,
+             fallback: config.Config, entered: dict[int, set[int]]) -> Managed:
+    labels = labels_of(container)
+    user = labels.get(plan.LABEL_USER, "")
+    state = container.get("State", {})
+    verdict, why, cfg = judge(engine, container, config_path, fallback)
+    sessions = session_count(container, user, entered)
+    running = bool(state.get("Running"))
+    return Managed(
+        user=user,
+        uid=int(labels.get(plan.LABEL_UID, "-1") or -1),
+        container=name_of(container),
+        id=str(container["Id"])[:12],
+        image=str(container.get("Config", {}).get("Image", "")),
+        state=str(state.get("Status", "unknown")),
+        exit="" if running else lifecycle.describe_exit(state),
+        sessions=sessions,
+        idle_since=None if sessions else idle_since(container, user),
+        created=engine_time(container.get("Created")) or 0.0,
+        config=verdict,
+        why=why,
+        idle_timeout=units.parse_duration(cfg.session.idle_timeout) or 0,
+        idle_action=cfg.session.idle_action,
+    )
+
+
+def inventory(engine: Engine, config_path: str, user: str | None = None) -> list[Managed]:
+    fallback = global_config(config_path)
+    entered = entered_processes()
+    return [describe(engine, c, config_path, fallback, entered) for c in find(engine, user)]

@@ -1,0 +1,244 @@
+"""The admin verbs that look at and act on users' containers: ls, stop, restart, rm, gc.
+
+Every change to a user's container happens with the user's lock held, as a login holds it, so
+a login and an admin verb never interleave. gc checks for live sessions only after taking the
+lock: a login racing gc either shared the sessions lock first (gc leaves the container alone)
+or waits for gc and finds the container stopped, which it starts again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import docker.errors
+
+from dockersh import inventory, lifecycle, locks, plan, units
+from dockersh.engine import Engine
+from dockersh.errors import DockershError
+from dockersh.inventory import Managed
+
+STOP_TIMEOUT = 10  # seconds a container's processes get between SIGTERM and SIGKILL
+COLUMNS = ("USER", "CONTAINER", "IMAGE", "STATE", "SESSIONS", "IDLE", "AGE", "CONFIG")
+
+
+def since(seconds: float) -> str:
+    """A duration as people read it: 45s, 12m, 3h05m, 2d04h."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def lock_timeout(config_path: str) -> float:
+    cfg = inventory.global_config(config_path)
+    return float(units.parse_duration(cfg.docker.lock_timeout) or 0)
+
+
+@contextmanager
+def user_locked(user: str, timeout: float) -> Iterator[int]:
+    """Hold the user's lock exclusively, as a login does; yield the sessions file's fd."""
+    lock_path, sessions_path = locks.paths(user)
+    lock_fd = locks.acquire(lock_path, fcntl.LOCK_EX, timeout)
+    try:
+        sessions_fd = locks.open_lock(sessions_path)
+        try:
+            yield sessions_fd
+        finally:
+            locks.release(sessions_fd)
+    finally:
+        locks.release(lock_fd)
+
+
+# --- ls ---------------------------------------------------------------------------------------
+
+
+def row(m: Managed, now: float) -> tuple[str, ...]:
+    idle = "-" if m.idle_since is None else since(now - m.idle_since)
+    return (m.user, m.container, m.image, m.state, str(m.sessions), idle,
+            since(now - m.created), m.config)
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+                   + "\n" for r in rows)
+
+
+def ls(config_path: str, as_json: bool) -> int:
+    engine = inventory.engine_for(config_path)
+    managed = inventory.inventory(engine, config_path)
+    now = time.time()
+    if as_json:
+        print(json.dumps([m.to_json(now) for m in managed], indent=2))
+    elif managed:
+        sys.stdout.write(table([COLUMNS, *(row(m, now) for m in managed)]))
+    else:
+        print("no dockersh containers", file=sys.stderr)
+    return 0
+
+
+# --- stop, restart, rm --------------------------------------------------------------------------
+
+
+def containers_of(engine: Engine, user: str) -> list[dict[str, Any]]:
+    found = inventory.find(engine, user)
+    if not found:
+        raise DockershError(f"{user} has no dockersh container")
+    return found
+
+
+def ending(container: dict[str, Any], user: str) -> str:
+    """ ", ending N live session(s)" when stopping it ends sessions."""
+    count = inventory.session_count(container, user, inventory.entered_processes())
+    return f", ending {count} live session{'s' * (count != 1)}" if count else ""
+
+
+def stop(config_path: str, user: str) -> int:
+    engine = inventory.engine_for(config_path)
+    with user_locked(user, lock_timeout(config_path)):
+        for container in containers_of(engine, user):
+            name = inventory.name_of(container)
+            if not container["State"].get("Running"):
+                print(f"{name} is not running")
+                continue
+            note = ending(container, user)
+            stop_container(engine, name)
+            print(f"stopped {name}{note}")
+    return 0
+
+
+def stop_container(engine: Engine, name: str) -> None:
+    try:
+        lifecycle.api(engine).stop(name, timeout=STOP_TIMEOUT)
+    except docker.errors.APIError as exc:
+        raise DockershError(f"cannot stop container {name}: {exc.explanation}") from None
+
+
+def restart(config_path: str, user: str) -> int:
+    engine = inventory.engine_for(config_path)
+    with user_locked(user, lock_timeout(config_path)):
+        for container in containers_of(engine, user):
+            name = inventory.name_of(container)
+            note = ending(container, user)
+            try:
+                lifecycle.api(engine).restart(name, timeout=STOP_TIMEOUT)
+            except docker.errors.APIError as exc:
+                raise DockershError(f"cannot restart {name}: {exc.explanation}") from None
+            print(f"restarted {name}{note}")
+    stale = [m for m in inventory.inventory(engine, config_path, user)
+             if m.config == inventory.STALE]
+    for m in stale:
+        print(f"note: {m.container} was made from an older config; `dockersh rm {user}` makes "
+              "the next login create it anew", file=sys.stderr)
+    return 0
+
+
+def remove_state(name: str) -> None:
+    """/var/lib/dockersh/NAME (the generated passwd and group), never anything else."""
+    if not name or "/" in name or name.startswith("."):
+        return
+    shutil.rmtree(os.path.join(plan.STATE_DIR, name), ignore_errors=True)
+
+
+def remove_container(engine: Engine, name: str) -> None:
+    lifecycle.remove(engine, name)
+    remove_state(name)
+
+
+def rm(config_path: str, user: str) -> int:
+    engine = inventory.engine_for(config_path)
+    with user_locked(user, lock_timeout(config_path)):
+        for container in containers_of(engine, user):
+            name = inventory.name_of(container)
+            note = ending(container, user)
+            remove_container(engine, name)
+            print(f"removed {name}{note} (the home directory is kept)")
+    return 0
+
+
+# --- gc -----------------------------------------------------------------------------------------
+
+
+def decide(m: Managed, idle: int | None, now: float) -> tuple[str, str] | None:
+    """("stop" | "remove", why), or None to leave the container alone.
+
+    ``idle`` is --idle in seconds (0: any idle container); without it each user's
+    ``[session] idle_timeout`` applies, where 0 means never.
+    """
+    if m.sessions or m.idle_since is None:
+        return None
+    if m.config == inventory.ORPHAN:
+        return "remove", m.why
+    timeout = m.idle_timeout if idle is None else idle
+    idle_for = now - m.idle_since
+    if (idle is None and timeout == 0) or idle_for <= timeout:
+        return None
+    why = f"idle for {since(idle_for)}, over {since(timeout)}"
+    if m.idle_action == "remove":
+        return "remove", why
+    if m.state in ("running", "paused", "restarting"):
+        return "stop", why
+    return None
+
+
+def act(engine: Engine, action: str, name: str) -> None:
+    if action == "remove":
+        remove_container(engine, name)
+    else:
+        stop_container(engine, name)
+
+
+def act_locked(engine: Engine, config_path: str, m: Managed, idle: int | None,
+               timeout: float) -> tuple[str, str] | None:
+    """Under the user's lock, look again and act if it still holds; what was done."""
+    with user_locked(m.user, timeout) as sessions_fd:
+        if not locks.try_exclusive(sessions_fd):
+            return None  # a session started meanwhile: the login won
+        container = engine.container(m.id)
+        if container is None:
+            return None
+        fresh = inventory.describe(engine, container, config_path,
+                                   inventory.global_config(config_path),
+                                   inventory.entered_processes())
+        decision = decide(fresh, idle, time.time())
+        if decision is not None:
+            act(engine, decision[0], fresh.container)
+        return decision
+
+
+def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> int:
+    """Stop or remove what is idle or orphaned (only ``users``' containers when given)."""
+    engine = inventory.engine_for(config_path)
+    timeout = lock_timeout(config_path)
+    failed = 0
+    for m in inventory.inventory(engine, config_path):
+        if users and m.user not in users:
+            continue
+        decision = decide(m, idle, time.time())
+        if decision is None:
+            continue
+        if dry_run:
+            print(f"would {decision[0]} {m.container} ({m.user}): {decision[1]}")
+            continue
+        try:
+            done = act_locked(engine, config_path, m, idle, timeout)
+        except DockershError as exc:
+            print(f"dockersh: gc: {m.container}: {exc.message}", file=sys.stderr)
+            failed += 1
+            continue
+        if done is not None:
+            verb = "stopped" if done[0] == "stop" else "removed"
+            print(f"{verb} {m.container} ({m.user}): {done[1]}")
+    return 1 if failed else 0
