@@ -16,7 +16,7 @@ from support import docker, images, in_ci, install, noskip
 from support.cmd import tail
 from support.sshd import DROPIN, RUNNING, SshdFactory, SshServer, start_sshd
 from support.terminal import TmuxTerminal
-from support.users import MADE, LinuxUser, UserFactory, create_user, remove_user
+from support.users import MADE, UserFactory, UserMaker
 
 pytest_plugins = ["pytester"]
 
@@ -117,22 +117,9 @@ def dockersh_config(
 @pytest.fixture
 def make_user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserFactory]:
     """Makes real users; removes them, their containers and their processes afterwards."""
-    keydir = tmp_path_factory.mktemp("keys")
-    made: list[LinuxUser] = []
-
-    def make(**kwargs: Any) -> LinuxUser:
-        user = create_user(keydir, **kwargs)
-        made.append(user)
-        return user
-
-    yield make
-    errors = []
-    for user in reversed(made):
-        try:
-            remove_user(user)
-        except AssertionError as exc:
-            errors.append(str(exc))
-    assert not errors, "\n".join(errors)
+    maker = UserMaker(tmp_path_factory.mktemp("keys"))
+    yield maker
+    maker.remove_all()
 
 
 # --- sshd -----------------------------------------------------------------------------------
@@ -190,20 +177,28 @@ def tmux_terminal(tmp_path: Path) -> Iterator[Callable[..., TmuxTerminal]]:
 # --- Failure report -------------------------------------------------------------------------
 
 
-def _failure_report(config: pytest.Config) -> str:
+def _failure_report(item: pytest.Item) -> str:
     parts = []
     if docker.answers():
-        before = config.stash.get(_containers_before, set())
+        before = item.config.stash.get(_containers_before, set())
         ids = [c for c in docker.containers() if c not in before]
         parts.append(docker.diagnostics(ids))
     for server in RUNNING:
         parts.append(f"--- sshd on port {server.port}: {server.log}\n{server.log_tail()}")
+    maker = getattr(item, "funcargs", {}).get("make_user")
+    names = [u.name for u in maker.made] if isinstance(maker, UserMaker) else []
     audit = Path("/var/log/dockersh/audit.jsonl")
-    parts.append(f"--- {audit}\n{tail(audit, 20)}")
+    if names:
+        lines = [line for line in tail(audit, 500).splitlines()
+                 if any(f'"{name}"' in line for name in names)]
+        parts.append(f"--- {audit}, lines about {', '.join(names)}")
+        parts.extend(lines[-30:])
+    else:
+        parts.append(f"--- {audit}\n{tail(audit, 20)}")
     dockerd_log = Path("/var/log/dockerd.log")
     problems = [line for line in tail(dockerd_log, 300).splitlines()
-                if any(f"level={level}" in line for level in ("warning", "error", "fatal"))]
-    parts.append(f"--- warnings and errors at the end of {dockerd_log}")
+                if "level=error" in line or "level=fatal" in line]
+    parts.append(f"--- errors at the end of {dockerd_log}")
     parts.extend(problems[-20:])
     return "\n".join(parts)
 
@@ -217,7 +212,7 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = outcome.get_result()
     if report.failed:
         try:
-            text = _failure_report(item.config)
+            text = _failure_report(item)
         except Exception as exc:  # the report must never hide the failure itself
             text = f"(could not collect diagnostics: {exc!r})"
         report.sections.append(("dockersh diagnostics", text))

@@ -200,3 +200,28 @@ def test_user_cleanup_removes_their_containers(
     finally:
         remove_user(user)
     assert container.id not in docker.containers()
+
+
+@pytest.mark.integration
+def test_a_failing_test_reports_containers_and_logs(
+    pytester: pytest.Pytester, docker_engine: Any, test_image: str, monkeypatch: Any
+) -> None:
+    pytester.makeconftest((REPO / "tests" / "conftest.py").read_text())
+    pytester.makepyfile(f"""
+        def test_fails(make_user, docker_engine):
+            user = make_user(shell="/bin/sh", key=False)
+            docker_engine.containers.run(
+                "{test_image}", ["sh", "-c", "echo log-of-a-broken-container; sleep 60"],
+                detach=True, labels={{"dockersh.user": user.name}})
+            import time; time.sleep(0.5)
+            assert False, "on purpose"
+    """)
+    monkeypatch.setenv("PYTHONPATH", str(REPO / "tests"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*dockersh diagnostics*",
+        "*--- docker inspect *",
+        "*dockersh.user*",
+        "*log-of-a-broken-container*",
+    ])

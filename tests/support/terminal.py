@@ -37,6 +37,7 @@ class TmuxTerminal:
             "-f", str(conf), "new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height),
             *env_args, shell_command,
         )
+        self.pane_pid = int(self._tmux("display-message", "-p", "-t", "t", "#{pane_pid}"))
 
     def _tmux(self, *args: str) -> str:
         environ = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
@@ -80,24 +81,49 @@ class TmuxTerminal:
             time.sleep(0.05)
 
     def exit_status(self) -> int | None:
-        """The command's exit status once it has exited, else None."""
-        dead, status, signal = self._tmux(
-            "display-message", "-p", "-t", "t",
-            "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}",
+        """The command's exit status once it has exited, else None.
+
+        tmux 3.3a sometimes leaves the exited command a zombie it never reaps, and then never
+        learns its status; the kernel still shows it in /proc/PID/stat (exit_code, field 52).
+        """
+        status, signal = self._tmux(
+            "display-message", "-p", "-t", "t", "#{pane_dead_status}:#{pane_dead_signal}"
         ).strip().split(":")
-        if dead != "1":
+        if status:
+            return int(status)
+        if signal:  # the shell's convention: 128 + the signal's number
+            return 128 + int(signal)
+        try:
+            fields = Path(f"/proc/{self.pane_pid}/stat").read_text().rpartition(")")[2].split()
+        except FileNotFoundError:
+            return None  # reaped by tmux: its status shows on the next call
+        if fields[0] != "Z":
             return None
-        # Killed by a signal: the shell's convention, 128 + its number.
-        return int(status) if status else 128 + int(signal or 0)
+        code = int(fields[49])
+        return (code >> 8) & 0xFF if code & 0x7F == 0 else 128 + (code & 0x7F)
 
     def wait_exit(self, timeout: float = 10.0) -> int:
         """Wait for the command to exit; its exit status."""
         deadline = time.monotonic() + timeout
         while (status := self.exit_status()) is None:
             if time.monotonic() > deadline:
-                raise AssertionError(f"still running after {timeout}s:\n{self.capture_pane()}")
+                raise AssertionError(
+                    f"still running after {timeout}s:\n{self.capture_pane()}\n"
+                    f"--- its processes\n{self.processes()}"
+                )
             time.sleep(0.05)
         return status
+
+    def processes(self) -> str:
+        """ps lines of the pane's command and its descendants (for failure messages)."""
+        rows = run(["ps", "-eo", "pid=,ppid=,stat=,wchan:20=,args="], timeout=30).stdout
+        table = [(int(r.split()[0]), int(r.split()[1]), r) for r in rows.splitlines()]
+        wanted, lines = {self.pane_pid}, []
+        for pid, ppid, row in table:  # ps lists parents before their children
+            if pid in wanted or ppid in wanted:
+                wanted.add(pid)
+                lines.append(row)
+        return "\n".join(lines)
 
     def close(self) -> None:
         run(["tmux", "-L", self.socket, "kill-server"], check=False, timeout=30)

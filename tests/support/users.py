@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import docker
 from .cmd import run
@@ -141,6 +141,28 @@ def kill_processes(uid: int, timeout: float = 10.0) -> None:
             except ProcessLookupError:
                 pass
         time.sleep(0.05)
+
+
+class UserMaker:
+    """The make_user fixture: a UserFactory that remembers what it made, to remove it."""
+
+    def __init__(self, keydir: Path) -> None:
+        self.keydir = keydir
+        self.made: list[LinuxUser] = []
+
+    def __call__(self, **kwargs: Any) -> LinuxUser:
+        user = create_user(self.keydir, **kwargs)
+        self.made.append(user)
+        return user
+
+    def remove_all(self) -> None:
+        errors = []
+        for user in reversed(self.made):
+            try:
+                remove_user(user)
+            except AssertionError as exc:
+                errors.append(str(exc))
+        assert not errors, "\n".join(errors)
 
 
 def remove_user(user: LinuxUser) -> None:
