@@ -132,8 +132,9 @@ def exit_code(engine: Engine, exec_id: str) -> int:
 
 def run(engine: Engine, container_id: str, argv: list[str], user: str, workdir: str,
         env: list[tuple[str, str]], tty: bool) -> int:
-    exec_id = str(engine.post(f"/containers/{container_id}/exec",
-                              exec_config(argv, user, workdir, env, tty))["Id"])
+    exec_id = str(engine.call("POST", f"/containers/{container_id}/exec",
+                              exec_config(argv, user, workdir, env, tty),
+                              what="cannot start the session")["Id"])
     sock, early = engine.hijack(f"/exec/{exec_id}/start", {"Detach": False, "Tty": tty})
 
     def hang_up(signum: int, _frame: object) -> None:

@@ -93,8 +93,10 @@ class Engine:
         return (f"{method} {API}{path} HTTP/1.1\r\nHost: docker\r\n{kind}{extra}"
                 f"Content-Length: {len(data)}\r\n\r\n").encode() + data
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """One request (the connection closes after it); returns (status, decoded JSON or None)."""
+    def request(self, method: str, path: str, body: Any = None,
+                raw: bool = False) -> tuple[int, Any]:
+        """One request (the connection closes after it); returns (status, decoded JSON or None,
+        or with ``raw`` the body's bytes)."""
         sock = self.connect()
         try:
             sock.sendall(self.head(method, path, body, "Connection: close\r\n"))
@@ -111,6 +113,8 @@ class Engine:
         status, head, data = parse_head(b"".join(chunks))
         if b"transfer-encoding: chunked" in head.lower():
             data = _dechunk(data)
+        if raw:
+            return status, data
         text = data.decode("utf-8", "replace").strip()
         return status, (loads(text) if text else None)
 
@@ -136,22 +140,23 @@ class Engine:
         sock.settimeout(None)
         return sock, rest
 
-    def post(self, path: str, body: Any = None) -> Any:
-        status, answer = self.request("POST", path, body)
-        if status >= 300:
-            message = answer.get("message") if isinstance(answer, dict) else answer
-            raise DockershError(f"the Docker engine answered {status}: {message}")
-        return answer
+    def call(self, method: str, path: str, body: Any = None, *,
+             what: str = "the Docker engine answered", missing_ok: bool = False) -> Any:
+        """A request whose error status becomes one line: ``what: the engine's message``."""
+        status, answer = self.request(method, path, body)
+        if status < 300 or status == 304 or (missing_ok and status == 404):
+            return answer
+        message = answer.get("message") if isinstance(answer, dict) else answer
+        raise DockershError(f"{what}: {message}")
 
     def get(self, path: str) -> Any:
         """GET that returns the body, None on 404, and a clear error on anything else."""
-        status, body = self.request("GET", path)
+        status, answer = self.request("GET", path)
         if status == 404:
             return None
         if status != 200:
-            message = body.get("message") if isinstance(body, dict) else body
-            raise DockershError(f"the Docker engine answered {status}: {message}")
-        return body
+            return self.call("GET", path)  # raises with the engine's message
+        return answer
 
     def container(self, name: str) -> dict[str, Any] | None:
         return self.get(f"/containers/{quote(name)}/json")  # type: ignore[no-any-return]

@@ -1,6 +1,6 @@
 """The plan is data: config + user → container spec and session, asserted exactly."""
 
-from dockersh import attach, config, handoff, plan
+from dockersh import attach, config, handoff, lifecycle, plan
 from dockersh.identity import User
 
 ALICE = User(
@@ -174,3 +174,65 @@ def test_glob_match() -> None:
     assert handoff.glob_match("LC_*", "LC_")
     assert not handoff.glob_match("LC_*", "XLC_ALL")
     assert handoff.glob_match("T?", "TZ") and not handoff.glob_match("T?", "TERM")
+
+
+def test_engine_create_body_is_hardened() -> None:
+    spec = make('[container]\ncap_add = ["NET_BIND_SERVICE"]\ntmpfs = ["/tmp:size=64m"]\n').spec
+    assert lifecycle.create_body(spec, ALICE, "/bin/bash") == {
+        "Image": "dockersh-session:latest",
+        "Cmd": ["sleep", "infinity"],
+        "Hostname": "host1",
+        "User": "1001:1001",
+        "WorkingDir": "/home/alice",
+        "Env": [],
+        "Labels": {**spec.labels(ALICE), "dockersh.shell": "/bin/bash"},
+        "HostConfig": {
+            "Init": True,
+            "CapDrop": ["ALL"],
+            "CapAdd": ["NET_BIND_SERVICE"],
+            "SecurityOpt": ["no-new-privileges"],
+            "Memory": 2 * 2**30,
+            "MemorySwap": 2 * 2**30,
+            "NanoCpus": 1_000_000_000,
+            "PidsLimit": 512,
+            "NetworkMode": "bridge",
+            "ReadonlyRootfs": False,
+            "Tmpfs": {"/tmp": "size=64m"},
+            "Mounts": [
+                {
+                    "Type": "bind",
+                    "Source": "/home/alice",
+                    "Target": "/home/alice",
+                    "ReadOnly": False,
+                },
+                {
+                    "Type": "bind",
+                    "Source": "/var/lib/dockersh/dockersh-alice/passwd",
+                    "Target": "/etc/passwd",
+                    "ReadOnly": True,
+                },
+                {
+                    "Type": "bind",
+                    "Source": "/var/lib/dockersh/dockersh-alice/group",
+                    "Target": "/etc/group",
+                    "ReadOnly": True,
+                },
+            ],
+            "GroupAdd": ["995", "50"],
+            "Privileged": False,
+            "Devices": [],
+            "PidMode": "",
+            "IpcMode": "private",
+        },
+    }
+
+
+def test_passwd_and_group_merge_keeps_the_image_accounts() -> None:
+    image_passwd = "root:x:0:0:root:/root:/bin/sh\nalice:x:5:5::/x:/bin/false\nold:x:1001:1::/:/\n"
+    assert lifecycle.merged_passwd(image_passwd, ALICE, "/bin/bash") == (
+        "root:x:0:0:root:/root:/bin/sh\nalice:x:1001:1001:Alice A:/home/alice:/bin/bash\n"
+    )
+    image_group = "root:x:0:\nstaff:x:50:bob\nusers:x:100:\ndockersh:x:7:\n"
+    assert lifecycle.merged_group(image_group, ALICE) == (
+        "root:x:0:\nstaff:x:50:bob,alice\nusers:x:100:\nalice:x:1001:alice\ndockersh:x:995:alice\n"
+    )
