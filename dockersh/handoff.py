@@ -139,7 +139,8 @@ def finish(session: dict[str, Any], container: dict[str, Any], record: dict[str,
             os.write(2, f"dockersh: the session ended: {cause}\n".encode())
     sys.stdout.flush()
     if code < 0:  # killed by a signal: die the same way, so sshd reports exit-signal
-        _signal.signal(-code, _signal.SIG_DFL)
+        if -code != _signal.SIGKILL:  # SIGKILL's disposition cannot be set (EINVAL)
+            _signal.signal(-code, _signal.SIG_DFL)
         os.kill(os.getpid(), -code)
         code = 128 - code
     os._exit(code)
