@@ -81,7 +81,9 @@ def ensure(engine: Engine, user: User, session: dict[str, Any], config_path: str
                     "session ends")
     if container is None:
         _, full = pipeline.full_plan(user, config_path)
-        create(engine, user, full.spec)
+        container = create_or_find(engine, user, full.spec)
+    if container is None:
+        start(engine, name)
     else:
         state = container["State"]
         if state.get("Paused"):
@@ -94,6 +96,22 @@ def ensure(engine: Engine, user: User, session: dict[str, Any], config_path: str
     if fresh is None or not fresh["State"].get("Running"):
         raise DockershError(f"container {name} did not stay running; see `docker logs {name}`")
     return fresh
+
+
+def create_or_find(engine: Engine, user: User,
+                   spec: plan.ContainerSpec) -> dict[str, Any] | None:
+    """Create the container (None), or, when that failed because the container appeared
+    meanwhile, its inspect data: a dockersh killed mid-login leaves its create request to the
+    engine, which may finish it after this login looked."""
+    try:
+        create(engine, user, spec)
+    except DockershError:
+        appeared = engine.container(spec.name)
+        if appeared is None:
+            raise
+        refuse_foreign(appeared, user)
+        return appeared
+    return None
 
 
 def describe_exit(state: dict[str, Any]) -> str:
@@ -307,4 +325,3 @@ def create(engine: Engine, user: User, spec: plan.ContainerSpec) -> None:
     write_identity_files(spec, merged_passwd(passwd, user, shell), merged_group(group, user))
     engine.call("POST", f"/containers/create?name={quote(spec.name)}",
                 create_body(spec, user, shell), what=f"cannot create container {spec.name}")
-    start(engine, spec.name)
