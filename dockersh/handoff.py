@@ -66,6 +66,7 @@ def run(session: dict[str, Any], user: User, container: dict[str, Any], command:
     for sig in (_signal.SIGINT, _signal.SIGQUIT):
         _signal.signal(sig, _signal.SIG_IGN)
     began = time.time()
+    failure = ""
     if session["exec"] == "nsenter":
         from dockersh import nsenter
 
@@ -84,9 +85,8 @@ def run(session: dict[str, Any], user: User, container: dict[str, Any], command:
                               f"{session['uid']}:{session['gid']}", str(session["home"]), env,
                               tty)
         except DockershError as exc:  # the engine failed us mid-way: still end the record
-            os.write(2, f"dockersh: {exc.message}\n".encode())
-            code = 125
-    finish(session, container, record, code, began, sessions_fd)
+            failure, code = exc.message, 125
+    finish(session, container, record, code, began, sessions_fd, failure)
 
 
 def spawn(enter: Any) -> int:
@@ -124,7 +124,9 @@ def start_record(session: dict[str, Any], user: User, container: dict[str, Any],
 
 
 def finish(session: dict[str, Any], container: dict[str, Any], record: dict[str, Any],
-           code: int, began: float, sessions_fd: int) -> NoReturn:
+           code: int, began: float, sessions_fd: int, failure: str = "") -> NoReturn:
+    """End the record, say in one line why a failed session ended (the container's or the
+    engine's fate, else ``failure``), and exit as the session did."""
     from dockersh import audit
 
     audit.write(session, {**record, "event": "session-end", "exit": code,
@@ -135,8 +137,9 @@ def finish(session: dict[str, Any], container: dict[str, Any], record: dict[str,
         pass
     if code != 0:
         cause = why_ended(session, container)
-        if cause:
-            os.write(2, f"dockersh: the session ended: {cause}\n".encode())
+        line = f"the session ended: {cause}" if cause else failure
+        if line:
+            os.write(2, f"dockersh: {line}\n".encode())
     sys.stdout.flush()
     if code < 0:  # killed by a signal: die the same way, so sshd reports exit-signal
         if -code != _signal.SIGKILL:  # SIGKILL's disposition cannot be set (EINVAL)
@@ -176,9 +179,16 @@ def why_ended(session: dict[str, Any], container: dict[str, Any]) -> str | None:
     return "your container stopped"
 
 
+PF_EXITING = 0x4
+
+
 def init_alive(pid: int) -> bool:
+    """The container's init runs and is not exiting. An exiting init of a pid namespace waits
+    for the namespace's other processes to be reaped, sessions included (their parents are
+    outside it), so it still exists when the monitor looks: its PF_EXITING flag tells."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return pid > 0 and f.read().rpartition(b")")[2].split()[0] != b"Z"
-    except (OSError, IndexError):
+            fields = f.read().rpartition(b")")[2].split()
+        return pid > 0 and fields[0] != b"Z" and not int(fields[6]) & PF_EXITING
+    except (OSError, IndexError, ValueError):
         return False
