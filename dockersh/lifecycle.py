@@ -90,6 +90,7 @@ def ensure(engine: Engine, user: User, session: dict[str, Any], config_path: str
             engine.call("POST", f"/containers/{quote(name)}/unpause", what=f"cannot unpause {name}")
         elif not state.get("Running"):
             say(f"your container had stopped ({describe_exit(state)}); starting it again")
+            restore_identity_files(engine, user, config_path, container)
             start(engine, name)
     locks.share(sessions_fd)
     fresh = engine.container(name)
@@ -112,6 +113,22 @@ def create_or_find(engine: Engine, user: User,
         refuse_foreign(appeared, user)
         return appeared
     return None
+
+
+def restore_identity_files(engine: Engine, user: User, config_path: str,
+                           container: dict[str, Any]) -> None:
+    """Write the generated passwd and group again when they are gone from the host.
+
+    The container binds them from /var/lib/dockersh, so without them it can never start again
+    (install.sh --uninstall removes that directory and keeps the containers). A container that
+    is not stale was made from this very spec: same name, same files."""
+    sources = [m.get("Source") or "" for m in container.get("Mounts") or []]
+    if all(os.path.exists(s) for s in sources if s.startswith(f"{plan.STATE_DIR}/")):
+        return
+    _, full = pipeline.full_plan(user, config_path)
+    passwd, group, probed_shell = probe(engine, full.spec)
+    shell = (container["Config"].get("Labels") or {}).get(plan.LABEL_SHELL) or probed_shell
+    write_identity_files(full.spec, merged_passwd(passwd, user, shell), merged_group(group, user))
 
 
 def describe_exit(state: dict[str, Any]) -> str:
