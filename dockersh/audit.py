@@ -21,13 +21,21 @@ def session_record(session: Mapping[str, Any], user: User, container: Mapping[st
     return {
         "user": user.name,
         "uid": user.uid,
-        "remote": f"{connection[0]}:{connection[1]}" if len(connection) >= 2 else "local",
+        "remote": remote(connection),
         "container": session["name"],
         "container_id": str(container.get("Id", ""))[:12],
         "mode": session["exec"],
         "command": "interactive" if command is None else command,
         "pid": pid,
     }
+
+
+def remote(connection: list[str]) -> str:
+    """The client's address and port from SSH_CONNECTION; an IPv6 address in brackets."""
+    if len(connection) < 2:
+        return "local"
+    address, port = connection[0], connection[1]
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def write(session: Mapping[str, Any], record: Mapping[str, Any]) -> None:
