@@ -370,6 +370,8 @@ def test_audit_records_every_session_start_and_end(dsh: Dockersh, make_user: Use
     end = records[1]
     assert end["exit"] == 3 and 0 < end["duration"] < 60
     assert records[3]["exit"] == 4
+    assert dsh.login(user, "true", env={"SSH_CONNECTION": "::1 50124 ::1 22"}).returncode == 0
+    assert dsh.audit_records(user)[-1]["remote"] == "[::1]:50124"
     for record in records:
         assert record["uid"] == user.uid
         assert record["remote"] == "127.0.0.9:50123"
