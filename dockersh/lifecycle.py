@@ -17,7 +17,7 @@ import sys
 import tarfile
 from typing import TYPE_CHECKING, Any
 
-from dockersh import locks, pipeline, plan
+from dockersh import bindcheck, locks, pipeline, plan
 from dockersh.engine import Engine, quote
 from dockersh.errors import DockershError
 from dockersh.identity import User
@@ -81,6 +81,7 @@ def ensure(engine: Engine, user: User, session: dict[str, Any], config_path: str
                     "session ends")
     if container is None:
         _, full = pipeline.full_plan(user, config_path)
+        bindcheck.check([source for source, _, _ in full.spec.mounts], user)
         container = create_or_find(engine, user, full.spec)
     if container is None:
         start(engine, name)
@@ -89,6 +90,9 @@ def ensure(engine: Engine, user: User, session: dict[str, Any], config_path: str
         if state.get("Paused"):
             engine.call("POST", f"/containers/{quote(name)}/unpause", what=f"cannot unpause {name}")
         elif not state.get("Running"):
+            # Docker follows symlinks in bind sources again at every start.
+            bindcheck.check([str(m.get("Source") or "") for m in container.get("Mounts") or []
+                             if m.get("Type") == "bind"], user)
             say(f"your container had stopped ({describe_exit(state)}); starting it again")
             restore_identity_files(engine, user, config_path, container)
             start(engine, name)

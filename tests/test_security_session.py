@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -336,3 +337,56 @@ def test_nsenter_never_enters_a_process_that_is_not_the_containers(tenant: Tenan
         host.kill()
         host.wait()
     nsenter.Target(container, session, [], ["/bin/true"])  # the real one is fine
+
+
+def test_a_mount_source_the_user_can_redirect_is_refused(
+    test_image: str, tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Docker follows symlinks in a bind source at every start. An admin mount of a path in
+    a directory the user can write (here their home) would let them swap it for a symlink to
+    the host's /proc (or /) and get it mounted at the next start of their container."""
+    work = tmp_path_factory.mktemp("bind-redirect")
+    user = create_user(work, prefix="db", key=False)
+    srv = Path(f"/srv/dockersh-test-{user.name}")
+    try:
+        config = work / "config.toml"
+        run_as = [sys.executable, "-m", "dockersh", "--config", str(config), "--user",
+                  user.name, "-c"]
+
+        def login(command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*run_as, command], capture_output=True, text=True,
+                                  timeout=60, stdin=subprocess.DEVNULL, check=False,
+                                  env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+
+        def mounts(source: Path) -> None:
+            config.write_text(f'[container]\nimage = "{test_image}"\npull = "never"\n'
+                              f'shell = "/bin/sh"\nmounts = [{{ source = "{source}", '
+                              f'target = "/data", read_only = true }}]\n')
+
+        # 1. The source is in the user's home: made a symlink to /proc, as from a session.
+        link = user.home / "data"
+        link.symlink_to("/proc")
+        os.chown(link, user.uid, user.gid, follow_symlinks=False)
+        mounts(link)
+        done = login("ls /data | grep -c '^[0-9]'")
+        assert done.returncode != 0 and done.stdout == "", done  # no host pids counted
+        assert done.stderr == (f"dockersh: mount source {link} is not safe: {user.name} can "
+                               f"change {link}, and so where the mount leads; refusing to "
+                               "mount it (the administrator must use a path only root can "
+                               "change)\n")
+        # 2. A source that was safe when the container was made, and no longer is: the next
+        # start of the stopped container looks again.
+        (srv / "data").mkdir(parents=True)
+        mounts(srv / "data")
+        first = login("ls -d /data")
+        assert first.stdout == "/data\n", first
+        os.chown(srv, user.uid, user.gid)
+        (srv / "data").rmdir()
+        (srv / "data").symlink_to("/proc")
+        run(["docker", "stop", "-t", "1", f"dockersh-{user.name}"], timeout=60)
+        done = login("ls /data | grep -c '^[0-9]'")
+        assert done.returncode != 0 and done.stdout == "", done
+        assert f"dockersh: mount source {srv}/data is not safe" in done.stderr
+    finally:
+        shutil.rmtree(srv, ignore_errors=True)
+        remove_user(user)

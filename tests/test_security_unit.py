@@ -584,3 +584,48 @@ def test_userfile_reader_refuses_before_reading(tmp_path: Path, monkeypatch: pyt
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+# --- bind-mount sources the user could redirect --------------------------------------------
+
+
+def test_bind_sources_the_user_can_change_are_found(tmp_path: Path) -> None:
+    from dockersh import bindcheck
+
+    root = tmp_path / "srv"
+    root.mkdir(mode=0o755)
+    user = identity.User("mallory", UID, GID, "/nonexistent", "/bin/sh", "",
+                         (("mallory", GID), ("staff", GID + 7)))
+    theirs = root / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, UID, GID)
+    (theirs / "data").mkdir()
+    safe = root / "safe"
+    safe.mkdir()
+    assert bindcheck.changeable_part(str(safe), user) is None
+    assert bindcheck.changeable_part(str(theirs), user) is None  # owning it is not enough
+    assert bindcheck.changeable_part(str(theirs / "data"), user) == str(theirs / "data")
+    theirs.chmod(0o555)  # an owner can always chmod it back
+    assert bindcheck.changeable_part(str(theirs / "data"), user) == str(theirs / "data")
+    group = root / "group"
+    group.mkdir()
+    os.chown(group, 0, GID + 7)
+    group.chmod(0o775)
+    (group / "x").mkdir()
+    assert bindcheck.changeable_part(str(group / "x"), user) == str(group / "x")
+    sticky = root / "tmp"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    (sticky / "roots").mkdir()
+    (sticky / "mine").mkdir()
+    os.chown(sticky / "mine", UID, GID)
+    assert bindcheck.changeable_part(str(sticky / "roots"), user) is None
+    assert bindcheck.changeable_part(str(sticky / "mine"), user) == str(sticky / "mine")
+    assert bindcheck.changeable_part(str(sticky / "absent"), user) == str(sticky / "absent")
+    # A symlink root made, leading through a directory the user owns.
+    (root / "link").symlink_to(theirs / "data")
+    assert bindcheck.changeable_part(str(root / "link"), user) == str(theirs / "data")
+    (root / "dots").symlink_to("safe/../theirs/data")
+    assert bindcheck.changeable_part(str(root / "dots"), user) == str(theirs / "data")
+    with pytest.raises(DockershError, match=f"mount source {root}/link is not safe"):
+        bindcheck.check([str(safe), str(root / "link")], user)
