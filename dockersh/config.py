@@ -11,6 +11,7 @@ is validated and whether a user's own file may set it. etc/dockersh.toml documen
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -319,17 +320,28 @@ def dangers(config: Config) -> list[str]:
     for ns in ("pid", "ipc"):
         if getattr(c, ns) == "host":
             found.append(f'[container] {ns} = "host"')
-    if c.network == "host":
-        found.append('[container] network = "host"')
+    if c.network == "host" or c.network.startswith("container:"):
+        found.append(f'[container] network = "{c.network}"')
     if c.devices:
         found.append("[container] devices gives host devices")
     for cap in sorted(set(c.cap_add) - SAFE_CAPABILITIES):
         found.append(f"[container] cap_add {cap}")
     for m in c.mounts:
-        source = m.source.rstrip("/") or "/"
-        if source in DANGEROUS_SOURCES or "docker.sock" in source or source.endswith(".sock"):
+        if dangerous_source(m.source):
             found.append(f"[container] mounts source {m.source}")
     return found
+
+
+def dangerous_source(path: str) -> bool:
+    """A mount source that hands out the host: one of DANGEROUS_SOURCES, anything inside the
+    runtime's and the kernel's trees, a directory above them, or a socket. Spelled any way:
+    "//run", "/var/run/" and "/srv/../run" are "/run" to Docker too."""
+    source = "/" + posixpath.normpath(path).lstrip("/")
+    inside = ("/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker",
+              "/var/lib/containerd", "/boot")
+    return (source in DANGEROUS_SOURCES or "docker.sock" in source or source.endswith(".sock")
+            or any(source.startswith(d + "/") for d in inside)
+            or any(d.startswith(source + "/") for d in inside))
 
 
 def check_dangers(config: Config, where: str) -> None:

@@ -484,7 +484,32 @@ DANGEROUS = [
     ('mounts = [{ source = "/run/containerd/containerd.sock", target = "/x" }]', ".sock"),
     ('mounts = [{ source = "/proc", target = "/x" }]', "/proc"),
     ('mounts = [{ source = "/root", target = "/x" }]', "/root"),
+    # The same places spelled otherwise, inside them, or above them.
+    ('mounts = [{ source = "//run", target = "/x" }]', "//run"),
+    ('mounts = [{ source = "/srv/../var/run", target = "/x" }]', "/srv/../var/run"),
+    ('mounts = [{ source = "/run/containerd", target = "/x" }]', "/run/containerd"),
+    ('mounts = [{ source = "/run/docker/", target = "/x" }]', "/run/docker/"),
+    ('mounts = [{ source = "/var/lib", target = "/x" }]', "/var/lib"),
+    ('mounts = [{ source = "/var", target = "/x" }]', "source /var"),
+    ('mounts = [{ source = "/var/lib/docker/volumes", target = "/x" }]', "volumes"),
+    ('mounts = [{ source = "/dev/shm", target = "/x" }]', "/dev/shm"),
+    ('mounts = [{ source = "/sys/fs/cgroup", target = "/x" }]', "/sys/fs/cgroup"),
+    ('mounts = [{ source = "/proc/1/root", target = "/x" }]', "/proc/1/root"),
+    ('network = "container:dockersh-bob"', "container:dockersh-bob"),
 ]
+
+
+@pytest.mark.parametrize("line", [
+    'mounts = [{ source = "/srv/data", target = "/data" }]',
+    'mounts = [{ source = "/etc/ssl/certs", target = "/certs" }]',
+    'mounts = [{ source = "/home/shared", target = "/shared", read_only = false }]',
+    'mounts = [{ source = "/variable", target = "/v" }]',
+    'network = "none"',
+    'network = "dockersh-net"',
+    'cap_add = ["CHOWN", "NET_BIND_SERVICE"]',
+])
+def test_ordinary_admin_values_need_no_switch(line: str) -> None:
+    config.resolve(config.parse_toml(f"[container]\n{line}\n", "g"), "g", "alice", ())
 
 
 @pytest.mark.parametrize("line, named", DANGEROUS)
