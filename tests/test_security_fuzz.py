@@ -273,3 +273,31 @@ def test_dates_and_times_in_toml_are_refused_not_crashing() -> None:
     data = {"container": {"memory": datetime.date(2020, 1, 1)}}
     with pytest.raises(ConfigError, match="must be a string"):
         load(data)
+
+
+# --- env_pass globs (a user's own file may set them) -----------------------------------------
+
+GLOB_TEXT = st.text(alphabet="ab_*?ZC", max_size=12)
+
+
+@BOUNDED
+@given(GLOB_TEXT, GLOB_TEXT)
+def test_env_pass_globs_match_like_fnmatch(pattern: str, name: str) -> None:
+    import fnmatch
+
+    from dockersh.handoff import glob_match
+
+    assert glob_match(pattern, name) == fnmatch.fnmatchcase(name, pattern)
+
+
+def test_env_pass_glob_of_a_user_cannot_spin_a_root_process() -> None:
+    """The recursive matcher took minutes for this (as root, once per login)."""
+    import time
+
+    from dockersh.handoff import glob_match
+
+    began = time.monotonic()
+    for name in ("SSH_ORIGINAL_COMMAND", "a" * 200, "LC_" + "A" * 100):
+        assert not glob_match("*a" * 40 + "*X", name)
+        assert not glob_match("*" * 5000 + "X", name)  # no recursion limit either
+    assert time.monotonic() - began < 1
