@@ -1,0 +1,588 @@
+"""dockersh end to end: the real OpenSSH server on 127.0.0.1, the installed dockersh, the real
+default session image (dockersh-session:latest, built from the repo's Dockerfile).
+
+Every check goes through sshd exactly as a user's client would: commands, scp (both protocols),
+sftp, rsync, interactive sessions in a real terminal (tmux), ForceCommand, authorized_keys
+command=, concurrent first logins, and what sshd must refuse dockersh users (forwarding, agent,
+X11). "In the container" is proved against `docker exec` facts: the container's hostname (set to
+box-USER by the test config), its mount namespace and its PID 1 (docker-init).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from support import docker
+from support.cmd import run
+from support.sshd import HOST, SshdFactory, SshServer
+from support.terminal import TmuxTerminal
+from support.users import LinuxUser, UserFactory
+
+pytestmark = pytest.mark.e2e
+
+DOCKERSH = "/usr/local/bin/dockersh"
+#: The client's TERM in the interactive tests: neither dockersh's fallback (xterm) nor tmux's.
+CLIENT_TERM = "xterm-256color"
+
+CONFIG = """\
+# Written by tests/e2e/test_ssh.py for one test.
+[container]
+image = "dockersh-session:latest"
+pull = "never"
+hostname = "box-{{user}}"
+
+[session]
+exec = "{mode}"
+banner = "Welcome {{user}}"
+"""
+
+#: What identifies the place a command runs: user, hostname, mount namespace, PID 1.
+FACTS = 'id -un; hostname; readlink /proc/self/ns/mnt; tr "\\0" " " </proc/1/cmdline; echo'
+
+
+# --- Fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def session_config(dockersh_config: Callable[..., Path],
+                   session_image: str) -> Callable[[str], None]:
+    """session_config(mode): the real default image, never pulled, in that exec mode."""
+
+    def write(mode: str = "docker") -> None:
+        dockersh_config(CONFIG.format(mode=mode))
+
+    return write
+
+
+@pytest.fixture(params=["docker", "nsenter"])
+def mode(request: pytest.FixtureRequest, session_config: Callable[[str], None]) -> str:
+    session_config(str(request.param))
+    return str(request.param)
+
+
+@pytest.fixture
+def default_mode(session_config: Callable[[str], None]) -> str:
+    session_config("docker")
+    return "docker"
+
+
+# --- Helpers ----------------------------------------------------------------------------------
+
+
+def ok(proc: subprocess.CompletedProcess[bytes], what: str = "") -> bytes:
+    """stdout of a process that must have exited 0."""
+    assert proc.returncode == 0, (
+        f"{what or proc.args} exited {proc.returncode}\n"
+        f"--- stdout\n{proc.stdout[-2000:]!r}\n--- stderr\n{proc.stderr[-2000:]!r}"
+    )
+    return proc.stdout
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def container_of(user: LinuxUser) -> str:
+    """The ID of the user's one managed container."""
+    found = docker.containers(f"{docker.USER_LABEL}={user.name}")
+    assert len(found) == 1, f"{user.name} has {len(found)} containers: {found}"
+    return found[0]
+
+
+def container_facts(user: LinuxUser) -> str:
+    """FACTS as seen by `docker exec` in the user's container."""
+    proc = run(["docker", "exec", "-u", f"{user.uid}:{user.gid}", container_of(user),
+                "sh", "-c", FACTS], timeout=60)
+    return proc.stdout
+
+
+def assert_in_container(seen: bytes, user: LinuxUser) -> None:
+    """seen (FACTS run through ssh) is the user's container, not the host."""
+    facts = container_facts(user)
+    lines = facts.splitlines()
+    assert lines[0] == user.name and lines[1] == f"box-{user.name}", facts
+    assert "docker-init" in lines[3], facts
+    assert lines[2] != os.readlink("/proc/self/ns/mnt"), "docker exec ran on the host?"
+    assert seen.decode() == facts
+
+
+def client_opts(server: SshServer, user: LinuxUser) -> list[str]:
+    """The ssh client's options (-F none, the key, no agent, ...) without the port."""
+    argv = server.ssh_argv(user)
+    return argv[1:argv.index("-p")]
+
+
+def run_client(argv: Sequence[str | Path],
+               timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([str(a) for a in argv], stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=timeout, check=False,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/root"})
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"ssh exited {proc.returncode} before port {port} listened"
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(1)
+            if s.connect_ex((HOST, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {HOST}:{port} after {timeout}s")
+
+
+def read_through(port: int, timeout: float = 10) -> tuple[int, bytes]:
+    """Connect to port; (our local port, what arrives before EOF or 8 bytes or the timeout)."""
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        local = int(s.getsockname()[1])
+        data = b""
+        deadline = time.monotonic() + timeout
+        while len(data) < 8 and time.monotonic() < deadline:
+            try:
+                chunk = s.recv(8 - len(data))
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            data += chunk
+        return local, data
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a client this test started, by its PID."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def log_has(server: SshServer, pattern: str, timeout: float = 10) -> bool:
+    """pattern (a regex) shows up in the server's log within timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if re.search(pattern, server.log.read_text(errors="replace")):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def processes(uid: int, cmdline: bytes) -> list[int]:
+    """PIDs (host view) of uid's processes whose command line is exactly cmdline."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid == uid and (entry / "cmdline").read_bytes() == cmdline:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def wait_processes(uid: int, cmdline: bytes, present: bool, timeout: float = 15) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while bool(pids := processes(uid, cmdline)) != present:
+        if time.monotonic() > deadline:
+            state = "running" if present else "gone"
+            raise AssertionError(f"{cmdline!r} of uid {uid} not {state} after {timeout}s")
+        time.sleep(0.05)
+    return pids
+
+
+def agent_sockets_of(user: LinuxUser) -> list[Path]:
+    """The agent sockets sshd made on the host for user (/tmp/ssh-XXXXXXXXXX/agent.PID)."""
+    found = []
+    for path in Path("/tmp").glob("ssh-*/agent.*"):
+        try:
+            if path.lstat().st_uid == user.uid:
+                found.append(path)
+        except OSError:
+            continue
+    return found
+
+
+def prompt(user: LinuxUser) -> re.Pattern[str]:
+    """Debian's bash prompt in the user's container: NAME@box-NAME:~$"""
+    return re.compile(rf"^{user.name}@box-{user.name}:~\$ ?$", re.M)
+
+
+def terminal_login(tmux_terminal: Callable[..., TmuxTerminal], server: SshServer,
+                   user: LinuxUser, width: int = 100, height: int = 30) -> TmuxTerminal:
+    """ssh -tt with TERM=CLIENT_TERM in the client's environment, in a tmux pane; at the prompt."""
+    argv = ["env", f"TERM={CLIENT_TERM}", *server.ssh_argv(user, tty=True)]
+    term = tmux_terminal(argv, width=width, height=height)
+    term.wait_for(prompt(user), timeout=30)
+    return term
+
+
+# --- A command --------------------------------------------------------------------------------
+
+
+def test_command_status_streams_stdin_eof_and_binary(
+    mode: str, sshd: SshdFactory, make_user: UserFactory
+) -> None:
+    server = sshd()
+    user = make_user()
+    assert_in_container(ok(server.ssh(user, FACTS)), user)
+
+    proc = server.ssh(user, "echo out; echo err >&2; exit 42")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (42, b"out\n", b"err\n")
+    # The same through a terminal: the exit status, and no banner (this is not a login shell).
+    proc = server.ssh(user, "echo out; exit 3", tty=True)
+    assert (proc.returncode, proc.stdout) == (3, b"out\r\n"), proc
+    assert b"Welcome" not in proc.stdout + proc.stderr
+
+    # stdin's EOF reaches the command: cat ends, and what follows it runs.
+    proc = server.ssh(user, "cat; echo done", input=b"small input\n", timeout=30)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"small input\ndone\n", b"")
+
+    data = os.urandom(5 * 2**20)
+    up = ok(server.ssh(user, "cat > ~/blob && sha256sum < ~/blob", input=data, timeout=90))
+    assert up.split()[0].decode() == sha256(data)
+    on_host = user.home / "blob"
+    assert sha256(on_host.read_bytes()) == sha256(data)
+    assert on_host.stat().st_uid == user.uid
+    down = ok(server.ssh(user, "cat ~/blob", timeout=90))
+    assert len(down) == len(data) and sha256(down) == sha256(data)
+
+
+def test_users_have_no_docker_group_and_no_socket(
+    mode: str, sshd: SshdFactory, make_user: UserFactory
+) -> None:
+    server = sshd()
+    user = make_user()
+    on_host = run(["id", "-Gn", user.name]).stdout.split()
+    assert "dockersh" in on_host and "docker" not in on_host, on_host
+    out = ok(server.ssh(user, "id -Gn; echo ---; "
+                              "ls -l /var/run/docker.sock /run/docker.sock 2>&1; echo ---; "
+                              "grep -c 'docker\\.sock' /proc/self/mountinfo; echo ---; "
+                              "find / \\( -path /proc -o -path /sys \\) -prune -o -type s "
+                              "-print 2>/dev/null | grep -c docker; true")).decode()
+    groups, ls, mounts, sockets = (part.strip() for part in out.split("---"))
+    assert "docker" not in groups.split() and user.name in groups.split(), groups
+    assert ls.count("No such file or directory") == 2, ls
+    assert mounts == "0" and sockets == "0", out
+
+
+# --- File transfer ----------------------------------------------------------------------------
+
+
+def check_file_transfer(server: SshServer, user: LinuxUser, workdir: Path) -> None:
+    """scp (SFTP protocol and -O), sftp -b and rsync, both ways, byte-exact, in the container."""
+    opts = client_opts(server, user)
+    port = str(server.port)
+    remote = f"{user.name}@{HOST}"
+    ssh_e = shlex.join(["ssh", *opts, "-p", port])
+    local = workdir / "local"
+    got = workdir / "got"
+    local.mkdir()
+    got.mkdir()
+    ways = ("scp", "scp-O", "sftp", "rsync")
+    originals = {way: os.urandom(2**20 + 17 * i) for i, way in enumerate(ways)}
+    for way, data in originals.items():
+        (local / way).write_bytes(data)
+
+    # Up: each way puts its own file into the home.
+    ok(run_client(["scp", *opts, "-P", port, local / "scp", f"{remote}:up-scp"]), "scp up")
+    ok(run_client(["scp", "-O", *opts, "-P", port, local / "scp-O", f"{remote}:up-scp-O"]),
+       "scp -O up")
+    batch = workdir / "batch"
+    batch.write_text(f"put {local / 'sftp'} up-sftp\n"
+                     f"get up-scp {got / 'sftp'}\n"
+                     f"get /etc/hostname {got / 'sftp-hostname'}\n")
+    ok(run_client(["sftp", *opts, "-P", port, "-b", batch, remote]), "sftp -b")
+    ok(run_client(["rsync", "-a", "-e", ssh_e, local / "rsync", f"{remote}:up-rsync"]), "rsync up")
+    for way, data in originals.items():
+        landed = user.home / f"up-{way}"
+        assert landed.is_file(), f"{way} left nothing at {landed}"
+        assert sha256(landed.read_bytes()) == sha256(data), f"{way} up changed the bytes"
+        assert landed.stat().st_uid == user.uid, f"{way} up: {landed} is not the user's"
+
+    # Down: each way fetches a file another way uploaded, then /etc/hostname (the container's).
+    ok(run_client(["scp", *opts, "-P", port, f"{remote}:up-rsync", got / "scp"]), "scp down")
+    ok(run_client(["scp", "-O", *opts, "-P", port, f"{remote}:up-sftp", got / "scp-O"]),
+       "scp -O down")
+    ok(run_client(["scp", "-O", *opts, "-P", port, f"{remote}:/etc/hostname",
+                   got / "scp-O-hostname"]), "scp -O down /etc/hostname")
+    ok(run_client(["rsync", "-a", "-e", ssh_e, f"{remote}:up-scp-O", f"{remote}:/etc/hostname",
+                   got]), "rsync down")
+    expected = {"scp": "rsync", "scp-O": "sftp", "sftp": "scp", "up-scp-O": "scp-O"}
+    for name, way in expected.items():
+        assert sha256((got / name).read_bytes()) == sha256(originals[way]), f"{name} down"
+    container_hostname = f"box-{user.name}\n"
+    for name in ("sftp-hostname", "scp-O-hostname", "hostname"):
+        assert (got / name).read_text() == container_hostname, f"{name}: not the container's"
+
+
+def test_scp_sftp_rsync_byte_exact_into_the_home(
+    default_mode: str, sshd: SshdFactory, make_user: UserFactory, tmp_path: Path
+) -> None:
+    server = sshd()
+    user = make_user()
+    check_file_transfer(server, user, tmp_path)
+    container_of(user)  # exactly one container served all of it
+
+
+# --- Interactive ------------------------------------------------------------------------------
+
+
+def test_interactive_session_in_a_real_terminal(
+    mode: str, sshd: SshdFactory, make_user: UserFactory,
+    tmux_terminal: Callable[..., TmuxTerminal],
+) -> None:
+    user = make_user()
+    with (user.home / ".profile").open("a") as profile:
+        profile.write('\necho "PROFILE-RAN-$((40 + 2))"\n')
+    term = terminal_login(tmux_terminal, sshd(), user, width=100, height=30)
+    screen = term.capture_pane(history=True)
+    assert f"Welcome {user.name}" in screen, screen
+    assert "PROFILE-RAN-42" in screen, screen
+
+    term.type_line('echo "U=$(id -un) S=$(stty size) T=$TERM"')
+    term.wait_for(f"U={user.name} S=30 100 T={CLIENT_TERM}")
+    term.resize_window(120, 40)
+    assert term.size() == (120, 40)
+    term.type_line('echo "S2=$(stty size)"')
+    term.wait_for("S2=40 120")
+
+    # Ctrl-C reaches the foreground process, and the shell survives it.
+    sleeper = b"sleep\x00100\x00"
+    term.type_line("sleep 100")
+    wait_processes(user.uid, sleeper, present=True)
+    term.send_keys("C-c")
+    wait_processes(user.uid, sleeper, present=False, timeout=10)
+    term.type_line('echo "rc=$?"')
+    term.wait_for(re.compile(r"^rc=130$", re.M))
+
+    # Job control: a background job, and Ctrl-Z stopping a foreground one.
+    term.type_line("sleep 100 &")
+    wait_processes(user.uid, sleeper, present=True)
+    term.type_line("jobs")
+    term.wait_for(re.compile(r"^\[1\]\+\s+Running\s+sleep 100 &$", re.M))
+    term.type_line("sleep 200")
+    wait_processes(user.uid, b"sleep\x00200\x00", present=True)
+    term.send_keys("C-z")
+    term.wait_for(re.compile(r"^\[2\]\+\s+Stopped\s+sleep 200$", re.M))
+    term.type_line("kill -9 %1 %2; wait; echo killed-$((1 + 1))")
+    term.wait_for("killed-2")
+    wait_processes(user.uid, sleeper, present=False)
+
+    term.type_line("exit 7")
+    assert term.wait_exit(timeout=30) == 7
+
+
+def test_banner_at_interactive_login_only(
+    default_mode: str, sshd: SshdFactory, make_user: UserFactory,
+    tmux_terminal: Callable[..., TmuxTerminal],
+) -> None:
+    server = sshd()
+    user = make_user()
+    proc = server.ssh(user, "echo hi")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"hi\n", b""), proc
+    term = terminal_login(tmux_terminal, server, user)
+    lines = term.capture_pane(history=True).splitlines()
+    assert f"Welcome {user.name}" in lines, lines
+    term.type_line("exit")
+    assert term.wait_exit(timeout=30) == 0
+
+
+# --- ForceCommand and authorized_keys command= -------------------------------------------------
+
+
+def check_forced_entry(server: SshServer, user: LinuxUser,
+                       tmux_terminal: Callable[..., TmuxTerminal]) -> None:
+    """A user whose login shell is bash lands in the container through a forced dockersh."""
+    assert user.shell == "/bin/bash"
+    seen = ok(server.ssh(user, FACTS))
+    assert_in_container(seen, user)
+    proc = server.ssh(user, "echo out; echo err >&2; exit 5")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (5, b"out\n", b"err\n")
+    # Without a command: an interactive login shell in the container.
+    term = terminal_login(tmux_terminal, server, user)
+    assert f"Welcome {user.name}" in term.capture_pane(history=True)
+    term.type_line('echo "U=$(id -un) H=$(hostname) S=$(stty size)"')
+    term.wait_for(f"U={user.name} H=box-{user.name} S=30 100")
+    term.type_line("exit 6")
+    assert term.wait_exit(timeout=30) == 6
+
+
+def test_sshd_force_command(
+    default_mode: str, sshd: SshdFactory, make_user: UserFactory,
+    tmux_terminal: Callable[..., TmuxTerminal],
+) -> None:
+    user = make_user(shell="/bin/bash")
+    server = sshd([f"Match User {user.name}", f"    ForceCommand {DOCKERSH}"])
+    check_forced_entry(server, user, tmux_terminal)
+
+
+def test_authorized_keys_command(
+    default_mode: str, sshd: SshdFactory, make_user: UserFactory,
+    tmux_terminal: Callable[..., TmuxTerminal], tmp_path: Path,
+) -> None:
+    user = make_user(shell="/bin/bash", key_options=f'command="{DOCKERSH}"')
+    server = sshd()
+    check_forced_entry(server, user, tmux_terminal)
+    # sshd puts the client's command (scp -t, rsync --server, the sftp subsystem) into
+    # SSH_ORIGINAL_COMMAND: file transfer works through the forced key too.
+    check_file_transfer(server, user, tmp_path)
+
+
+# --- Concurrency ------------------------------------------------------------------------------
+
+
+def test_twenty_concurrent_first_logins_make_one_container(
+    default_mode: str, sshd: SshdFactory, make_user: UserFactory
+) -> None:
+    server = sshd()
+    user = make_user()
+    assert docker.containers(f"{docker.USER_LABEL}={user.name}") == []
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        procs = list(pool.map(lambda i: server.ssh(user, f"echo {i}; " + FACTS, timeout=180),
+                              range(20)))
+    for i, proc in enumerate(procs):
+        assert ok(proc, f"login {i}").startswith(f"{i}\n".encode())
+    seen = {proc.stdout.split(b"\n", 1)[1] for proc in procs}
+    assert len(seen) == 1, seen
+    assert_in_container(seen.pop(), user)  # also: exactly one container
+
+
+# --- Recovery -----------------------------------------------------------------------------------
+
+
+def test_stopped_container_starts_again_after_its_generated_files_are_gone(
+    default_mode: str, sshd: SshdFactory, make_user: UserFactory
+) -> None:
+    """install.sh --uninstall removes /var/lib/dockersh and keeps the containers: a stopped
+    container (gc's idle stop, a reboot) must still start at its user's next login."""
+    server = sshd()
+    user = make_user()
+    ok(server.ssh(user, "touch /tmp/kept"))
+    cid = container_of(user)
+    run(["docker", "stop", "-t", "1", cid], timeout=60)
+    state = Path("/var/lib/dockersh") / f"dockersh-{user.name}"
+    assert (state / "passwd").is_file()
+    run(["rm", "-rf", "--", state])
+    proc = server.ssh(user, "id -un; ls /tmp/kept")
+    assert (proc.returncode, proc.stdout) == (0, f"{user.name}\n/tmp/kept\n".encode()), proc
+    assert container_of(user) == cid
+
+
+# --- What sshd must refuse dockersh users -----------------------------------------------------
+
+
+def test_forwarding_agent_and_x11_refused(
+    default_mode: str, sshd: SshdFactory, make_user: UserFactory, tmp_path: Path
+) -> None:
+    """The drop-in's Match Group dockersh refuses them even where the server allows them.
+
+    The server allows X11 (the others are allowed by default); a user outside group dockersh
+    gets every one of them on the same server, which proves each check can see the difference.
+    """
+    server = sshd(options={"X11Forwarding": "yes"})
+    user = make_user()
+    control = make_user(shell="/bin/bash", in_dockersh=False)
+    # The client asks for agent forwarding only when it has an agent.
+    agent_socket = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(agent_socket)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    clients: list[subprocess.Popen[bytes]] = [agent]
+
+    def start(who: LinuxUser, *opts: str, cmd: str | None = None) -> subprocess.Popen[bytes]:
+        argv = server.ssh_argv(who, cmd, extra_opts=opts)
+        argv[argv.index("IdentityAgent=none")] = f"IdentityAgent={agent_socket}"
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE,
+                                env={"PATH": "/usr/bin:/bin", "HOME": "/root",
+                                     "DISPLAY": f"{HOST}:99", "XAUTHORITY": "/nonexistent"})
+        clients.append(proc)
+        return proc
+
+    try:
+        deadline = time.monotonic() + 10
+        while not agent_socket.is_socket():
+            assert agent.poll() is None and time.monotonic() < deadline, "no ssh-agent"
+            time.sleep(0.05)
+
+        # -L to the sshd's own port: the control reads sshd's banner through the tunnel.
+        for who, allowed in ((control, True), (user, False)):
+            lport = free_port()
+            proc = start(who, "-N", "-L", f"{lport}:{HOST}:{server.port}")
+            wait_listening(lport, proc)
+            origin, data = read_through(lport)
+            if allowed:
+                assert data.startswith(b"SSH-2.0-"), data
+            else:
+                assert data == b"", data
+                assert log_has(server, rf"refused local port forward: originator {HOST} port "
+                                       rf"{origin}, target {HOST} port {server.port}\b")
+            stop(proc)
+
+        # -L to the Docker socket (a unix socket on the host): refused before it is tried.
+        lport = free_port()
+        proc = start(user, "-N", "-L", f"{lport}:/var/run/docker.sock")
+        wait_listening(lport, proc)
+        origin, data = read_through(lport)
+        assert data == b""
+        assert log_has(server, rf"refused streamlocal port forward: originator {HOST} port "
+                               rf"{origin}, target /var/run/docker\.sock")
+        stop(proc)
+
+        # -R: the server must not listen for the user.
+        for who, allowed in ((control, True), (user, False)):
+            rport = free_port()
+            proc = start(who, "-N", "-o", "ExitOnForwardFailure=yes",
+                         "-R", f"{rport}:{HOST}:{server.port}")
+            if allowed:
+                wait_listening(rport, proc)
+                assert read_through(rport)[1].startswith(b"SSH-2.0-")
+                stop(proc)
+            else:
+                _, err = proc.communicate(timeout=30)
+                assert proc.returncode == 255, err
+                assert f"remote port forwarding failed for listen port {rport}".encode() in err
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    assert s.connect_ex((HOST, rport)) != 0
+
+        # Agent and X11 forwarding: the control gets a DISPLAY and an agent socket on the host.
+        for who, allowed in ((control, True), (user, False)):
+            proc = start(who, "-Y", "-A",
+                         cmd='echo "D=${DISPLAY:-none}"; read line')
+            assert proc.stdout is not None and proc.stdin is not None
+            line = proc.stdout.readline()  # the session is up: sshd has answered the requests
+            agent_sockets = agent_sockets_of(who)
+            proc.stdin.write(b"\n")
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err
+            if allowed:
+                assert line.startswith(b"D=localhost:"), line
+                assert agent_sockets, "the control got no agent socket"
+                assert b"X11 forwarding request failed" not in err, err
+            else:
+                assert line == b"D=none\n", line
+                assert agent_sockets == [], agent_sockets
+                assert b"X11 forwarding request failed" in err, err
+    finally:
+        for proc in clients:
+            stop(proc)
+
