@@ -18,10 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import docker.errors
-
 from dockersh import inventory, lifecycle, locks, plan, units
-from dockersh.engine import Engine
+from dockersh.engine import Engine, quote
 from dockersh.errors import DockershError
 from dockersh.inventory import Managed
 
@@ -120,10 +118,8 @@ def stop(config_path: str, user: str) -> int:
 
 
 def stop_container(engine: Engine, name: str) -> None:
-    try:
-        lifecycle.api(engine).stop(name, timeout=STOP_TIMEOUT)
-    except docker.errors.APIError as exc:
-        raise DockershError(f"cannot stop container {name}: {exc.explanation}") from None
+    engine.call("POST", f"/containers/{quote(name)}/stop?t={STOP_TIMEOUT}",
+                what=f"cannot stop container {name}")
 
 
 def restart(config_path: str, user: str) -> int:
@@ -132,10 +128,8 @@ def restart(config_path: str, user: str) -> int:
         for container in containers_of(engine, user):
             name = inventory.name_of(container)
             note = ending(container, user)
-            try:
-                lifecycle.api(engine).restart(name, timeout=STOP_TIMEOUT)
-            except docker.errors.APIError as exc:
-                raise DockershError(f"cannot restart {name}: {exc.explanation}") from None
+            engine.call("POST", f"/containers/{quote(name)}/restart?t={STOP_TIMEOUT}",
+                        what=f"cannot restart container {name}")
             print(f"restarted {name}{note}")
     stale = [m for m in inventory.inventory(engine, config_path, user)
              if m.config == inventory.STALE]
