@@ -18,7 +18,7 @@ usage: dockersh                      interactive login shell in your container
 admin (root only):
        dockersh config check | config show USER
        dockersh ls [--json] | stop USER | restart USER | rm USER
-       dockersh gc [--idle DURATION] [--dry-run] | pull [--all] | doctor
+       dockersh gc [--idle DURATION] [--dry-run] [USER...] | pull [--all] | doctor
        dockersh enroll USER | unenroll USER
 options (root only): --config PATH, --debug (tracebacks)
 """

@@ -75,12 +75,17 @@ def engine_for(config_path: str) -> Engine:
     return Engine(global_config(config_path).docker.host)
 
 
+def listed(engine: Engine, label: str) -> list[dict[str, Any]]:
+    """The engine's list entries of every container, running or not, with ``label``."""
+    filters = quote(json.dumps({"label": [label]}))
+    return engine.get(f"/containers/json?all=1&filters={filters}") or []
+
+
 def find(engine: Engine, user: str | None = None) -> list[dict[str, Any]]:
     """Inspect data of every managed container (of one user), sorted by user then name."""
     label = plan.LABEL_USER if user is None else f"{plan.LABEL_USER}={user}"
-    filters = quote(json.dumps({"label": [label]}))
-    listed = engine.get(f"/containers/json?all=1&filters={filters}") or []
-    found = [c for c in (engine.container(item["Id"]) for item in listed) if c is not None]
+    listed_ = listed(engine, label)
+    found = [c for c in (engine.container(item["Id"]) for item in listed_) if c is not None]
     return sorted(found, key=lambda c: (labels_of(c).get(plan.LABEL_USER, ""), c["Name"]))
 
 

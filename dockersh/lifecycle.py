@@ -51,6 +51,13 @@ def managed_by(container: dict[str, Any], user: User) -> bool:
 def refuse_foreign(container: dict[str, Any], user: User) -> None:
     if not managed_by(container, user):
         name = container.get("Name", "").lstrip("/")
+        labels = container.get("Config", {}).get("Labels") or {}
+        if labels.get(plan.LABEL_USER) == user.name:
+            raise DockershError(
+                f"container {name} belongs to an earlier account named {user.name} (uid "
+                f"{labels.get(plan.LABEL_UID)}); an administrator can remove it with "
+                f"`dockersh rm {user.name}`"
+            )
         raise DockershError(
             f"a container named {name} exists but is not dockersh's container for {user.name}; "
             "refusing to touch it (rename or remove it, or change [container] name)"
@@ -224,7 +231,7 @@ def probe(engine: Engine, spec: plan.ContainerSpec) -> tuple[str, str, str]:
 def run_probe(engine: Engine, spec: plan.ContainerSpec) -> tuple[str, str, str]:
     created = engine.call("POST", "/containers/create",
                           {"Image": spec.image, "Entrypoint": PROBE_ENTRYPOINT,
-                           "NetworkDisabled": True, "Labels": {"dockersh.probe": "1"}},
+                           "NetworkDisabled": True, "Labels": {plan.LABEL_PROBE: "1"}},
                           what=f"cannot read image {spec.image}")
     probe_id = str(created["Id"])
     try:

@@ -3,9 +3,10 @@
 Two flock files per user under /run/dockersh/locks (flock dies with its holder, so a killed
 dockersh never leaves a lock behind):
 - ``NAME.lock``: held exclusively while anyone looks at or changes the user's container.
-- ``NAME.sessions``: held shared by every live session for its whole life (the fd is inherited
-  by the process that becomes the session), so "is anyone logged in?" is a non-blocking
-  exclusive attempt, and /proc/locks counts the sessions.
+- ``NAME.sessions``: held shared by every live session's monitor for the session's whole life
+  (close-on-exec: no host file descriptor ever reaches a container), so "is anyone logged
+  in?" is a non-blocking exclusive attempt, and /proc/locks counts the sessions. ls and gc
+  also count processes entered into the container, which outlive a killed monitor.
 """
 
 from __future__ import annotations

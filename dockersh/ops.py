@@ -212,10 +212,28 @@ def act_locked(engine: Engine, config_path: str, m: Managed, idle: int | None,
         return decision
 
 
+#: A probe container lives for a fraction of a second; an older one was left by a killed login.
+PROBE_MAX_AGE = 600
+
+
+def remove_stale_probes(engine: Engine, dry_run: bool) -> None:
+    for item in inventory.listed(engine, plan.LABEL_PROBE):
+        if time.time() - int(item.get("Created", 0)) < PROBE_MAX_AGE:
+            continue
+        if dry_run:
+            print(f"would remove {item['Id'][:12]} (an image probe left by a killed login)")
+        else:
+            lifecycle.remove(engine, item["Id"])
+            print(f"removed {item['Id'][:12]} (an image probe left by a killed login)")
+
+
 def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> int:
-    """Stop or remove what is idle or orphaned (only ``users``' containers when given)."""
+    """Stop or remove what is idle or orphaned (only ``users``' containers when given), and
+    image probes a killed login left behind."""
     engine = inventory.engine_for(config_path)
     timeout = lock_timeout(config_path)
+    if not users:
+        remove_stale_probes(engine, dry_run)
     failed = 0
     for m in inventory.inventory(engine, config_path):
         if users and m.user not in users:

@@ -18,6 +18,8 @@ LABEL_UID = "dockersh.uid"
 LABEL_HASH = "dockersh.config-hash"
 LABEL_VERSION = "dockersh.version"
 LABEL_SHELL = "dockersh.shell"
+#: On the never-started containers that read an image's passwd, group and shells.
+LABEL_PROBE = "dockersh.probe"
 #: Where the generated passwd and group files live on the host (bound read-only into the container).
 STATE_DIR = "/var/lib/dockersh"
 

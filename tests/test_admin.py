@@ -377,3 +377,21 @@ def test_audit_records_every_session_start_and_end(dsh: Dockersh, make_user: Use
         assert record["remote"] == "127.0.0.9:50123"
         assert record["container"] == container_name(user)
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", record["time"])
+
+
+def test_gc_removes_image_probes_left_by_a_killed_login(
+    docker_engine: Any, test_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A login SIGKILLed while probing an image leaves a never-started container behind."""
+    from dockersh import inventory, ops
+
+    left = docker_engine.containers.create(test_image, "true", labels={"dockersh.probe": "1"})
+    try:
+        monkeypatch.setattr(ops, "PROBE_MAX_AGE", 0)
+        engine = inventory.engine_for("/nonexistent.toml")  # the defaults: the local engine
+        ops.remove_stale_probes(engine, dry_run=True)
+        docker_engine.containers.get(left.id)  # a dry run removes nothing
+        ops.remove_stale_probes(engine, dry_run=False)
+        assert not docker_engine.containers.list(all=True, filters={"id": left.id})
+    finally:
+        subprocess.run(["docker", "rm", "-f", left.id], capture_output=True, check=False)
