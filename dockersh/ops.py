@@ -128,6 +128,10 @@ def restart(config_path: str, user: str) -> int:
         for container in containers_of(engine, user):
             name = inventory.name_of(container)
             note = ending(container, user)
+            labels = inventory.labels_of(container)
+            account = inventory.account(user, labels.get(plan.LABEL_UID, ""))
+            if account is not None:  # its passwd and group may be gone (install.sh --uninstall)
+                lifecycle.restore_identity_files(engine, account, config_path, container)
             engine.call("POST", f"/containers/{quote(name)}/restart?t={STOP_TIMEOUT}",
                         what=f"cannot restart container {name}")
             print(f"restarted {name}{note}")
