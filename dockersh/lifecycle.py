@@ -15,15 +15,12 @@ import marshal
 import os
 import sys
 import tarfile
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dockersh import bindcheck, locks, pipeline, plan
 from dockersh.engine import Engine, quote
 from dockersh.errors import DockershError
 from dockersh.identity import User
-
-if TYPE_CHECKING:
-    import docker
 
 PROBE_ENTRYPOINT = ["/dockersh-probe-never-started"]
 PROBE_DIR = f"{locks.RUN_DIR}/probes"
@@ -31,15 +28,6 @@ PROBE_DIR = f"{locks.RUN_DIR}/probes"
 
 def say(message: str) -> None:
     print(f"dockersh: {message}", file=sys.stderr, flush=True)
-
-
-def client(host: str) -> docker.DockerClient:
-    import docker
-
-    try:
-        return docker.DockerClient(base_url=host, version="1.41", timeout=120)
-    except docker.errors.DockerException as exc:
-        raise DockershError(f"cannot reach the Docker engine at {host}: {exc}") from None
 
 
 def managed_by(container: dict[str, Any], user: User) -> bool:
@@ -150,10 +138,6 @@ def describe_exit(state: dict[str, Any]) -> str:
     return f"exit status {state.get('ExitCode')}"
 
 
-def api(engine: Engine) -> docker.APIClient:
-    return client(engine.host).api
-
-
 def start(engine: Engine, name: str) -> None:
     engine.call("POST", f"/containers/{quote(name)}/start", what=f"cannot start container {name}")
 
@@ -170,38 +154,14 @@ def ensure_image(engine: Engine, spec: plan.ContainerSpec) -> None:
             raise DockershError(f"image {spec.image} is not on this host and [container] pull "
                                 '= "never"; build or load it, or run `dockersh pull`')
         return
-    pull(engine, spec.image, present)
+    from dockersh import pulling
 
-
-def pull(engine: Engine, image: str, present: bool) -> None:
-    """Pull with progress on stderr; a failed "always" pull falls back to the local image."""
-    import docker.errors
-
-    repository, tag = split_reference(image)
-    say(f"pulling {image} ...")
-    try:
-        shown: dict[str, str] = {}
-        for event in api(engine).pull(repository, tag=tag, stream=True, decode=True):
-            if "error" in event:
-                raise docker.errors.APIError(event["error"])
-            layer, status = event.get("id", ""), event.get("status", "")
-            if shown.get(layer) != status:
-                shown[layer] = status
-                print(f"  {layer + ': ' if layer else ''}{status}", file=sys.stderr, flush=True)
-    except docker.errors.APIError as exc:
-        if present:
-            say(f"cannot pull {image} ({exc}); using the local copy")
-            return
-        raise DockershError(f"image {image} is missing and cannot be pulled: {exc}") from None
-
-
-def split_reference(image: str) -> tuple[str, str]:
-    if "@" in image:
-        return image, ""
-    name, _, tag = image.rpartition(":")
-    if not name or "/" in tag:
-        return image, "latest"
-    return name, tag
+    say(f"pulling {spec.image} ...")
+    if pulling.pull_one(engine, spec.image):
+        return
+    if not present:
+        raise DockershError(f"image {spec.image} is missing and cannot be pulled")
+    say(f"using the local copy of {spec.image}")
 
 
 def probe(engine: Engine, spec: plan.ContainerSpec) -> tuple[str, str, str]:

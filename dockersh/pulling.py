@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import docker.errors
-
-from dockersh import config, inventory, lifecycle, pipeline
+from dockersh import config, inventory, pipeline
 from dockersh.engine import Engine
+from dockersh.errors import DockershError
 from dockersh.progress import Bar
+
+if TYPE_CHECKING:
+    import docker
 
 #: Layer statuses in the engine's pull stream, as (downloaded, extracted) fractions.
 DONE_DOWNLOADING = ("Verifying Checksum", "Download complete")
@@ -68,12 +70,34 @@ class Layers:
         return f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
 
 
+def split_reference(image: str) -> tuple[str, str]:
+    if "@" in image:
+        return image, ""
+    name, _, tag = image.rpartition(":")
+    if not name or "/" in tag:
+        return image, "latest"
+    return name, tag
+
+
+def api(engine: Engine) -> docker.APIClient:
+    """The Docker SDK, for its streamed pull: imported only here (~165 ms)."""
+    import docker
+
+    try:
+        return docker.APIClient(base_url=engine.host, version="1.41", timeout=300)
+    except docker.errors.DockerException as exc:
+        raise DockershError(f"cannot reach the Docker engine at {engine.host}: {exc}") from None
+
+
 def pull_one(engine: Engine, image: str) -> bool:
-    """Pull ``image`` with a bar; False (and one line) when it cannot be pulled."""
-    repository, tag = lifecycle.split_reference(image)
+    """Pull ``image`` with a bar on stderr (a first login's, or ``dockersh pull``'s); False,
+    and one line, when it cannot be pulled."""
+    import docker.errors
+
+    repository, tag = split_reference(image)
     bar, layers, outcome = Bar(image), Layers(), ""
     try:
-        for event in lifecycle.api(engine).pull(repository, tag=tag, stream=True, decode=True):
+        for event in api(engine).pull(repository, tag=tag, stream=True, decode=True):
             if "error" in event:
                 raise docker.errors.APIError(str(event["error"]))
             layers.feed(event)
