@@ -132,13 +132,15 @@ def check_config(config_path: str) -> list[str]:
     """Validate the global file and every [groups]/[users] combination; the danger warnings."""
     data = pipeline.read_global(config_path)
     base, groups, users = config.validate_global(data, config_path)
-    layers = [base, *groups.values(), *users.values()]
-    for layer in [base, *[base | g for g in groups.values()],
-                  *[base | u for u in users.values()]]:
-        config.check_dangers(config.build(config.merge([layer])), config_path)
-    return [f"{warning} gives sessions root on the host (allowed by [security] "
-            "dangerously_allow_host_access)"
-            for warning in config.dangers(config.build(config.merge(layers)))]
+    combinations = [("", {}), *((f"[groups.{n}] ", g) for n, g in groups.items()),
+                    *((f"[users.{n}] ", u) for n, u in users.items())]
+    warnings: list[str] = []
+    for origin, layer in combinations:
+        cfg = config.build(config.merge([base, layer]))
+        config.check_dangers(cfg, config_path, origin)
+        warnings += [f"{origin}{danger} gives sessions root on the host (allowed by "
+                     "[security] dangerously_allow_host_access)" for danger in config.dangers(cfg)]
+    return list(dict.fromkeys(warnings))
 
 
 def config_verb(args: list[str], config_path: str) -> int:

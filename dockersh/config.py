@@ -344,12 +344,14 @@ def dangerous_source(path: str) -> bool:
             or any(d.startswith(source + "/") for d in inside))
 
 
-def check_dangers(config: Config, where: str) -> None:
+def check_dangers(config: Config, where: str, origin: str = "") -> None:
+    """Refuse root-equivalent settings unless the danger switch is on; ``origin`` names the
+    [groups.X] or [users.X] override that brought them, when known."""
     if config.security.dangerously_allow_host_access:
         return
     found = dangers(config)
     if found:
-        raise ConfigError(where, found[0], "gives sessions root on the host; refused "
+        raise ConfigError(where, origin + found[0], "gives sessions root on the host; refused "
                           "(set [security] dangerously_allow_host_access = true to allow)")
 
 
