@@ -130,6 +130,33 @@ def exit_code(engine: Engine, exec_id: str) -> int:
     return 255
 
 
+def signal_command(engine: Engine, exec_id: str, container_id: str, signum: int) -> None:
+    """Send ``signum`` to the exec's command, by the host pid the engine reports.
+
+    That pid may be stale: the command may just have ended and its number gone to another
+    process, a host one (this runs as root). So the process is pinned with a pidfd, must be
+    in the container's cgroup, and gets the signal through the same pidfd.
+    """
+    info = engine.get(f"/exec/{exec_id}/json") or {}
+    if not (info.get("Running") and info.get("Pid")):
+        return
+    pid = int(info["Pid"])
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # gone already (or no pidfd): nothing to signal safely
+        return
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            ours = container_id in f.read()
+        _signal.pidfd_send_signal(pidfd, 0)  # still the process opened: the cgroup was its
+        if ours:
+            _signal.pidfd_send_signal(pidfd, signum)
+    except OSError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
 def run(engine: Engine, container_id: str, argv: list[str], user: str, workdir: str,
         env: list[tuple[str, str]], tty: bool) -> int:
     exec_id = str(engine.call("POST", f"/containers/{container_id}/exec",
@@ -139,12 +166,7 @@ def run(engine: Engine, container_id: str, argv: list[str], user: str, workdir: 
 
     def hang_up(signum: int, _frame: object) -> None:
         """SSH went away: the command in the container gets the signal, as a host shell would."""
-        info = engine.get(f"/exec/{exec_id}/json") or {}
-        if info.get("Running") and info.get("Pid"):
-            try:
-                os.kill(int(info["Pid"]), signum)
-            except ProcessLookupError:
-                pass
+        signal_command(engine, exec_id, container_id, signum)
 
     for sig in (_signal.SIGHUP, _signal.SIGTERM):
         _signal.signal(sig, hang_up)

@@ -390,3 +390,53 @@ def test_a_mount_source_the_user_can_redirect_is_refused(
     finally:
         shutil.rmtree(srv, ignore_errors=True)
         remove_user(user)
+
+
+class StaleEngine:
+    """An engine whose exec inspect names a given pid as the running command."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def get(self, path: str) -> dict[str, Any]:
+        return {"Running": True, "Pid": self.pid}
+
+
+def test_hangup_signals_only_a_process_of_the_container(tenant: Tenant) -> None:
+    """On SIGHUP/SIGTERM the monitor (root) signals the exec's command by the pid the engine
+    reported; if that command has just ended, the number may belong to a host process."""
+    import signal
+
+    from dockersh import attach
+
+    container = tenant.container()
+    host = subprocess.Popen(["sleep", "30"])  # what a recycled pid would be: a host process
+    try:
+        attach.signal_command(StaleEngine(host.pid), "x", container["Id"],  # type: ignore[arg-type]
+                              signal.SIGTERM)
+        time.sleep(0.2)
+        assert host.poll() is None, "a host process got the session's signal"
+    finally:
+        host.kill()
+        host.wait()
+    # A process that is in the container does get it.
+    run(["docker", "exec", "-d", "-u", f"{tenant.user.uid}", container["Id"], "sleep", "301"])
+    deadline = time.monotonic() + 10
+    pid = 0
+    while not pid and time.monotonic() < deadline:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if Path(f"/proc/{entry}/cmdline").read_bytes() == b"sleep\x00301\x00":
+                        pid = int(entry)
+                except OSError:
+                    pass
+        time.sleep(0.05)
+    assert pid
+    attach.signal_command(StaleEngine(pid), "x", container["Id"],  # type: ignore[arg-type]
+                          signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}/cmdline").exists() or \
+        Path(f"/proc/{pid}/cmdline").read_bytes() != b"sleep\x00301\x00"
