@@ -1,0 +1,699 @@
+"""Adversarial tests on the host side: the sudo boundary, the real sshd, names, failures.
+
+- Environment injection (LD_PRELOAD, LD_LIBRARY_PATH, PYTHONPATH, PYTHONSTARTUP, PYTHONHOME,
+  DOCKER_HOST, DOCKER_CONFIG, PATH, HOME, BASH_ENV, ENV, IFS, SUDO_UID, USER) by a user who
+  runs the login shell with any environment: read from /proc/PID/environ of the privileged
+  process and of the docker CLI it starts, from inside the session, and by markers that any
+  honoured variable would leave.
+- Option injection through the command string over ssh (`ssh host -- '--user root'`,
+  newlines, quotes, 100 KB), through SSH_ORIGINAL_COMMAND in forced-command mode (sshd's
+  ForceCommand and authorized_keys command=), through argv[0].
+- What a dockersh user may do with sudo: exactly one program, no root-only option or verb, no
+  SUDO_UID of their choosing, no preserved environment; not in the docker group.
+- Failures: Docker down (a private dockerd this test starts and stops), the image missing
+  with pull "never", the lock held, a wrong password (PAM): one `dockersh:` line on stderr, a
+  non-zero exit, and nothing run on the host.
+- Names: dots, dashes, leading digits, 32 characters, upper case, two users whose names
+  collided before the fix, and a foreign container holding the name.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import grp
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pexpect  # type: ignore[import-untyped]
+import pytest
+from support.cmd import run
+from support.install import DEFAULT_TEST_CONFIG, Installation
+from support.sshd import SshdFactory
+from support.users import LinuxUser, UserFactory
+
+from dockersh import locks
+
+pytestmark = pytest.mark.integration
+
+FRONT = "/usr/local/bin/dockersh"
+ENTRY = "/opt/dockersh/sbin/dockersh"
+SAFE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+ConfigWriter = Callable[..., Path]
+
+
+def as_user(user: LinuxUser, args: Sequence[str], *, env: Mapping[str, str] | None = None,
+            argv0: str | None = None, program: str = FRONT, input: bytes | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """Run ``program`` as ``user`` with exactly ``env`` (so the real sudo boundary is crossed
+    with whatever environment an attacker chooses)."""
+    return subprocess.run(user_argv(user, args, env=env, argv0=argv0, program=program),
+                          input=input, stdin=None if input is not None else subprocess.DEVNULL,
+                          capture_output=True, timeout=timeout, check=False)
+
+
+def user_argv(user: LinuxUser, args: Sequence[str], *, env: Mapping[str, str] | None = None,
+              argv0: str | None = None, program: str = FRONT) -> list[str]:
+    exec_env = {"PATH": "/usr/bin:/bin"} if env is None else dict(env)
+    prog = ([sys_python(), "-c", "import os,sys; os.execv(sys.argv[1], sys.argv[2:])",
+             program, argv0] if argv0 is not None else [program])
+    return ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups",
+            "--reset-env", "--", "/usr/bin/env", "-i",
+            *(f"{k}={v}" for k, v in exec_env.items()), *prog, *args]
+
+
+def sys_python() -> str:
+    return "/usr/bin/python3"
+
+
+def one_error_line(done: subprocess.CompletedProcess[bytes]) -> str:
+    """The single `dockersh: ...` line of a refused login (and nothing on stdout)."""
+    err = done.stderr.decode()
+    assert done.returncode not in (0, 127), done
+    assert done.stdout == b"", done
+    assert err.count("\n") == 1 and err.startswith("dockersh: "), err
+    assert "Traceback" not in err
+    return err.rstrip("\n")
+
+
+@pytest.fixture
+def host_marker() -> Iterator[Path]:
+    """A path in the host's /tmp that a command run on the host would create."""
+    path = Path(f"/tmp/dockersh-ran-on-host-{secrets.token_hex(4)}")
+    yield path
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    assert not existed, f"{path} was created: something ran on the host"
+
+
+def containers_of(name: str) -> list[str]:
+    out = run(["docker", "ps", "-aq", "--filter", f"label=dockersh.user={name}"], timeout=30)
+    return out.stdout.split()
+
+
+# --- the users' powers -------------------------------------------------------------------------
+
+
+def test_users_are_not_in_the_docker_group_and_cannot_reach_the_socket(
+    installed: Installation, make_user: UserFactory,
+) -> None:
+    user = make_user()
+    groups = run(["id", "-nG", user.name]).stdout.split()
+    assert "dockersh" in groups and "docker" not in groups
+    sock = os.stat("/var/run/docker.sock")
+    assert stat.S_IMODE(sock.st_mode) & 0o007 == 0  # nothing for "other"
+    assert sock.st_gid not in os.getgrouplist(user.name, user.gid)
+    done = as_user(user, ["-c", "import socket; s = socket.socket(socket.AF_UNIX); "
+                                "s.connect('/var/run/docker.sock')"], program=sys_python())
+    assert b"PermissionError" in done.stderr, done
+
+
+@pytest.mark.parametrize("args, refused", [
+    (["config", "check"], "config"),
+    (["config", "show", "root"], "config"),
+    (["--config", "/tmp/evil.toml", "-c", "id"], "--config"),
+    (["--config=/etc/shadow"], "--config"),
+    (["--debug", "-c", "id"], "--debug"),
+    (["ls"], "ls"),
+    (["rm", "root"], "rm"),
+    (["gc", "--idle", "0"], "gc"),
+    (["enroll", "nobody"], "enroll"),
+    (["doctor"], "doctor"),
+])
+def test_root_only_options_and_verbs_through_sudo(
+    dockersh_config: ConfigWriter, make_user: UserFactory, args: list[str], refused: str,
+) -> None:
+    user = make_user()
+    for program in (FRONT, "/usr/bin/sudo"):
+        argv = args if program == FRONT else ["-n", "--", ENTRY, *args]
+        done = as_user(user, argv, program=program)
+        assert one_error_line(done) == f"dockersh: only root may use {refused}"
+    assert containers_of(user.name) == []
+
+
+def test_sudo_allows_one_program_and_no_chosen_environment(
+    installed: Installation, make_user: UserFactory,
+) -> None:
+    user = make_user()
+    attempts = {
+        "SUDO_UID": ["-n", "SUDO_UID=0", ENTRY, "--user", "root", "-c", "id"],
+        "LD_PRELOAD": ["-n", "LD_PRELOAD=/tmp/x.so", ENTRY, "-c", "id"],
+        "PYTHONPATH": ["-n", "PYTHONPATH=/tmp", ENTRY, "-c", "id"],
+        "preserve": ["-n", "-E", ENTRY, "-c", "id"],
+        "preserve-list": ["-n", "--preserve-env=PYTHONPATH", ENTRY, "-c", "id"],
+        "shell": ["-n", "-s"],
+        "other program": ["-n", "/bin/sh", "-c", "id"],
+        "another user": ["-n", "-u", "daemon", ENTRY, "-c", "id"],
+        "edit": ["-n", "-e", "/etc/dockersh/dockersh.toml"],
+    }
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": "/tmp", "LD_PRELOAD": "/tmp/x.so"}
+    for what, argv in attempts.items():
+        done = as_user(user, argv, program="/usr/bin/sudo", env=env)
+        assert done.returncode != 0, what
+        assert done.stdout == b"", what
+        assert b"uid=" not in done.stderr, what
+
+
+def test_sudoers_keeps_only_the_session_variables(installed: Installation) -> None:
+    text = installed.sudoers.read_text()
+    keep = re.search(r'env_keep\s*=\s*"([^"]*)"', text)
+    assert keep is not None
+    assert keep.group(1).split() == ["TERM", "LANG", "LANGUAGE", "LC_*", "TZ", "COLORTERM",
+                                     "SSH_ORIGINAL_COMMAND", "SSH_CONNECTION", "SSH_CLIENT",
+                                     "SSH_TTY"]
+    assert "env_reset" in text and "!env_reset" not in text
+    assert "SETENV" not in text and "env_keep +=" not in text
+    assert os.stat(installed.sudoers).st_mode & 0o777 == 0o440
+
+
+# --- environment injection -----------------------------------------------------------------
+
+
+class Evil:
+    """Files that betray any use of an injected variable by leaving a marker."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="dockersh-evil-", dir="/tmp"))
+        self.markers = self.root / "markers"
+        self.markers.mkdir()
+        self.markers.chmod(0o1777)
+        mark = f'import os; open("{self.markers}/py-%d-%d" % (os.getuid(), os.geteuid()), "w")'
+        for rel in ("py/sitecustomize.py", "py/usercustomize.py", "py/dockersh/__init__.py",
+                    "py/dockersh/cli.py", "startup.py", "home/lib/python3.11/os.py"):
+            path = self.root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(mark + "\n")
+        for name in ("sudo", "id", "docker", "python3", "sh", "env", "setpriv", "dockersh"):
+            self.script(f"bin/{name}")
+        self.script("bashenv.sh")
+        (self.root / "dockercfg").mkdir()
+        (self.root / "dockercfg" / "config.json").write_text("{not json")
+        (self.root / "home" / ".docker").mkdir(parents=True)
+        (self.root / "home" / ".docker" / "config.json").write_text("{not json")
+        (self.root / "lib").mkdir()
+        self.connections: list[str] = []
+        self.sock_path = self.root / "docker.sock"
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(self.sock_path))
+        self.sock_path.chmod(0o777)
+        self.server.listen(8)
+        self.server.settimeout(0.2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+        for path in [self.root, *self.root.rglob("*")]:
+            if path != self.markers and not path.is_socket():
+                path.chmod(0o755)
+
+    def script(self, rel: str) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f'#!/bin/sh\n/usr/bin/touch "{self.markers}/{rel.replace("/", "_")}'
+                        f'-$(/usr/bin/id -u)"\n')
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections.append("connected")
+            conn.close()
+
+    def env(self, user: LinuxUser) -> dict[str, str]:
+        r = self.root
+        return {
+            "LD_PRELOAD": f"{r}/lib/preload.so",
+            "LD_LIBRARY_PATH": f"{r}/lib",
+            "LD_AUDIT": f"{r}/lib/audit.so",
+            "PYTHONPATH": f"{r}/py",
+            "PYTHONSTARTUP": f"{r}/startup.py",
+            "PYTHONHOME": f"{r}/home",
+            "PYTHONINSPECT": "1",
+            "PYTHONUSERBASE": f"{r}/py",
+            "DOCKER_HOST": f"unix://{self.sock_path}",
+            "DOCKER_CONFIG": f"{r}/dockercfg",
+            "DOCKER_CERT_PATH": f"{r}/dockercfg",
+            "PATH": f"{r}/bin:/usr/bin:/bin",
+            "HOME": f"{r}/home",
+            "BASH_ENV": f"{r}/bashenv.sh",
+            "ENV": f"{r}/bashenv.sh",
+            "IFS": "/= ",
+            "SUDO_UID": "0",
+            "SUDO_USER": "root",
+            "USER": "root",
+            "LOGNAME": "root",
+            "SHELL": f"{r}/bin/sh",
+            "LANG": "C.UTF-8",
+            "LC_ALL": f"{r}/../../etc/shadow",
+            "TZ": f"{r}/zone",
+            "TERM": "xterm%n%n",
+        }
+
+    def left(self) -> list[str]:
+        return sorted(p.name for p in self.markers.iterdir()) + self.connections
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.close()
+        self.thread.join(timeout=5)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def evil() -> Iterator[Evil]:
+    e = Evil()
+    yield e
+    e.close()
+
+
+INJECTED = ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONPATH", "PYTHONSTARTUP",
+            "PYTHONHOME", "PYTHONINSPECT", "PYTHONUSERBASE", "DOCKER_HOST", "DOCKER_CONFIG",
+            "DOCKER_CERT_PATH", "BASH_ENV", "ENV", "IFS")
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0")
+                if "=" in item)
+
+
+PRIVILEGED = f"/opt/dockersh/venv/bin/python3\0-I\0{ENTRY}\0"
+
+
+def cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def session_started(user: LinuxUser) -> bool:
+    audit = Path("/var/log/dockersh/audit.jsonl")
+    needle = f'"user": "{user.name}"'
+    return audit.exists() and any(needle in line and '"session-start"' in line
+                                  for line in audit.read_text().splitlines())
+
+
+def assert_not_evil(env: Mapping[str, str], evil: Evil, user: LinuxUser, where: str) -> None:
+    for name in INJECTED:
+        assert name not in env, f"{name} reached {where}: {env.get(name)}"
+    for name, value in env.items():
+        assert str(evil.root) not in value, f"{name}={value} reached {where}"
+    assert env.get("SUDO_UID", str(user.uid)) == str(user.uid), where
+
+
+@pytest.mark.parametrize("exec_mode", ["docker", "nsenter"])
+def test_environment_injection_has_no_effect(
+    dockersh_config: ConfigWriter, make_user: UserFactory, evil: Evil, exec_mode: str,
+) -> None:
+    # env_pass "*": whatever crosses sudo would be shown inside the session too.
+    dockersh_config(f'[session]\nexec = "{exec_mode}"\nenv_pass = ["*"]\n' + DEFAULT_TEST_CONFIG)
+    user = make_user()
+    proc = subprocess.Popen(user_argv(user, ["-c", "cat; env"], env=evil.env(user)),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        # setpriv, env, the sh front and sudo exec in place; sudo runs the privileged Python
+        # as its child. Wait until the session has started (its audit record is written),
+        # while `cat` holds it open.
+        deadline = time.monotonic() + 30
+        priv = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                priv = next((k for k in children_of(proc.pid)
+                             if cmdline(k).startswith(PRIVILEGED)), 0)
+            except OSError:
+                priv = 0
+            if priv and session_started(user):
+                break
+            time.sleep(0.05)
+        assert priv and session_started(user), (proc.poll(), proc.poll() is not None and
+                                                proc.communicate()[1])
+        privileged = environ_of(priv)
+        assert_not_evil(privileged, evil, user, "the privileged part")
+        assert privileged["SUDO_UID"] == str(user.uid)
+        for child in children_of(priv):  # the shell nsenter started, or a docker CLI
+            if cmdline(child).startswith(PRIVILEGED):
+                continue
+            if os.readlink(f"/proc/{child}/exe").endswith("/docker"):
+                assert environ_of(child) == {  # a fixed environment, nothing of the caller's
+                    "PATH": SAFE_PATH, "DOCKER_HOST": "unix:///var/run/docker.sock",
+                    "DOCKER_CONFIG": "/nonexistent", "HOME": "/nonexistent"}
+            else:
+                assert_not_evil(environ_of(child), evil, user, "the session")
+        out, err = proc.communicate(b"", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    inside = dict(line.split("=", 1) for line in out.decode().splitlines() if "=" in line)
+    assert_not_evil(inside, evil, user, "the container")
+    assert inside["USER"] == inside["LOGNAME"] == user.name
+    assert inside["HOME"] == str(user.home)
+    # sudo's env_check dropped the unsafe values of variables it otherwise keeps.
+    assert "LC_ALL" not in inside and "TZ" not in inside
+    assert inside.get("TERM") in (None, "unknown")  # sudo's stand-in for a dropped TERM
+    assert inside["LANG"] == "C.UTF-8"
+    # The unprivileged front may only complain (ld.so, as the user) about the user's own
+    # LD_PRELOAD; nothing else may show, e.g. the docker CLI reading a planted config.json.
+    others = [line for line in err.decode().splitlines() if "ld.so" not in line]
+    assert others == [], err
+    assert evil.left() == []
+
+
+def test_privileged_entry_is_isolated_from_python_variables(
+    installed: Installation, evil: Evil,
+) -> None:
+    """Even if a PYTHON* variable got past sudo (or root runs it), `python3 -I` ignores it."""
+    env = {"PATH": SAFE_PATH, "PYTHONPATH": f"{evil.root}/py",
+           "PYTHONSTARTUP": f"{evil.root}/startup.py", "PYTHONINSPECT": "1",
+           "PYTHONUSERBASE": f"{evil.root}/py", "PYTHONHOME": f"{evil.root}/home"}
+    done = subprocess.run([ENTRY, "--version"], env=env, capture_output=True,
+                          stdin=subprocess.DEVNULL, timeout=30, check=False)
+    assert done.returncode == 0 and done.stdout.startswith(b"dockersh "), done
+    assert evil.left() == []
+    first = Path(ENTRY).read_text().splitlines()[0]
+    assert first == "#!/opt/dockersh/venv/bin/python3 -I"
+
+
+# --- option injection ----------------------------------------------------------------------
+
+
+def test_option_injection_through_ssh(dockersh_config: ConfigWriter, make_user: UserFactory,
+                                      sshd: SshdFactory, host_marker: Path) -> None:
+    user = make_user()
+    server = sshd()
+    for attack in (f"--user root -c 'touch {host_marker}'", "--config /tmp/evil.toml",
+                   "--debug", "config check", "--user=root", "-c id"):
+        done = server.ssh(user, attack)
+        assert_reached_the_container_shell(user, attack, done)
+    assert containers_of("root") == []
+    checks = {
+        "echo one\necho two": b"one\ntwo\n",
+        """printf '%s|' "a b" 'c"d' "it's" \\$HOME '$(id)'""":
+            b"a b|c\"d|it's|$HOME|$(id)|",
+        "printf %s " + "x" * 100_000 + " | wc -c": b"100000\n",
+        "id -un; --user root 2>/dev/null; echo $?": f"{user.name}\n127\n".encode(),
+    }
+    for command, expected in checks.items():
+        done = server.ssh(user, command)
+        assert (done.returncode, done.stdout) == (0, expected), (command[:60], done)
+
+
+NOTICE = re.compile(rb"dockersh: (your container|the configuration of your container)")
+
+
+def assert_reached_the_container_shell(user: LinuxUser, command: str,
+                                       done: subprocess.CompletedProcess[bytes]) -> None:
+    """dockersh took ``command`` as data and the container's shell got it: that shell either
+    did not find the command (127) or, like every POSIX shell given `sh -c -...`, read the
+    leading dash as its own option (2). dockersh itself said nothing (but for the notices of
+    its container's lifecycle, which another test's config may cause)."""
+    stderr = b"".join(line for line in done.stderr.splitlines(keepends=True)
+                      if not NOTICE.match(line))
+    done = subprocess.CompletedProcess(done.args, done.returncode, done.stdout, stderr)
+    assert not any(line.startswith(b"dockersh:") for line in stderr.splitlines()), done
+    assert done.returncode in (2, 127), (command, done)
+    assert re.fullmatch(rb"/bin/sh: (.* not found|-c requires an argument|illegal option .*)\n",
+                        done.stderr), (command, done)
+    audit = Path("/var/log/dockersh/audit.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in audit if f'"{user.name}"' in line]
+    assert any(r["event"] == "session-start" and r["command"] == command and
+               r["container"] == f"dockersh-{user.name}" for r in records), (command, records)
+
+
+FORCED = ("--user root", "--config /etc/shadow -c id", "--debug config check",
+          "-c 'id -u'", "dockersh --user root")
+
+
+def test_forced_command_ssh_original_command_is_only_a_command(
+    dockersh_config: ConfigWriter, make_user: UserFactory, sshd: SshdFactory,
+) -> None:
+    user = make_user()
+    forced = sshd([f"Match User {user.name}", f"    ForceCommand {FRONT}"])
+    keyed = make_user(key_options=f'command="{FRONT}",no-port-forwarding')
+    for server, who in ((forced, user), (sshd(), keyed)):
+        for attack in FORCED:
+            assert_reached_the_container_shell(who, attack, server.ssh(who, attack))
+        done = server.ssh(who, "id -un")
+        assert (done.returncode, done.stdout) == (0, f"{who.name}\n".encode())
+    assert containers_of("root") == []
+
+
+@pytest.mark.parametrize("argv0", ["--user=root", "--config=/tmp/evil.toml", "-c", "--debug",
+                                   "config", "-dockersh --user root"])
+def test_argv0_is_not_an_option(dockersh_config: ConfigWriter, make_user: UserFactory,
+                                argv0: str) -> None:
+    user = make_user()
+    done = as_user(user, ["-c", "id -un"], argv0=argv0)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{user.name}\n".encode(), b"")
+
+
+# --- failures: one line, non-zero, nothing on the host ---------------------------------------
+
+
+def test_image_missing_with_pull_never(dockersh_config: ConfigWriter, make_user: UserFactory,
+                                       host_marker: Path) -> None:
+    dockersh_config('[container]\nimage = "dockersh-test/absent:never"\npull = "never"\n'
+                    'shell = "/bin/sh"\n')
+    user = make_user()
+    line = one_error_line(as_user(user, ["-c", f"touch {host_marker}"]))
+    assert "dockersh-test/absent:never" in line and 'pull = "never"' in line
+    assert containers_of(user.name) == []
+
+
+def test_lock_timeout(dockersh_config: ConfigWriter, make_user: UserFactory,
+                      host_marker: Path) -> None:
+    dockersh_config('[docker]\nlock_timeout = "1s"\n' + DEFAULT_TEST_CONFIG)
+    user = make_user()
+    lock_path, _ = locks.paths(user.name)
+    fd = locks.open_lock(lock_path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        began = time.monotonic()
+        line = one_error_line(as_user(user, ["-c", f"touch {host_marker}"]))
+        assert time.monotonic() - began < 10
+    finally:
+        os.close(fd)
+    assert line.startswith("dockersh: timed out after 1s waiting for ")
+    assert containers_of(user.name) == []
+
+
+def test_wrong_password_for_another_user(dockersh_config: ConfigWriter, make_user: UserFactory,
+                                         host_marker: Path) -> None:
+    """`dockersh --user B` by A: B's password through PAM; a wrong one ends it cleanly."""
+    a = make_user()
+    b = make_user(password="Right-Pass-42")
+    argv = user_argv(a, ["--user", b.name, "-c", f"touch {host_marker}; id -un"],
+                     env={"PATH": "/usr/bin:/bin", "TERM": "dumb"})
+    child = pexpect.spawn(argv[0], argv[1:], timeout=30)
+    try:
+        child.expect(f"Password for {b.name}: ")
+        child.sendline("wrong-password")
+        child.expect("dockersh: authentication failed, try again")
+        child.expect(f"Password for {b.name}: ")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 125
+    text = (child.before or b"").decode()
+    assert f"dockersh: authentication failed for {b.name}" in text
+    assert containers_of(b.name) == []
+    # The right password does open B's session (so the refusal above was PAM's).
+    child = pexpect.spawn(argv[0], [*argv[1:-1], "id -un"], timeout=60)
+    try:
+        child.expect(f"Password for {b.name}: ")
+        child.sendline("Right-Pass-42")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0 and b.name in (child.before or b"").decode()
+
+
+class PrivateDockerd:
+    """A dockerd of this test's own (own socket, data, exec root; no networking), so that
+    stopping it takes no one else's containers down."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sock = root / "docker.sock"
+        self.host = f"unix://{self.sock}"
+        self.log = root / "dockerd.log"
+        self.bridge = f"dsec{secrets.token_hex(3)}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return run(["docker", "-H", self.host, *args], **kwargs)
+
+    def start(self) -> None:
+        (self.root / "daemon.json").write_text("{}\n")
+        with self.log.open("ab") as log:
+            # Its own bridge: with "--bridge none" dockerd deletes the host's docker0 (the
+            # one the real daemon uses) when it starts. No iptables, no masquerading.
+            self.proc = subprocess.Popen(
+                ["dockerd", "--config-file", str(self.root / "daemon.json"),
+                 "--host", self.host, "--data-root", str(self.root / "data"),
+                 "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "pid"),
+                 "--bridge", self.bridge, "--iptables=false", "--ip-masq=false",
+                 "--ip-forward=false"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            if self.cli("info", check=False, timeout=20).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"private dockerd did not start:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        self.proc = None
+
+
+@pytest.fixture
+def private_dockerd(test_image: str) -> Iterator[PrivateDockerd]:
+    root = Path(tempfile.mkdtemp(prefix="dsec-dockerd-", dir="/var/tmp"))
+    daemon = PrivateDockerd(root)
+    docker0 = Path("/sys/class/net/docker0/ifindex")
+    before = docker0.read_text() if docker0.exists() else None
+    run(["ip", "link", "add", daemon.bridge, "type", "bridge"])
+    try:
+        run(["ip", "addr", "add", "10.213.77.1/24", "dev", daemon.bridge])
+        daemon.start()
+        save = subprocess.Popen(["docker", "save", test_image], stdout=subprocess.PIPE)
+        assert save.stdout is not None
+        subprocess.run(["docker", "-H", daemon.host, "load", "-q"], stdin=save.stdout,
+                       capture_output=True, check=True, timeout=120)
+        assert save.wait(timeout=60) == 0
+        yield daemon
+    finally:
+        if daemon.proc is not None:
+            ids = daemon.cli("ps", "-aq", check=False, timeout=30).stdout.split()
+            if ids:
+                daemon.cli("rm", "-f", *ids, check=False, timeout=120)
+        daemon.stop()
+        run(["umount", "-R", str(root / "exec")], check=False, timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+        run(["ip", "link", "del", daemon.bridge], check=False)
+    after = docker0.read_text() if docker0.exists() else None
+    assert before == after, "the private dockerd touched the host's docker0"
+
+
+def test_docker_down(dockersh_config: ConfigWriter, make_user: UserFactory,
+                     private_dockerd: PrivateDockerd, host_marker: Path) -> None:
+    dockersh_config(f'[docker]\nhost = "{private_dockerd.host}"\n'
+                    '[container]\nnetwork = "none"\n' + DEFAULT_TEST_CONFIG.split("\n", 2)[2])
+    user = make_user()
+    up = as_user(user, ["-c", "id -un"])
+    assert (up.returncode, up.stdout) == (0, f"{user.name}\n".encode()), up
+    private_dockerd.stop()  # the daemon goes away with the user's container in it
+    for _ in range(2):
+        line = one_error_line(as_user(user, ["-c", f"touch {host_marker}"]))
+        assert line.startswith(f"dockersh: cannot reach the Docker engine at "
+                               f"{private_dockerd.sock}")
+        assert line.endswith("is dockerd running?")
+    private_dockerd.start()  # back: the stopped container is started again
+    back = as_user(user, ["-c", "id -un"])
+    assert (back.returncode, back.stdout) == (0, f"{user.name}\n".encode()), back
+
+
+# --- names -----------------------------------------------------------------------------------
+
+
+def old_cap(name: str) -> str:
+    """How names were shortened before the fix: first 52 characters, '-', 10 hex digits."""
+    return f"{name[:52]}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+
+
+def colliding_pair() -> tuple[str, str]:
+    """Two valid user names whose container names were the same before the fix."""
+    upper = "".join(secrets.choice("BCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(19))
+    long = "a" + upper
+    escaped = "dockersh-a" + "".join(f"_{ord(c):02x}" for c in upper)
+    capped = old_cap(escaped).removeprefix("dockersh-")
+    short = re.sub(r"_([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), capped)
+    return long, short
+
+
+def test_names_with_dots_dashes_digits_case_and_32_characters(
+    dockersh_config: ConfigWriter, make_user: UserFactory,
+) -> None:
+    tag = secrets.token_hex(3)
+    names = [f"d.{tag}-x", f"9{tag}x", f"Up{tag}Case", f"l{tag}".ljust(32, "o"),
+             *colliding_pair()]
+    users = [make_user(name=name) for name in names]
+    seen = set()
+    for user in users:
+        done = as_user(user, ["-c", "id -un; id -u; echo ~"])
+        assert done.returncode == 0, (user.name, done)
+        assert done.stdout.decode().split() == [user.name, str(user.uid), str(user.home)]
+        ids = containers_of(user.name)
+        assert len(ids) == 1, (user.name, ids)
+        info = json.loads(run(["docker", "inspect", ids[0]]).stdout)[0]
+        name = info["Name"].lstrip("/")
+        assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", name) and len(name) <= 63
+        assert info["Config"]["Labels"]["dockersh.uid"] == str(user.uid)
+        seen.add(name)
+    assert len(seen) == len(users)
+
+
+def test_foreign_container_holding_the_name(dockersh_config: ConfigWriter, make_user: UserFactory,
+                                            test_image: str, host_marker: Path) -> None:
+    user = make_user()
+    name = f"dockersh-{user.name}"
+    foreign = run(["docker", "run", "-d", "--name", name, "--label", "dockersh.test=foreign",
+                   test_image, "sleep", "300"]).stdout.strip()
+    try:
+        line = one_error_line(as_user(user, ["-c", f"touch /tmp/pwned {host_marker}"]))
+        assert line.startswith(f"dockersh: a container named {name} exists but is not "
+                               f"dockersh's container for {user.name}; refusing to touch it")
+        info = json.loads(run(["docker", "inspect", name]).stdout)[0]
+        assert info["Id"] == foreign and info["State"]["Running"]
+        touched = run(["docker", "exec", name, "ls", "/tmp/pwned"], check=False)
+        assert touched.returncode != 0  # nothing ran in it either
+    finally:
+        run(["docker", "rm", "-f", foreign], check=False)
+
+
+def test_user_not_in_group_dockersh_is_refused(dockersh_config: ConfigWriter,
+                                               make_user: UserFactory) -> None:
+    """sudo itself refuses someone outside the group; the privileged part checks it too."""
+    user = make_user(in_dockersh=False)
+    done = as_user(user, ["-c", "id"])
+    assert done.returncode != 0 and done.stdout == b""
+    assert containers_of(user.name) == []
+    assert user.name not in grp.getgrnam("dockersh").gr_mem
