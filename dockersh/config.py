@@ -140,7 +140,11 @@ class ConfigError(DockershError):
     """A config file is wrong: names the file, the table and the key."""
 
     def __init__(self, where: str, key: str, problem: str) -> None:
-        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
+        text = f"{where}: {key}: {problem}" if key else f"{where}: {problem}"
+        # Keys and values come from the file (a user's own, too): a newline or a terminal
+        # escape in them must not make the one line two, or reach the terminal or syslog.
+        super().__init__("".join(c if c.isprintable() else c.encode("unicode_escape").decode()
+                                 for c in text))
 
 
 def parse_toml(text: str, where: str) -> dict[str, Any]:

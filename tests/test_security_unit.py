@@ -654,3 +654,17 @@ def test_bind_sources_the_user_can_change_are_found(tmp_path: Path) -> None:
     assert bindcheck.changeable_part(str(root / "dots"), user) == str(theirs / "data")
     with pytest.raises(DockershError, match=f"mount source {root}/link is not safe"):
         bindcheck.check([str(safe), str(root / "link")], user)
+
+
+@pytest.mark.parametrize("text", [
+    '["a\\nb"]\nx = 1\n',
+    '[container]\n"\\u001b[2J\\u001b]0;pwned\\u0007" = 1\n',
+    '[container]\n"x\\ry" = 1\n',
+])
+def test_config_errors_stay_one_printable_line(home: Path, text: str) -> None:
+    """A key with a newline or a terminal escape in a user's file: still one line, escaped."""
+    f = home / config.USER_FILE
+    f.write_text(text)
+    own(f)
+    _, warnings = user_layer(home)
+    assert len(warnings) == 1 and warnings[0].isprintable(), warnings
