@@ -88,6 +88,15 @@ def one_error_line(done: subprocess.CompletedProcess[bytes]) -> str:
     return err.rstrip("\n")
 
 
+def as_root_for(user: LinuxUser, config: Path, args: Sequence[str],
+                timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """The installed privileged part as root for ``user``, with a config of this test's own
+    (immune to other test runs rewriting the global config at the same time)."""
+    return subprocess.run([ENTRY, "--config", str(config), "--user", user.name, *args],
+                          env={"PATH": SAFE_PATH}, stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=timeout, check=False)
+
+
 @pytest.fixture
 def host_marker() -> Iterator[Path]:
     """A path in the host's /tmp that a command run on the host would create."""
@@ -478,26 +487,28 @@ def test_argv0_is_not_an_option(dockersh_config: ConfigWriter, make_user: UserFa
 # --- failures: one line, non-zero, nothing on the host ---------------------------------------
 
 
-def test_image_missing_with_pull_never(dockersh_config: ConfigWriter, make_user: UserFactory,
-                                       host_marker: Path) -> None:
-    dockersh_config('[container]\nimage = "dockersh-test/absent:never"\npull = "never"\n'
-                    'shell = "/bin/sh"\n')
+def test_image_missing_with_pull_never(installed: Installation, make_user: UserFactory,
+                                       host_marker: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[container]\nimage = "dockersh-test/absent:never"\npull = "never"\n'
+                      'shell = "/bin/sh"\n')
     user = make_user()
-    line = one_error_line(as_user(user, ["-c", f"touch {host_marker}"]))
+    line = one_error_line(as_root_for(user, config, ["-c", f"touch {host_marker}"]))
     assert "dockersh-test/absent:never" in line and 'pull = "never"' in line
     assert containers_of(user.name) == []
 
 
-def test_lock_timeout(dockersh_config: ConfigWriter, make_user: UserFactory,
-                      host_marker: Path) -> None:
-    dockersh_config('[docker]\nlock_timeout = "1s"\n' + DEFAULT_TEST_CONFIG)
+def test_lock_timeout(installed: Installation, make_user: UserFactory,
+                      host_marker: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[docker]\nlock_timeout = "1s"\n' + DEFAULT_TEST_CONFIG)
     user = make_user()
     lock_path, _ = locks.paths(user.name)
     fd = locks.open_lock(lock_path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         began = time.monotonic()
-        line = one_error_line(as_user(user, ["-c", f"touch {host_marker}"]))
+        line = one_error_line(as_root_for(user, config, ["-c", f"touch {host_marker}"]))
         assert time.monotonic() - began < 10
     finally:
         os.close(fd)
@@ -613,21 +624,25 @@ def private_dockerd(test_image: str) -> Iterator[PrivateDockerd]:
     assert before == after, "the private dockerd touched the host's docker0"
 
 
-def test_docker_down(dockersh_config: ConfigWriter, make_user: UserFactory,
-                     private_dockerd: PrivateDockerd, host_marker: Path) -> None:
-    dockersh_config(f'[docker]\nhost = "{private_dockerd.host}"\n'
-                    '[container]\nnetwork = "none"\n' + DEFAULT_TEST_CONFIG.split("\n", 2)[2])
+def test_docker_down(installed: Installation, make_user: UserFactory,
+                     private_dockerd: PrivateDockerd, host_marker: Path, tmp_path: Path) -> None:
+    """A real dockerd goes away with the user's container in it, and comes back. It is a
+    daemon of this test's own: stopping the host's would take every other user's (and every
+    concurrent test run's) containers down with it."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[docker]\nhost = "{private_dockerd.host}"\n[container]\n'
+                      'network = "none"\n' + DEFAULT_TEST_CONFIG.split("\n", 2)[2])
     user = make_user()
-    up = as_user(user, ["-c", "id -un"])
+    up = as_root_for(user, config, ["-c", "id -un"])
     assert (up.returncode, up.stdout) == (0, f"{user.name}\n".encode()), up
     private_dockerd.stop()  # the daemon goes away with the user's container in it
     for _ in range(2):
-        line = one_error_line(as_user(user, ["-c", f"touch {host_marker}"]))
+        line = one_error_line(as_root_for(user, config, ["-c", f"touch {host_marker}"]))
         assert line.startswith(f"dockersh: cannot reach the Docker engine at "
                                f"{private_dockerd.sock}")
         assert line.endswith("is dockerd running?")
     private_dockerd.start()  # back: the stopped container is started again
-    back = as_user(user, ["-c", "id -un"])
+    back = as_root_for(user, config, ["-c", "id -un"])
     assert (back.returncode, back.stdout) == (0, f"{user.name}\n".encode()), back
 
 
