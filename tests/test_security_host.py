@@ -690,9 +690,9 @@ def test_foreign_container_holding_the_name(dockersh_config: ConfigWriter, make_
                                             test_image: str, host_marker: Path) -> None:
     user = make_user()
     name = f"dockersh-{user.name}"
-    foreign = run(["docker", "run", "-d", "--name", name, "--label", "dockersh.test=foreign",
-                   test_image, "sleep", "300"]).stdout.strip()
     try:
+        foreign = run(["docker", "run", "-d", "--name", name, "--label", "dockersh.test=foreign",
+                       test_image, "sleep", "300"]).stdout.strip()
         line = one_error_line(as_user(user, ["-c", f"touch /tmp/pwned {host_marker}"]))
         assert line.startswith(f"dockersh: a container named {name} exists but is not "
                                f"dockersh's container for {user.name}; refusing to touch it")
@@ -701,7 +701,7 @@ def test_foreign_container_holding_the_name(dockersh_config: ConfigWriter, make_
         touched = run(["docker", "exec", name, "ls", "/tmp/pwned"], check=False)
         assert touched.returncode != 0  # nothing ran in it either
     finally:
-        run(["docker", "rm", "-f", foreign], check=False)
+        run(["docker", "rm", "-f", name], check=False)
 
 
 def test_user_not_in_group_dockersh_is_refused(dockersh_config: ConfigWriter,
