@@ -12,11 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import docker, images, in_ci, install, noskip
-from support.cmd import tail
-from support.sshd import DROPIN, RUNNING, SshdFactory, SshServer, start_sshd
-from support.terminal import TmuxTerminal
-from support.users import MADE, UserFactory, UserMaker
+
+# Before the first import of a helper: their asserts explain themselves like a test's do.
+pytest.register_assert_rewrite("support")
+
+from support import docker, images, in_ci, install, noskip  # noqa: E402
+from support.cmd import tail  # noqa: E402
+from support.sshd import DROPIN, RUNNING, SshdFactory, SshServer, start_sshd  # noqa: E402
+from support.terminal import TmuxTerminal  # noqa: E402
+from support.users import MADE, UserFactory, UserMaker  # noqa: E402
 
 pytest_plugins = ["pytester"]
 
