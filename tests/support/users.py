@@ -58,7 +58,10 @@ def unique_name(prefix: str = "dt") -> str:
         try:
             pwd.getpwnam(name)
         except KeyError:
-            return name
+            try:
+                grp.getgrnam(name)  # useradd makes a group of the same name
+            except KeyError:
+                return name
 
 
 def ensure_dockersh_group() -> None:
@@ -94,6 +97,16 @@ def create_user(
         argv += ["-G", ",".join(all_groups)]
     run([*argv, name])
     MADE.add(name)
+    try:
+        return _finish_user(name, keydir, shell, password, key, key_options)
+    except BaseException:
+        run(["userdel", "-r", "-f", name], check=False)
+        raise
+
+
+def _finish_user(
+    name: str, keydir: Path, shell: str, password: str | None, key: bool, key_options: str | None
+) -> LinuxUser:
     entry = pwd.getpwnam(name)
     home = Path(entry.pw_dir)
     if password is not None:
