@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import re
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from support import REPO
 from support.sshd import SshdFactory, render_config
 from support.terminal import TmuxTerminal
-from support.users import UserFactory
+from support.users import LinuxUser, UserFactory, create_user, remove_user
 
 
 @pytest.mark.integration
@@ -67,16 +68,24 @@ def test_user_options(make_user: UserFactory) -> None:
     assert shadow.split(":")[1].startswith("$")  # a real hash, not locked
 
 
-def test_user_cleanup_removes_everything(tmp_path: Path) -> None:
-    from support.users import create_user, remove_user
+@contextlib.contextmanager
+def _own_user(tmp_path: Path, **kwargs: Any) -> Iterator[LinuxUser]:
+    """A user for a test of remove_user itself: removed afterwards even when that failed."""
+    user = create_user(tmp_path, **kwargs)
+    try:
+        yield user
+    finally:
+        subprocess.run(["userdel", "-r", "-f", user.name], capture_output=True, check=False)
 
-    user = create_user(tmp_path, shell="/bin/sh")
-    sleeper = subprocess.Popen(["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}",
-                                "--clear-groups", "sleep", "300"])
-    remove_user(user)
-    assert sleeper.wait(timeout=10) == -9
-    assert not user.home.exists()
-    assert subprocess.run(["id", user.name], capture_output=True).returncode != 0
+
+def test_user_cleanup_removes_everything(tmp_path: Path) -> None:
+    with _own_user(tmp_path, shell="/bin/sh") as user:
+        sleeper = subprocess.Popen(["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}",
+                                    "--clear-groups", "sleep", "300"])
+        remove_user(user)
+        assert sleeper.wait(timeout=10) == -9
+        assert not user.home.exists()
+        assert subprocess.run(["id", user.name], capture_output=True).returncode != 0
 
 
 def test_sshd_config_order() -> None:
@@ -182,24 +191,23 @@ def test_user_cleanup_removes_their_containers(
     docker_engine: Any, test_image: str, tmp_path: Path
 ) -> None:
     from support import docker
-    from support.users import create_user, remove_user
 
-    user = create_user(tmp_path, shell="/bin/sh", key=False)
-    container = docker_engine.containers.run(
-        test_image, ["sh", "-c", "echo started-for-diagnostics; exec sleep 300"], detach=True,
-        init=True, labels={docker.USER_LABEL: user.name},
-    )
-    try:
-        assert docker.containers_by_user()[container.id] == user.name
-        deadline = time.monotonic() + 10
-        while b"started" not in container.logs() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        report = docker.diagnostics([container.id])
-        assert f"docker inspect {container.id[:12]}" in report
-        assert "started-for-diagnostics" in report
-    finally:
-        remove_user(user)
-    assert container.id not in docker.containers()
+    with _own_user(tmp_path, shell="/bin/sh", key=False) as user:
+        container = docker_engine.containers.run(
+            test_image, ["sh", "-c", "echo started-for-diagnostics; exec sleep 300"],
+            detach=True, init=True, labels={docker.USER_LABEL: user.name},
+        )
+        try:
+            assert docker.containers_by_user()[container.id] == user.name
+            deadline = time.monotonic() + 10
+            while b"started" not in container.logs() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            report = docker.diagnostics([container.id])
+            assert f"docker inspect {container.id[:12]}" in report
+            assert "started-for-diagnostics" in report
+        finally:
+            remove_user(user)
+        assert container.id not in docker.containers()
 
 
 @pytest.mark.integration
