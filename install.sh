@@ -144,9 +144,13 @@ install_venv() {
 }
 
 install_programs() {
-    local tmp
+    local tmp purelib
     tmp=$(mktemp)
-    printf '%s\n' "#!$venv/bin/python3 -I" 'from dockersh.cli import main' \
+    # -I: no PYTHON* variables, no user site, not the script's directory. -S: no site module
+    # (1.7 ms of every login); the venv's site-packages is put on sys.path by hand instead.
+    purelib=$("$venv/bin/python3" -I -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+    printf '%s\n' "#!$venv/bin/python3 -IS" 'import sys' \
+        "sys.path.append('$purelib')" 'from dockersh.cli import main' \
         'raise SystemExit(main())' >"$tmp"
     put_file 755 "$tmp" "$entry"
     rm -f "$tmp"

@@ -9,6 +9,7 @@ reuse and say when the change applies; a same-named container that is not ours â
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import marshal
@@ -24,6 +25,7 @@ from dockersh.identity import User
 
 PROBE_ENTRYPOINT = ["/dockersh-probe-never-started"]
 PROBE_DIR = f"{locks.RUN_DIR}/probes"
+PROBE_TIMEOUT = 60.0  # seconds a login waits for another login's probe of the same image
 
 
 def say(message: str) -> None:
@@ -169,20 +171,25 @@ def probe(engine: Engine, spec: plan.ContainerSpec) -> tuple[str, str, str]:
 
     Read from a container that is created but never started, once per image: the answer
     depends only on the image, so it is kept in /run/dockersh/probes by image ID (many first
-    logins onto one image, e.g. a class starting at once, pay for one probe)."""
+    logins onto one image, e.g. a class starting at once, pay for one probe: the others wait
+    for it on a per-image lock)."""
     image_id = engine.image_id(spec.image) or spec.image
     key = hashlib.sha256(repr((image_id, spec.shell_candidates)).encode()).hexdigest()[:32]
     cache = f"{PROBE_DIR}/{key}"
+    lock_fd = locks.acquire(f"{locks.LOCK_DIR}/probe-{key}.lock", fcntl.LOCK_EX, PROBE_TIMEOUT)
     try:
-        with open(cache, "rb") as f:
-            passwd, group, shell = marshal.load(f)
-    except (OSError, EOFError, ValueError, TypeError):
-        passwd, group, shell = run_probe(engine, spec)
-        os.makedirs(PROBE_DIR, mode=0o700, exist_ok=True)
-        tmp = f"{cache}.{os.getpid()}"
-        with open(tmp, "wb") as f:
-            marshal.dump((passwd, group, shell), f)
-        os.replace(tmp, cache)
+        try:
+            with open(cache, "rb") as f:
+                passwd, group, shell = marshal.load(f)
+        except (OSError, EOFError, ValueError, TypeError):
+            passwd, group, shell = run_probe(engine, spec)
+            os.makedirs(PROBE_DIR, mode=0o700, exist_ok=True)
+            tmp = f"{cache}.{os.getpid()}"
+            with open(tmp, "wb") as f:
+                marshal.dump((passwd, group, shell), f)
+            os.replace(tmp, cache)
+    finally:
+        locks.release(lock_fd)
     if shell != spec.shell_candidates[0]:
         say(f"{spec.shell_candidates[0]} is not in image {spec.image}; using {shell}")
     return passwd, group, shell

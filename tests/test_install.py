@@ -32,7 +32,7 @@ def test_install_put_everything_in_place_with_safe_modes(installed: Installation
     ]:
         st = path.stat()
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, mode), path
-    assert installed.entry.read_text().startswith("#!/opt/dockersh/venv/bin/python3 -I\n")
+    assert installed.entry.read_text().startswith("#!/opt/dockersh/venv/bin/python3 -IS\n")
     assert Path("/etc/shells").read_text().splitlines().count(str(FRONT)) == 1
     run(["visudo", "-c"])
     assert stat.S_IMODE(os.stat("/run/dockersh").st_mode) == 0o700

@@ -408,7 +408,7 @@ def test_privileged_entry_is_isolated_from_python_variables(
     assert done.returncode == 0 and done.stdout.startswith(b"dockersh "), done
     assert evil.left() == []
     first = Path(ENTRY).read_text().splitlines()[0]
-    assert first == "#!/opt/dockersh/venv/bin/python3 -I"
+    assert first == "#!/opt/dockersh/venv/bin/python3 -IS"
 
 
 # --- option injection ----------------------------------------------------------------------

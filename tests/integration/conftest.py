@@ -15,16 +15,15 @@ DOCKERSH = "/usr/local/bin/dockersh"
 Dockersh = Callable[..., subprocess.CompletedProcess[bytes]]
 
 
-def as_user(
+def user_argv(
     user: LinuxUser,
     args: Sequence[str],
     *,
-    input: bytes | None = None,
     env: Mapping[str, str] | None = None,
-    timeout: float = 60,
     argv0: str | None = None,
-) -> subprocess.CompletedProcess[bytes]:
-    """Run the installed dockersh as ``user`` (so through the real sudo boundary)."""
+) -> list[str]:
+    """argv running the installed dockersh as ``user`` (so through the real sudo boundary),
+    with only ``env`` (and PATH) in its environment; ``argv0`` as sshd sets it for logins."""
     exec_env = {"PATH": "/usr/bin:/bin", **(env or {})}
     prog = (
         [
@@ -37,20 +36,31 @@ def as_user(
         if argv0
         else [DOCKERSH]
     )
+    return [
+        "setpriv",
+        f"--reuid={user.uid}",
+        f"--regid={user.gid}",
+        "--init-groups",
+        "--",
+        "/usr/bin/env",
+        "-i",
+        *(f"{k}={v}" for k, v in exec_env.items()),
+        *prog,
+        *args,
+    ]
+
+
+def as_user(
+    user: LinuxUser,
+    args: Sequence[str],
+    *,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the installed dockersh as ``user`` and wait for it."""
     return subprocess.run(
-        [
-            "setpriv",
-            f"--reuid={user.uid}",
-            f"--regid={user.gid}",
-            "--init-groups",
-            "--reset-env",
-            "--",
-            "/usr/bin/env",
-            "-i",
-            *(f"{k}={v}" for k, v in exec_env.items()),
-            *prog,
-            *args,
-        ],
+        user_argv(user, args, env=env),
         input=input,
         stdin=None if input is not None else subprocess.DEVNULL,
         capture_output=True,

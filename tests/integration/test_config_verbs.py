@@ -14,8 +14,9 @@ pytestmark = pytest.mark.integration
 
 
 def dockersh_root(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([DOCKERSH, *args], capture_output=True, text=True, check=False,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [DOCKERSH, *args], capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+    )
 
 
 def test_check_accepts_a_good_file_and_names_the_bad_key(installed: Any, tmp_path: Path) -> None:
@@ -27,27 +28,34 @@ def test_check_accepts_a_good_file_and_names_the_bad_key(installed: Any, tmp_pat
     bad.write_text('[container]\nmemory = "1g"\n[users.alice.container]\nprivileged = true\n')
     proc = dockersh_root("--config", str(bad), "config", "check")
     assert proc.returncode == 125
-    assert proc.stderr == (f"dockersh: {bad}: [users.alice] [container] privileged = true: "
-                           "gives sessions root on the host; refused (set [security] "
-                           "dangerously_allow_host_access = true to allow)\n")
+    assert proc.stderr == (
+        f"dockersh: {bad}: [users.alice] [container] privileged = true: "
+        "gives sessions root on the host; refused (set [security] "
+        "dangerously_allow_host_access = true to allow)\n"
+    )
     bad.write_text(bad.read_text() + "[security]\ndangerously_allow_host_access = true\n")
     proc = dockersh_root("--config", str(bad), "config", "check")
     assert proc.returncode == 0
     assert "warning: [users.alice] [container] privileged = true gives sessions root" in (
-        proc.stderr)
+        proc.stderr
+    )
 
 
-def test_show_prints_the_effective_merged_config(installed: Any, make_user: Any,
-                                                 tmp_path: Path) -> None:
+def test_show_prints_the_effective_merged_config(
+    installed: Any, make_user: Any, tmp_path: Path
+) -> None:
     user = make_user()
     path = tmp_path / "c.toml"
-    path.write_text(f'[container]\nmemory = "1g"\nenv = {{ A = "1" }}\n'
-                    f'[groups.dockersh.container]\nmemory = "3g"\n'
-                    f'[users.{user.name}.container]\nenv = {{ B = "{{user}}" }}\n'
-                    f'[user_config]\nallow = ["container.hostname"]\n')
+    path.write_text(
+        f'[container]\nmemory = "1g"\nenv = {{ A = "1" }}\n'
+        f'[groups.dockersh.container]\nmemory = "3g"\n'
+        f'[users.{user.name}.container]\nenv = {{ B = "{{user}}" }}\n'
+        f'[user_config]\nallow = ["container.hostname"]\n'
+    )
     (user.home / ".dockersh.toml").write_text('[container]\nhostname = "mine"\n')
-    subprocess.run(["chown", f"{user.uid}:{user.gid}", str(user.home / ".dockersh.toml")],
-                   check=True)
+    subprocess.run(
+        ["chown", f"{user.uid}:{user.gid}", str(user.home / ".dockersh.toml")], check=True
+    )
     proc = dockersh_root("--config", str(path), "config", "show", user.name)
     assert proc.returncode == 0, proc.stderr
     shown = tomllib.loads(proc.stdout)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pexpect
 import pytest
-from conftest import DOCKERSH, Dockersh
+from conftest import DOCKERSH, Dockersh, user_argv
 from support.install import DEFAULT_TEST_CONFIG
 
 pytestmark = pytest.mark.integration
@@ -68,24 +68,8 @@ def test_forced_command_runs_the_clients_command(
 def test_login_shell_under_a_real_terminal(mode: str, dockersh_config: Any, make_user: Any) -> None:
     """argv[0] "-dockersh", no arguments, a pty: an interactive login shell of the right size."""
     user = make_user()
-    child = pexpect.spawn(
-        "setpriv",
-        [
-            f"--reuid={user.uid}",
-            f"--regid={user.gid}",
-            "--init-groups",
-            "--",
-            "/usr/bin/env",
-            "-i",
-            "TERM=vt100",
-            "PATH=/usr/bin:/bin",
-            "/usr/bin/python3",
-            "-c",
-            "import os; os.execv('/usr/local/bin/dockersh', ['-dockersh'])",
-        ],
-        dimensions=(30, 100),
-        timeout=30,
-    )
+    argv = user_argv(user, [], env={"TERM": "vt100"}, argv0="-dockersh")
+    child = pexpect.spawn(argv[0], argv[1:], dimensions=(30, 100), timeout=30)
     child.expect(r"\$ ")  # the prompt: the terminal size is applied by then
     child.sendline("echo T=$TERM; stty size; id -un; [ -t 0 ] && [ -t 1 ] && echo has-tty")
     child.expect("T=vt100")

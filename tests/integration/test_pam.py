@@ -7,27 +7,14 @@ from typing import Any
 
 import pexpect
 import pytest
-from conftest import DOCKERSH, Dockersh
+from conftest import Dockersh, user_argv
 
 pytestmark = pytest.mark.integration
 
 
 def spawn_as(user: Any, *args: str) -> pexpect.spawn:
-    return pexpect.spawn(
-        "setpriv",
-        [
-            f"--reuid={user.uid}",
-            f"--regid={user.gid}",
-            "--init-groups",
-            "--",
-            "/usr/bin/env",
-            "-i",
-            "PATH=/usr/bin:/bin",
-            DOCKERSH,
-            *args,
-        ],
-        timeout=30,
-    )
+    argv = user_argv(user, args)
+    return pexpect.spawn(argv[0], argv[1:], timeout=30)
 
 
 def test_right_password_opens_the_other_users_session(dockersh: Dockersh, make_user: Any) -> None:
