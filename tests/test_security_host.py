@@ -301,7 +301,7 @@ def environ_of(pid: int) -> dict[str, str]:
                 if "=" in item)
 
 
-PRIVILEGED = f"/opt/dockersh/venv/bin/python3\0-I\0{ENTRY}\0"
+PRIVILEGED = f"/opt/dockersh/venv/bin/python3\0-IS\0{ENTRY}\0"
 
 
 def cmdline(pid: int) -> str:
@@ -323,9 +323,9 @@ def children_of(pid: int) -> list[int]:
 
 def session_started(user: LinuxUser) -> bool:
     audit = Path("/var/log/dockersh/audit.jsonl")
-    needle = f'"user": "{user.name}"'
-    return audit.exists() and any(needle in line and '"session-start"' in line
-                                  for line in audit.read_text().splitlines())
+    lines = audit.read_text().splitlines() if audit.exists() else []
+    records = [json.loads(line) for line in lines]
+    return any(r.get("user") == user.name and r.get("event") == "session-start" for r in records)
 
 
 def assert_not_evil(env: Mapping[str, str], evil: Evil, user: LinuxUser, where: str) -> None:
@@ -347,14 +347,15 @@ def test_environment_injection_has_no_effect(
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:
-        # setpriv, env, the sh front and sudo exec in place; sudo runs the privileged Python
-        # as its child. Wait until the session has started (its audit record is written),
-        # while `cat` holds it open.
+        # setpriv, env, the sh front and sudo exec in place (sudo with !pam_setcred), so the
+        # privileged Python is the process itself (an older sudo keeps it as a child). Wait
+        # until the session has started (its audit record is written), while `cat` holds it
+        # open.
         deadline = time.monotonic() + 30
         priv = 0
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                priv = next((k for k in children_of(proc.pid)
+                priv = next((k for k in [proc.pid, *children_of(proc.pid)]
                              if cmdline(k).startswith(PRIVILEGED)), 0)
             except OSError:
                 priv = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from typing import Any
 
 import pexpect
@@ -79,10 +80,12 @@ def test_login_shell_under_a_real_terminal(mode: str, dockersh_config: Any, make
     child.setwinsize(40, 120)
     child.sendline("stty size")
     child.expect("40 120")
-    child.sendline("sleep 30")
+    child.sendline("sleep 30; echo slept-$?")
+    child.expect("sleep 30; echo slept")  # the terminal's echo of the line
+    time.sleep(0.5)  # the shell has started sleep by now
     child.sendintr()  # Ctrl-C reaches the foreground process, not dockersh
     child.sendline("echo after-$?")
-    child.expect("after-130")
+    child.expect("after-130", timeout=10)  # well before the sleep could end by itself
     child.sendline("exit 7")
     child.expect(pexpect.EOF)
     child.close()
