@@ -264,11 +264,16 @@ build_image() {
         say "image $image exists (--rebuild-image builds it again)"
         return
     fi
+    # The base comes from the registry; a host that cannot reach one (an offline or mirrored
+    # site) gets the same Debian release made locally with debootstrap, as the test suite does.
+    if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1 &&
+        ! docker pull -q debian:bookworm-slim >/dev/null 2>&1; then
+        say "no registry for debian:bookworm-slim: making it locally with debootstrap"
+        "$src/tests/images/make-debian-base.sh" || die "could not make debian:bookworm-slim"
+    fi
     say "building $image from $src/Dockerfile"
     # The Dockerfile copies nothing in: build it without a context.
-    docker build -t "$image" - <"$src/Dockerfile" ||
-        die "could not build $image (with no image registry, make debian:bookworm-slim first:" \
-            "tests/images/make-debian-base.sh)"
+    docker build -t "$image" - <"$src/Dockerfile" || die "could not build $image"
     say "built $image"
 }
 
