@@ -36,17 +36,30 @@ def wait_sessions(dsh: Dockersh, user: LinuxUser, count: int) -> None:
                f"{user.name} has {count} live sessions")
 
 
+def busy_and_idle(
+    dsh: Dockersh, make_user: UserFactory
+) -> tuple[LinuxUser, LinuxUser, subprocess.Popen[str]]:
+    """Two users with containers: one with a live session (returned, to be ended), one idle."""
+    busy, idle = make_user(), make_user()
+    logged_in(dsh, idle)
+    session = dsh.spawn(busy, "sleep 60")
+    try:
+        wait_sessions(dsh, busy, 1)
+    except BaseException:
+        session.kill()
+        session.wait()
+        raise
+    return busy, idle, session
+
+
 # --- ls -------------------------------------------------------------------------------------------
 
 
 def test_ls_shows_every_container_with_sessions_idle_age_and_config(
     dsh: Dockersh, make_user: UserFactory
 ) -> None:
-    busy, idle = make_user(), make_user()
-    logged_in(dsh, idle)
-    session = dsh.spawn(busy, "sleep 60")
+    busy, idle, session = busy_and_idle(dsh, make_user)
     try:
-        wait_sessions(dsh, busy, 1)
         proc = dsh("ls")
         assert proc.returncode == 0, proc.stderr
         header, *lines = proc.stdout.splitlines()
@@ -165,11 +178,8 @@ def test_verbs_on_a_user_without_container(dsh: Dockersh, make_user: UserFactory
 def test_gc_stops_idle_containers_and_leaves_live_sessions_alone(
     dsh: Dockersh, make_user: UserFactory
 ) -> None:
-    busy, idle = make_user(), make_user()
-    logged_in(dsh, idle)
-    session = dsh.spawn(busy, "sleep 60")
+    busy, idle, session = busy_and_idle(dsh, make_user)
     try:
-        wait_sessions(dsh, busy, 1)
         time.sleep(1.2)
         proc = dsh("gc", "--idle", "1s", "--dry-run", busy.name, idle.name)
         assert proc.returncode == 0, proc.stderr
