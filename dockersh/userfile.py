@@ -17,16 +17,6 @@ class Refused(Exception):
     """The file was not read; the message says why, never what it contains."""
 
 
-def file_stat(path: str) -> os.stat_result | None:
-    """lstat of the file, or None when there is none (the common, cheap case)."""
-    try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise Refused(f"cannot examine it ({exc.strerror})") from None
-
-
 def read(path: str, uid: int) -> str | None:
     """The file's text, None when it does not exist; Refused when it is not safe to use."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
