@@ -12,13 +12,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import io
-import marshal
 import os
 import sys
 import tarfile
 from typing import Any
 
-from dockersh import bindcheck, locks, pipeline, plan
+from dockersh import bindcheck, locks, pipeline, plan, statefiles
 from dockersh.engine import Engine, quote
 from dockersh.errors import DockershError
 from dockersh.identity import User
@@ -178,16 +177,12 @@ def probe(engine: Engine, spec: plan.ContainerSpec) -> tuple[str, str, str]:
     cache = f"{PROBE_DIR}/{key}"
     lock_fd = locks.acquire(f"{locks.LOCK_DIR}/probe-{key}.lock", fcntl.LOCK_EX, PROBE_TIMEOUT)
     try:
-        try:
-            with open(cache, "rb") as f:
-                passwd, group, shell = marshal.load(f)
-        except (OSError, EOFError, ValueError, TypeError):
+        cached = statefiles.read_marshal(cache)
+        if isinstance(cached, tuple) and len(cached) == 3:
+            passwd, group, shell = cached
+        else:
             passwd, group, shell = run_probe(engine, spec)
-            os.makedirs(PROBE_DIR, mode=0o700, exist_ok=True)
-            tmp = f"{cache}.{os.getpid()}"
-            with open(tmp, "wb") as f:
-                marshal.dump((passwd, group, shell), f)
-            os.replace(tmp, cache)
+            statefiles.write_marshal(cache, (passwd, group, shell))
     finally:
         locks.release(lock_fd)
     if shell != spec.shell_candidates[0]:
@@ -257,13 +252,9 @@ def merged_group(image_group: str, user: User) -> str:
 
 def write_identity_files(spec: plan.ContainerSpec, passwd: str, group: str) -> None:
     directory = f"{plan.STATE_DIR}/{spec.name}"
-    os.makedirs(directory, mode=0o755, exist_ok=True)
+    os.makedirs(directory, mode=0o755, exist_ok=True)  # before statefiles makes it 0700
     for filename, text in (("passwd", passwd), ("group", group)):
-        tmp = f"{directory}/.{filename}.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, f"{directory}/{filename}")
+        statefiles.write(f"{directory}/{filename}", text.encode(), 0o644)
 
 
 def host_config(spec: plan.ContainerSpec) -> dict[str, Any]:

@@ -7,10 +7,9 @@ name. A miss means the full pipeline runs; the cache is root's, in /run (gone at
 
 from __future__ import annotations
 
-import marshal
 import os
 
-from dockersh import __version__
+from dockersh import __version__, statefiles
 from dockersh.locks import RUN_DIR
 from dockersh.naming import escape
 
@@ -39,26 +38,16 @@ def _path(user: User) -> str:
 
 
 def load(user: User, cache_key: tuple[object, ...]) -> dict[str, object] | None:
-    try:
-        with open(_path(user), "rb") as f:
-            stored_key, session = marshal.load(f)
-    except (OSError, EOFError, ValueError, TypeError):
-        return None
-    return session if stored_key == cache_key else None
+    stored = statefiles.read_marshal(_path(user))
+    if isinstance(stored, tuple) and len(stored) == 2 and stored[0] == cache_key:
+        return stored[1]  # type: ignore[no-any-return]
+    return None
 
 
 def store(user: User, cache_key: tuple[object, ...], session: dict[str, object]) -> None:
-    """Write atomically; a failure only costs the next login its speed."""
-    path = _path(user)
-    tmp = f"{path}.{os.getpid()}"
+    """A failure only costs the next login its speed."""
     try:
-        for directory in (RUN_DIR, CACHE_DIR):
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        with open(tmp, "wb") as f:
-            marshal.dump((cache_key, session), f)  # type: ignore[arg-type]
-        os.replace(tmp, path)
+        os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
+        statefiles.write_marshal(_path(user), (cache_key, session))
     except (OSError, ValueError):
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        pass
