@@ -79,6 +79,7 @@ class ContainerConfig:
 @dataclass(frozen=True)
 class SessionConfig:
     exec: str = opt("docker", "choice", choices=("docker", "nsenter"))
+    spare: bool = opt(True, "bool")
     env_pass: tuple[str, ...] = opt(("TERM", "LANG", "LC_*", "TZ", "COLORTERM"), "strlist",
                                     user=True)
     banner: str = opt("", "str")

@@ -81,13 +81,8 @@ def run(session: dict[str, Any], user: User, container: dict[str, Any], command:
     began = time.time()
     failure = ""
     if session["exec"] == "nsenter":
-        from dockersh import nsenter
-
-        target = nsenter.Target(container, session, env, argv)
-        nsenter.prepare_pid_namespace(target)
-        child = spawn(lambda: nsenter.enter(target))
-        record = start_record(session, user, container, command, environ)
-        code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+        code, record = enter(session, user, container, command, environ,
+                             container_env(container, env), argv)
     else:
         from dockersh import attach
         from dockersh.engine import Engine
@@ -100,6 +95,42 @@ def run(session: dict[str, Any], user: User, container: dict[str, Any], command:
         except DockershError as exc:  # the engine failed us mid-way: still end the record
             failure, code = exc.message, 125
     finish(session, container, record, code, began, sessions_fd, failure)
+
+
+def container_env(container: dict[str, Any], env: list[tuple[str, str]]) -> dict[str, str]:
+    """nsenter mode's environment: the container's own (image and config), then the session's
+    (docker exec merges them the same way)."""
+    base = dict(v.split("=", 1) for v in container["Config"].get("Env") or [] if "=" in v)
+    return {**base, **dict(env)}
+
+
+def enter(session: dict[str, Any], user: User, container: dict[str, Any], command: str | None,
+          environ: Mapping[str, str], env: dict[str, str],
+          argv: list[str]) -> tuple[int, dict[str, Any]]:
+    """nsenter mode: through the container's spare when there is one and no terminal, else
+    directly (then leaving a spare for the next login). Returns (exit code, start record)."""
+    use_spare = session["spare"] and not any(os.isatty(fd) for fd in (0, 1, 2))
+    if use_spare:
+        from dockersh import spare
+
+        forked = spare.begin(str(container["Id"]), int(session["uid"]), int(session["gid"]),
+                             session["groups"], argv, env, str(session["home"]))
+        if forked is not None:
+            for sig in (_signal.SIGHUP, _signal.SIGTERM):
+                _signal.signal(sig, forked.forward)
+            record = start_record(session, user, container, command, environ)
+            return forked.wait(), record
+    from dockersh import nsenter
+
+    target = nsenter.Target(container, session, env, argv)
+    nsenter.prepare_pid_namespace(target)
+    child = spawn(lambda: nsenter.enter(target))
+    if session["spare"]:
+        from dockersh import spare
+
+        spare.start(target, str(container["Id"]))
+    record = start_record(session, user, container, command, environ)
+    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), record
 
 
 def spawn(enter: Any) -> int:

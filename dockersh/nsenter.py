@@ -20,35 +20,37 @@ from dockersh.errors import DockershError
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
+PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 #: Entered in this order; mnt last, since entering it changes what paths mean.
 NAMESPACES = ("cgroup", "ipc", "uts", "net", "mnt")
+
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _check(result: int, what: str) -> None:
     if result != 0:
-        errno = ctypes.get_errno()
-        raise DockershError(f"nsenter: {what} failed: {os.strerror(errno)}")
+        raise DockershError(f"nsenter: {what} failed: {os.strerror(ctypes.get_errno())}")
 
 
 class Target:
     """What to enter and what to run there, all read before any namespace is entered."""
 
     def __init__(self, container: dict[str, Any], session: dict[str, Any],
-                 env: list[tuple[str, str]], argv: list[str]) -> None:
+                 env: Mapping[str, str], argv: list[str]) -> None:
         self.pid = int(container["State"]["Pid"])
         if self.pid <= 0:
             raise DockershError("the container is not running")
         self.uid, self.gid = int(session["uid"]), int(session["gid"])
         self.groups = [int(g) for g in session["groups"]]
         self.home = str(session["home"])
-        base = dict(v.split("=", 1) for v in container["Config"].get("Env") or [] if "=" in v)
-        self.env = {**base, **dict(env)}
+        self.env = dict(env)
         self.argv = argv
         # The pid comes from an inspect made a moment ago: since then the container may have
         # stopped (its user can end their own init) and the number gone to another process,
@@ -106,8 +108,9 @@ def prepare_pid_namespace(target: Target) -> None:
     _check(_libc.setns(target.ns_fds["pid"], 0), "entering the pid namespace")
 
 
-def enter(target: Target) -> None:
-    """In the child: join cgroups and namespaces, drop every privilege, exec the shell."""
+def join(target: Target) -> None:
+    """Join the container's cgroups and namespaces and drop every privilege: the state a
+    session's shell starts in (and the spare's, which forks them)."""
     for procs in target.cgroup_procs:
         with open(procs, "w") as f:
             f.write("0")  # "0" is the writing process
@@ -119,8 +122,26 @@ def enter(target: Target) -> None:
     os.setgid(target.gid)
     os.setuid(target.uid)  # from root to the user: permitted and effective sets are cleared
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "setting no-new-privileges")
+
+
+def become_spare() -> None:
+    """The spare's marks: not dumpable (no ptrace, no /proc/PID/fd, even for processes of the
+    same uid: the kernel already clears it on the change from root to the user; said here, not
+    assumed), and a name that ``ps`` shows."""
+    _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "clearing the dumpable flag")
+    _check(_libc.prctl(PR_SET_NAME, b"dockersh-spare", 0, 0, 0), "naming the spare")
+
+
+def exec_shell(argv: list[str], env: dict[str, str], home: str) -> None:
+    """The last step of every session: the home as working directory (else /), then the shell."""
     try:
-        os.chdir(target.home)
+        os.chdir(home)
     except OSError:
         os.chdir("/")
-    os.execve(target.argv[0], target.argv, target.env)
+    os.execve(argv[0], argv, env)
+
+
+def enter(target: Target) -> None:
+    """In the child: join cgroups and namespaces, drop every privilege, exec the shell."""
+    join(target)
+    exec_shell(target.argv, target.env, target.home)

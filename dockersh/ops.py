@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dockersh import inventory, lifecycle, locks, plan, units
+from dockersh import inventory, lifecycle, locks, plan, spare, units
 from dockersh.engine import Engine, quote
 from dockersh.errors import DockershError
 from dockersh.inventory import Managed
@@ -233,11 +233,13 @@ def remove_stale_probes(engine: Engine, dry_run: bool) -> None:
 
 def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> int:
     """Stop or remove what is idle or orphaned (only ``users``' containers when given), and
-    image probes a killed login left behind."""
+    image probes a killed login left behind, and the spare sockets of removed containers."""
     engine = inventory.engine_for(config_path)
     timeout = lock_timeout(config_path)
     if not users:
         remove_stale_probes(engine, dry_run)
+        if not dry_run:
+            spare.sweep({item["Id"] for item in inventory.listed(engine, plan.LABEL_USER)})
     failed = 0
     for m in inventory.inventory(engine, config_path):
         if users and m.user not in users:

@@ -145,6 +145,7 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         ],
         "env_pass": list(s.env_pass),
         "exec": s.exec,
+        "spare": s.spare,
         "banner": substitute(s.banner, user),
         "docker_host": config.docker.host,
         "lock_timeout": units.parse_duration(config.docker.lock_timeout) or 0,

@@ -86,6 +86,7 @@ def test_session_plan() -> None:
         "env": [("HOME", "/home/alice"), ("USER", "alice"), ("LOGNAME", "alice")],
         "env_pass": ["TERM", "LANG", "LC_*", "TZ", "COLORTERM"],
         "exec": "nsenter",
+        "spare": True,
         "banner": "hi alice",
         "docker_host": "unix:///var/run/docker.sock",
         "lock_timeout": 30,

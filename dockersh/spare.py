@@ -1,0 +1,328 @@
+"""The spare: one process already inside a user's container that forks their nsenter sessions.
+
+Joining a container's cgroups makes the kernel wait out an RCU grace period (8-15 ms on a stock
+kernel), the largest cost of an nsenter login; a process forked by one already inside inherits
+them for nothing. So an nsenter login that finds no spare leaves one behind once its own session
+has started: entered exactly as a session is (``nsenter.join``: cgroups, namespaces, the user's
+ids, no capabilities, no-new-privileges), listening on a socket it bound on the host before
+entering, in a directory only root can reach. Later logins without a terminal connect, pass their
+stdin, stdout and stderr and what to run, and wait for the exit status; the socket carries
+nothing else. Logins with a terminal enter directly: the spare's children could not take the SSH
+session's controlling terminal, and nobody at a prompt feels 15 ms.
+
+The spare lives in the container's pid namespace, adopted by its init, so it ends with the
+container. To the user it is one of their own processes, not dumpable (no ptrace, no
+/proc/PID/fd): killing or stopping it costs them the fast path and nothing else, since a login
+falls back to entering directly when the spare does not answer within ``READY_TIMEOUT``.
+
+Protocol (SOCK_SEQPACKET, one message each): the login sends the request; the spare answers
+``R`` (or ``N``: built for other ids, it retires); the login says ``G`` with its fds 0-2; the
+spare forks the session and says ``S`` (``E`` when it cannot fork); the login may send
+``K<signal>`` (a hangup to pass on); the spare ends with ``X<wait status>``. A login that goes
+away leaves its session a SIGHUP, as a closed SSH channel would.
+"""
+
+from __future__ import annotations
+
+import _socket
+import marshal
+import os
+import select
+import sys
+
+TYPE_CHECKING = False  # importing typing costs 14 ms on every login
+if TYPE_CHECKING:
+    import signal as _signal
+    from collections.abc import Mapping
+    from typing import Any, NoReturn
+
+    from dockersh.nsenter import Target
+else:
+    import _signal
+
+DIR = "/run/dockersh/spares"
+#: How long a login waits for the spare's first answer before entering directly.
+READY_TIMEOUT = 1.0
+MSG_CMSG_CLOEXEC = 0x40000000
+MAX_REQUEST = 1 << 20
+
+
+def path(container_id: str) -> str:
+    return f"{DIR}/{container_id}"
+
+
+def ids(uid: int, gid: int, groups: list[int]) -> tuple[int, int, list[int]]:
+    return int(uid), int(gid), sorted(int(g) for g in groups)
+
+
+class Session:
+    """A session the spare forked, seen from its monitor."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        self.sock = sock
+
+    def forward(self, signum: int, _frame: object = None) -> None:
+        """A hangup for the session (signal handler): the spare sends it to the shell."""
+        try:
+            self.sock.send(b"K%d" % signum)
+        except OSError:
+            pass
+
+    def wait(self) -> int:
+        """The exit code as os.waitstatus_to_exitcode gives it (negative: the signal)."""
+        while True:
+            try:
+                message = self.sock.recv(64)
+            except OSError:
+                message = b""
+            if message.startswith(b"X"):
+                self.sock.close()
+                return os.waitstatus_to_exitcode(int(message[1:]))
+            if not message:  # the spare died: with its container (or its user killed it)
+                self.sock.close()
+                return -_signal.SIGKILL
+
+
+def sweep(containers: set[str]) -> None:
+    """Remove the socket and lock files of spares whose container is gone (gc)."""
+    try:
+        names = os.listdir(DIR)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.removesuffix(".lock") not in containers:
+            try:
+                os.unlink(f"{DIR}/{name}")
+            except FileNotFoundError:
+                pass
+
+
+def begin(container_id: str, uid: int, gid: int, groups: list[int], argv: list[str],
+          env: Mapping[str, str], home: str) -> Session | None:
+    """Start this session through the container's spare, on this process's fds 0-2.
+
+    None when there is no live spare for these ids or it does not answer in time (nothing was
+    started then): the caller enters directly.
+    """
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path(container_id))
+        peer = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+        if int.from_bytes(peer[4:8], sys.byteorder) != uid:
+            raise OSError("not the user's spare")
+        sock.send(marshal.dumps((ids(uid, gid, groups), list(argv), dict(env), home)))
+        sock.settimeout(READY_TIMEOUT)
+        if sock.recv(8) != b"R":
+            raise OSError("the spare refused")
+        # The fds travel only now that the spare answers: fds in flight to a spare that never
+        # reads them would keep the SSH channel open. From "G" on the session may run, so no
+        # more falling back.
+        sock.settimeout(None)
+        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
+        sock.sendmsg([b"G"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        if sock.recv(8) != b"S":
+            raise OSError("the spare could not fork")
+    except OSError:  # timeouts included
+        sock.close()
+        return None
+    return Session(sock)
+
+
+def start(target: Target, container_id: str) -> None:
+    """Leave a spare in the container, unless one is there or starting.
+
+    Called by a monitor whose children are born in the container's pid namespace, after its own
+    session started. The middle process exits at once, so the container's init adopts the spare
+    (and ``dockersh ls`` does not count it as a session entered from outside).
+    """
+    middle = os.fork()
+    if middle:
+        os.waitpid(middle, 0)
+        return
+    try:
+        if os.fork() == 0:
+            become(target, container_id)
+    finally:
+        os._exit(0)
+
+
+def become(target: Target, container_id: str) -> NoReturn:
+    """In the spare: let go of the session, claim the socket, enter the container, serve."""
+    import fcntl
+    import socket
+
+    from dockersh import nsenter
+
+    os.setsid()  # out of the SSH session: its hangups are not for the spare
+    for sig in (_signal.SIGHUP, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT):
+        _signal.signal(sig, _signal.SIG_DFL)
+    close_all_but(set(target.ns_fds.values()))  # the session's fds and locks above all
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    os.makedirs(DIR, mode=0o700, exist_ok=True)
+    lock = os.open(f"{path(container_id)}.lock",
+                   os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held for the spare's life
+    except BlockingIOError:
+        os._exit(0)  # another spare serves this container, or is about to
+    try:
+        os.unlink(path(container_id))  # a dead spare's socket
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(path(container_id))
+    nsenter.join(target)
+    nsenter.become_spare()
+    listener.listen(64)  # after the change of ids: a login checks them (SO_PEERCRED)
+    for fd in target.ns_fds.values():
+        os.close(fd)
+    Server(listener, lock, ids(target.uid, target.gid, target.groups)).serve()
+
+
+def close_all_but(keep: set[int]) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own fd, closed by now
+
+
+class Peer:
+    """One login's connection: its request, then (after "G") its session."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.request: Any = None
+        self.child = 0
+
+
+class Server:
+    def __init__(self, listener: Any, lock: int, own: tuple[int, int, list[int]]) -> None:
+        self.listener, self.lock, self.own = listener, lock, own
+        self.poller = select.poll()
+        self.poller.register(listener, select.POLLIN)
+        self.peers: dict[int, Peer] = {}  # by connection fd
+        self.children: dict[int, Peer] = {}  # by pidfd of the session
+
+    def serve(self) -> NoReturn:
+        """Until retired (and its sessions have ended), or killed with the container."""
+        while self.lock >= 0 or self.children:
+            for fd, _ in self.poller.poll():
+                if self.lock >= 0 and fd == self.listener.fileno():
+                    conn, _ = self.listener.accept()
+                    self.peers[conn.fileno()] = Peer(conn)
+                    self.poller.register(conn, select.POLLIN)
+                elif fd in self.children:
+                    self.reap(fd)
+                elif fd in self.peers and not self.hear(self.peers[fd]):
+                    self.poller.unregister(self.listener)
+                    self.listener.close()
+                    os.close(self.lock)  # a new spare may start
+                    self.lock = -1
+        os._exit(0)
+
+    def hear(self, peer: Peer) -> bool:
+        """Act on one message from a login; False when this spare must retire."""
+        if peer.request is None:
+            return self.hear_request(peer)
+        if not peer.child:
+            self.hear_go(peer)
+            return True
+        try:
+            message = peer.conn.recv(64)
+        except OSError:
+            message = b""
+        if message.startswith(b"K"):
+            os.kill(peer.child, int(message[1:]))  # not reaped yet: still our child
+        elif not message:  # its login went away, and so did the SSH channel
+            os.kill(peer.child, _signal.SIGHUP)
+            self.drop(peer)
+        return True
+
+    def hear_request(self, peer: Peer) -> bool:
+        try:
+            peer.request = marshal.loads(peer.conn.recv(MAX_REQUEST))
+            wanted = peer.request[0]
+        except (OSError, EOFError, ValueError, TypeError, IndexError, KeyError):
+            wanted = None
+        if wanted == self.own:
+            send(peer.conn, b"R")
+            return True
+        send(peer.conn, b"N")
+        self.drop(peer)
+        return wanted is None  # asked for other ids: this spare is stale
+
+    def hear_go(self, peer: Peer) -> None:
+        """ "G" with the login's fds 0-2: fork the session on them."""
+        import socket
+
+        try:
+            message, ancillary, _, _ = peer.conn.recvmsg(64, socket.CMSG_SPACE(12),
+                                                         MSG_CMSG_CLOEXEC)
+        except OSError:
+            message, ancillary = b"", []
+        fds = [int.from_bytes(data[i:i + 4], sys.byteorder)
+               for level, kind, data in ancillary
+               if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
+               for i in range(0, len(data) - len(data) % 4, 4)]
+        if message == b"G" and len(fds) == 3:
+            try:
+                peer.child = fork_session(fds, peer.request)
+            except OSError:
+                send(peer.conn, b"E")
+            else:
+                pidfd = os.pidfd_open(peer.child)
+                self.children[pidfd] = peer
+                self.poller.register(pidfd, select.POLLIN)
+                send(peer.conn, b"S")
+        for fd in fds:
+            os.close(fd)
+        if not peer.child:
+            self.drop(peer)
+
+    def reap(self, pidfd: int) -> None:
+        peer = self.children.pop(pidfd)
+        self.poller.unregister(pidfd)
+        os.close(pidfd)
+        status = os.waitpid(peer.child, 0)[1]
+        if peer.conn.fileno() >= 0:
+            send(peer.conn, b"X%d" % status)
+            self.drop(peer)
+
+    def drop(self, peer: Peer) -> None:
+        fd = peer.conn.fileno()
+        if fd >= 0:
+            self.poller.unregister(fd)
+            del self.peers[fd]
+            peer.conn.close()
+
+
+def fork_session(fds: list[int], request: Any) -> int:
+    from dockersh import nsenter
+
+    _, argv, env, home = request
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setsid()
+            for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):  # ignored by Python; exec keeps that
+                _signal.signal(sig, _signal.SIG_DFL)
+            for target_fd, fd in enumerate(fds):
+                os.dup2(fd, target_fd)
+            nsenter.exec_shell(argv, env, home)
+        except BaseException as exc:
+            os.write(2, f"dockersh: cannot start the session: {exc}\n".encode())
+        os._exit(125)
+    return child
+
+
+def send(conn: Any, message: bytes) -> None:
+    try:
+        conn.send(message)
+    except OSError:
+        pass  # its login is gone
