@@ -3,9 +3,10 @@
 About 3 ms instead of ~80 ms for ``docker exec``. nsenter alone would give only namespaces, so
 this module puts back what docker exec guarantees: the container's cgroups (its limits apply),
 all its namespaces but the user namespace (mount, pid, uts, ipc, net, cgroup), the user's uid,
-gid and groups, an empty capability bounding set, no capabilities, no-new-privileges, the home
-directory as working directory, the container's environment. It does not apply Docker's seccomp
-or AppArmor profiles (SECURITY.md says so).
+gid and groups, an empty capability bounding set, no capabilities, no-new-privileges, Docker's
+seccomp filter (copied from the container's init, as runc gives it to docker exec processes),
+the home directory as working directory, the container's environment. It does not apply the
+AppArmor profile (SECURITY.md says so).
 
 The monitor joins the pid namespace for its children only (setns(CLONE_NEWPID) affects children),
 then forks; the child does the rest and execs the shell, which is then a process of the container.
@@ -14,9 +15,13 @@ then forks; the child does the rest and execs the shell, which is then a process
 from __future__ import annotations
 
 import ctypes
+import errno
+import fcntl
 import os
 
+from dockersh import locks, statefiles
 from dockersh.errors import DockershError
+from dockersh.spare import SECCOMP_DIR
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
@@ -25,13 +30,23 @@ if TYPE_CHECKING:
 
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 #: Entered in this order; mnt last, since entering it changes what paths mean.
 NAMESPACES = ("cgroup", "ipc", "uts", "net", "mnt")
 
+PTRACE_DETACH = 17
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_SECCOMP_GET_FILTER = 0x420C
+WALL = 0x40000000
+BPF_INSTRUCTION = 8  # bytes of one struct sock_filter
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+_libc.ptrace.restype = ctypes.c_long
 
 
 def _check(result: int, what: str) -> None:
@@ -68,6 +83,7 @@ class Target:
                                         "stopped or restarted); log in again")
                 self.ns_fds = {ns: os.open(f"ns/{ns}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
                                for ns in (*NAMESPACES, "pid")}
+                self.seccomp = seccomp_filters(proc, self.pid, str(container["Id"]))
             finally:
                 os.close(proc)
         except OSError as exc:
@@ -76,6 +92,58 @@ class Target:
         self.cgroup_procs = cgroup_procs(cgroups)
         with open("/proc/sys/kernel/cap_last_cap") as f:
             self.last_cap = int(f.read())
+
+
+def seccomp_filters(proc: int, pid: int, container_id: str) -> list[bytes]:
+    """The container's seccomp filters, newest first: what runc gives every docker exec
+    process, copied once from its init and cached per container (they cannot change without a
+    new container). ``proc`` is the init's /proc/PID directory fd."""
+    cache = f"{SECCOMP_DIR}/{container_id}"  # swept by gc with the spare's files
+    filters: Any = statefiles.read_marshal(cache)
+    if isinstance(filters, list):
+        return filters
+    try:
+        os.makedirs(SECCOMP_DIR, mode=0o700, exist_ok=True)
+        lock = locks.acquire(f"{cache}.lock", fcntl.LOCK_EX, 10)  # one reader at a time
+        try:
+            filters = statefiles.read_marshal(cache)
+            if not isinstance(filters, list):
+                status = os.open("status", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+                with open(status) as f:
+                    confined = "\nSeccomp:\t2\n" in f.read()
+                filters = read_filters(proc, pid) if confined else []
+                statefiles.write_marshal(cache, filters)
+        finally:
+            locks.release(lock)
+    except OSError as exc:
+        raise DockershError(f"cannot read the container's seccomp filter ({exc.strerror}); "
+                            "log in again") from None
+    return list(filters)
+
+
+def read_filters(proc: int, pid: int) -> list[bytes]:
+    """Stop the init with ptrace for as long as it takes to read its filters (well under 1 ms)."""
+    _check(_libc.ptrace(PTRACE_SEIZE, pid, None, None), "reading the container's seccomp filter")
+    try:
+        _check(_libc.ptrace(PTRACE_INTERRUPT, pid, None, None), "stopping the container's init")
+        os.waitpid(pid, WALL)
+        os.close(os.open("status", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc))  # still the init
+        filters: list[bytes] = []
+        while True:
+            count = _libc.ptrace(PTRACE_SECCOMP_GET_FILTER, pid, len(filters), None)
+            if count < 0 and ctypes.get_errno() == errno.ENOENT:
+                return filters
+            _check(0 if count > 0 else -1, "reading the container's seccomp filter")
+            buffer = ctypes.create_string_buffer(count * BPF_INSTRUCTION)
+            _check(0 if _libc.ptrace(PTRACE_SECCOMP_GET_FILTER, pid, len(filters), buffer) ==
+                   count else -1, "reading the container's seccomp filter")
+            filters.append(buffer.raw)
+    finally:
+        _libc.ptrace(PTRACE_DETACH, pid, None, None)
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
 
 def cgroup_procs(cgroups: str) -> list[str]:
@@ -122,6 +190,10 @@ def join(target: Target) -> None:
     os.setgid(target.gid)
     os.setuid(target.uid)  # from root to the user: permitted and effective sets are cleared
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "setting no-new-privileges")
+    for bpf in reversed(target.seccomp):  # oldest first, as runc installed them
+        program = SockFprog(len(bpf) // BPF_INSTRUCTION, bpf)
+        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0),
+               "applying the container's seccomp filter")
 
 
 def become_spare() -> None:

@@ -41,6 +41,8 @@ else:
     import _signal
 
 DIR = "/run/dockersh/spares"
+#: nsenter mode's copy of each container's seccomp filter (nsenter.seccomp_filters).
+SECCOMP_DIR = "/run/dockersh/seccomp"
 #: How long a login waits for the spare's first answer before entering directly.
 READY_TIMEOUT = 1.0
 MSG_CMSG_CLOEXEC = 0x40000000
@@ -84,17 +86,19 @@ class Session:
 
 
 def sweep(containers: set[str]) -> None:
-    """Remove the socket and lock files of spares whose container is gone (gc)."""
-    try:
-        names = os.listdir(DIR)
-    except FileNotFoundError:
-        return
-    for name in names:
-        if name.removesuffix(".lock") not in containers:
-            try:
-                os.unlink(f"{DIR}/{name}")
-            except FileNotFoundError:
-                pass
+    """Remove the files kept per container id (the spare's socket and lock, the cached seccomp
+    filter and its lock) of containers that are gone (gc)."""
+    for directory in (DIR, SECCOMP_DIR):
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if name.removesuffix(".lock") not in containers:
+                try:
+                    os.unlink(f"{directory}/{name}")
+                except FileNotFoundError:
+                    pass
 
 
 def begin(container_id: str, uid: int, gid: int, groups: list[int], argv: list[str],

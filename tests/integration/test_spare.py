@@ -25,6 +25,7 @@ from support.users import LinuxUser
 pytestmark = pytest.mark.integration
 
 SPARES = Path("/run/dockersh/spares")
+SECCOMP = Path("/run/dockersh/seccomp")
 #: What a session is: identity, privileges, cgroups, namespaces, working directory, environment.
 PROBE = (
     "id; pwd; grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp.*)' "
@@ -232,17 +233,18 @@ def test_a_spare_for_other_ids_retires(
     wait_until(lambda: not Path(f"/proc/{old}").exists(), 10, "the old spare gone")
 
 
-def test_gc_sweeps_the_spare_files_of_removed_containers(
+def test_gc_sweeps_the_files_of_removed_containers(
     nsenter: Any, dockersh: Dockersh, make_user: Any, container_of: Any
 ) -> None:
     user = make_user()
     await_spare(dockersh, user)
     container = container_of(user)
     container.remove(force=True)
-    assert (SPARES / container.id).exists()
+    assert (SPARES / container.id).exists() and (SECCOMP / container.id).exists()
     subprocess.run(["/usr/local/bin/dockersh", "gc", user.name], check=True,
                    capture_output=True)
     assert (SPARES / container.id).exists()  # only a full gc sweeps
     subprocess.run(["/usr/local/bin/dockersh", "gc"], check=True, capture_output=True)
-    assert not (SPARES / container.id).exists()
-    assert not (SPARES / f"{container.id}.lock").exists()
+    for directory in (SPARES, SECCOMP):
+        assert not (directory / container.id).exists()
+        assert not (directory / f"{container.id}.lock").exists()
