@@ -97,9 +97,22 @@ class Engine:
                 raw: bool = False) -> tuple[int, Any]:
         """One request (the connection closes after it); returns (status, decoded JSON or None,
         or with ``raw`` the body's bytes)."""
+        return self.receive(self.send(method, path, body), raw)
+
+    def send(self, method: str, path: str, body: Any = None) -> _socket.socket:
+        """The first half of ``request``: the engine works on it while the caller goes on."""
         sock = self.connect()
         try:
             sock.sendall(self.head(method, path, body, "Connection: close\r\n"))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    @staticmethod
+    def receive(sock: _socket.socket, raw: bool = False) -> tuple[int, Any]:
+        """The second half of ``request``: read the whole answer, close the connection."""
+        try:
             chunks = []
             while True:
                 chunk = sock.recv(65536)
@@ -151,19 +164,35 @@ class Engine:
 
     def get(self, path: str) -> Any:
         """GET that returns the body, None on 404, and a clear error on anything else."""
-        status, answer = self.request("GET", path)
-        if status == 404:
-            return None
-        if status != 200:
-            return self.call("GET", path)  # raises with the engine's message
-        return answer
+        return self.gets(path)[0]
+
+    def gets(self, *paths: str) -> list[Any]:
+        """``get`` of several paths at once: all sent before any answer is read."""
+        answers = []
+        for path, sock in [(path, self.send("GET", path)) for path in paths]:
+            status, answer = self.receive(sock)
+            if status not in (200, 404):
+                self.call("GET", path)  # raises with the engine's message
+            answers.append(answer if status == 200 else None)
+        return answers
 
     def container(self, name: str) -> dict[str, Any] | None:
-        return self.get(f"/containers/{quote(name)}/json")  # type: ignore[no-any-return]
+        return self.get(container_path(name))  # type: ignore[no-any-return]
 
     def image_id(self, ref: str) -> str | None:
-        image = self.get(f"/images/{quote(ref)}/json")
-        return None if image is None else str(image["Id"])
+        return image_id(self.get(image_path(ref)))
+
+
+def container_path(name: str) -> str:
+    return f"/containers/{quote(name)}/json"
+
+
+def image_path(ref: str) -> str:
+    return f"/images/{quote(ref)}/json"
+
+
+def image_id(image: dict[str, Any] | None) -> str | None:
+    return None if image is None else str(image["Id"])
 
 
 def quote(part: str) -> str:

@@ -87,13 +87,19 @@ def run(session: dict[str, Any], user: User, container: dict[str, Any], command:
         from dockersh import attach
         from dockersh.engine import Engine
 
-        record = start_record(session, user, container, command, environ)
+        records = []
+
+        def started() -> None:  # written while the engine starts the command
+            records.append(start_record(session, user, container, command, environ))
+
         try:
             code = attach.run(Engine(str(session["docker_host"])), container["Id"], argv,
                               f"{session['uid']}:{session['gid']}", str(session["home"]), env,
-                              tty)
+                              tty, started)
         except DockershError as exc:  # the engine failed us mid-way: still end the record
             failure, code = exc.message, 125
+        record = records[0] if records else start_record(session, user, container, command,
+                                                         environ)
     finish(session, container, record, code, began, sessions_fd, failure)
 
 

@@ -10,7 +10,7 @@ import fcntl
 import sys
 
 from dockersh import handoff, locks, plancache
-from dockersh.engine import Engine
+from dockersh.engine import Engine, container_path, image_id, image_path
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from dockersh.invocation import Invocation
 
 
-def is_current(engine: Engine, container: dict[str, Any] | None, session: dict[str, Any],
-               user: User) -> bool:
-    """Running, ours, built from the current config and the current image."""
+def is_current(container: dict[str, Any] | None, image: dict[str, Any] | None,
+               session: dict[str, Any], user: User) -> bool:
+    """Running, ours, built from the current config and the current image (``image``: the
+    inspect of the configured one, None when it is missing)."""
     if container is None or not container["State"].get("Running"):
         return False
     labels = container["Config"].get("Labels") or {}
@@ -31,7 +32,7 @@ def is_current(engine: Engine, container: dict[str, Any] | None, session: dict[s
         labels.get("dockersh.user") == user.name
         and labels.get("dockersh.uid") == str(user.uid)
         and labels.get("dockersh.config-hash") == session["hash"]
-        and engine.image_id(str(session["image"])) in (container["Image"], None)
+        and image_id(image) in (container["Image"], None)
     )
 
 
@@ -54,8 +55,9 @@ def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: st
     lock_fd = locks.acquire(lock_path, fcntl.LOCK_EX, float(session["lock_timeout"]))
     try:
         sessions_fd = locks.open_lock(sessions_path)
-        container = engine.container(str(session["name"]))
-        if is_current(engine, container, session, user):
+        container, image = engine.gets(container_path(str(session["name"])),
+                                       image_path(str(session["image"])))
+        if is_current(container, image, session, user):
             locks.share(sessions_fd)
         else:
             from dockersh import lifecycle
