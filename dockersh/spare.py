@@ -30,6 +30,8 @@ import os
 import select
 import sys
 
+from dockersh.errors import DockershError
+
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     import signal as _signal
@@ -105,8 +107,8 @@ def begin(container_id: str, uid: int, gid: int, groups: list[int], argv: list[s
           env: Mapping[str, str], home: str) -> Session | None:
     """Start this session through the container's spare, on this process's fds 0-2.
 
-    None when there is no live spare for these ids or it does not answer in time (nothing was
-    started then): the caller enters directly.
+    None when there is no live spare for these ids, it does not answer in time or cannot fork
+    (nothing was started then): the caller enters directly.
     """
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     try:
@@ -124,11 +126,20 @@ def begin(container_id: str, uid: int, gid: int, groups: list[int], argv: list[s
         sock.settimeout(None)
         fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
         sock.sendmsg([b"G"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-        if sock.recv(8) != b"S":
-            raise OSError("the spare could not fork")
     except OSError:  # timeouts included
         sock.close()
         return None
+    try:
+        answer = sock.recv(8)
+    except OSError:
+        answer = b""
+    if answer == b"E":  # it could not fork: nothing runs, entering directly is safe
+        sock.close()
+        return None
+    if answer != b"S":  # it went away after "G": the command may have started; never twice
+        sock.close()
+        raise DockershError("the session could not start (your container's spare went away); "
+                            "log in again")
     return Session(sock)
 
 
@@ -139,7 +150,10 @@ def start(target: Target, container_id: str) -> None:
     session started. The middle process exits at once, so the container's init adopts the spare
     (and ``dockersh ls`` does not count it as a session entered from outside).
     """
-    middle = os.fork()
+    try:
+        middle = os.fork()
+    except OSError:
+        return  # no spare this time (the next login tries again); this session goes on
     if middle:
         os.waitpid(middle, 0)
         return
