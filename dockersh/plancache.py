@@ -1,8 +1,10 @@
 """The session plan, cached between logins so a warm login never parses TOML or imports typing.
 
-Keyed by everything the plan depends on: dockersh's version, the config files' identity (inode,
-size, mtime and ctime: a user can't rewind ctime), the account as NSS reports it and the host
-name. A miss means the full pipeline runs; the cache is root's, in /run (gone at reboot).
+Keyed by everything the plan depends on: dockersh's version and installed code (the files that
+make plans: a reinstall changes their identity, so a plan cached by older code, perhaps without a
+key the new code reads, is never used), the config files' identity (inode, size, mtime and ctime:
+a user can't rewind ctime), the account as NSS reports it and the host name. A miss means the
+full pipeline runs; the cache is root's, in /run (gone at reboot).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from dockersh.identity import User
 
 CACHE_DIR = f"{RUN_DIR}/plans"
+_CODE = tuple(f"{os.path.dirname(__file__)}/{name}.py" for name in ("config", "plan"))
 
 
 def _stat_key(path: str) -> tuple[int, ...] | None:
@@ -29,8 +32,8 @@ def _stat_key(path: str) -> tuple[int, ...] | None:
 
 
 def key(user: User, config_path: str, user_file: str) -> tuple[object, ...]:
-    return (__version__, config_path, _stat_key(config_path), _stat_key(user_file), user.key(),
-            os.uname().nodename)
+    return (__version__, *map(_stat_key, _CODE), config_path, _stat_key(config_path),
+            _stat_key(user_file), user.key(), os.uname().nodename)
 
 
 def _path(user: User) -> str:
