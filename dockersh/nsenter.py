@@ -41,6 +41,7 @@ PTRACE_DETACH = 17
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
 PTRACE_SECCOMP_GET_FILTER = 0x420C
+PTRACE_EVENT_STOP = 128
 WALL = 0x40000000
 BPF_INSTRUCTION = 8  # bytes of one struct sock_filter
 
@@ -83,7 +84,10 @@ class Target:
                                         "stopped or restarted); log in again")
                 self.ns_fds = {ns: os.open(f"ns/{ns}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
                                for ns in (*NAMESPACES, "pid")}
-                self.seccomp = seccomp_filters(proc, self.pid, str(container["Id"]))
+                started = "".join(c for c in str(container["State"].get("StartedAt")) if
+                                  c.isdigit())
+                self.seccomp = seccomp_filters(proc, self.pid,
+                                               f"{container['Id']}.{started}")
             finally:
                 os.close(proc)
         except OSError as exc:
@@ -94,11 +98,12 @@ class Target:
             self.last_cap = int(f.read())
 
 
-def seccomp_filters(proc: int, pid: int, container_id: str) -> list[bytes]:
+def seccomp_filters(proc: int, pid: int, run: str) -> list[bytes]:
     """The container's seccomp filters, newest first: what runc gives every docker exec
-    process, copied once from its init and cached per container (they cannot change without a
-    new container). ``proc`` is the init's /proc/PID directory fd."""
-    cache = f"{SECCOMP_DIR}/{container_id}"  # swept by gc with the spare's files
+    process, copied once from its init and cached per run of the container (``run``: its id and
+    start time; a restart may bring another default profile). ``proc`` is the init's /proc/PID
+    directory fd."""
+    cache = f"{SECCOMP_DIR}/{run}"  # swept by gc with the spare's files
     filters: Any = statefiles.read_marshal(cache)
     if isinstance(filters, list):
         return filters
@@ -124,9 +129,12 @@ def seccomp_filters(proc: int, pid: int, container_id: str) -> list[bytes]:
 def read_filters(proc: int, pid: int) -> list[bytes]:
     """Stop the init with ptrace for as long as it takes to read its filters (well under 1 ms)."""
     _check(_libc.ptrace(PTRACE_SEIZE, pid, None, None), "reading the container's seccomp filter")
+    pending = 0  # a signal the init was about to receive when it stopped: delivered on detach
     try:
         _check(_libc.ptrace(PTRACE_INTERRUPT, pid, None, None), "stopping the container's init")
-        os.waitpid(pid, WALL)
+        status = os.waitpid(pid, WALL)[1]
+        if os.WIFSTOPPED(status) and status >> 16 != PTRACE_EVENT_STOP:
+            pending = os.WSTOPSIG(status)  # a signal-delivery stop (SIGCHLD, docker stop's TERM)
         os.close(os.open("status", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc))  # still the init
         filters: list[bytes] = []
         while True:
@@ -139,7 +147,7 @@ def read_filters(proc: int, pid: int) -> list[bytes]:
                    count else -1, "reading the container's seccomp filter")
             filters.append(buffer.raw)
     finally:
-        _libc.ptrace(PTRACE_DETACH, pid, None, None)
+        _libc.ptrace(PTRACE_DETACH, pid, None, pending)
 
 
 class SockFprog(ctypes.Structure):
