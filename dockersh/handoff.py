@@ -81,8 +81,8 @@ def run(session: dict[str, Any], user: User, container: dict[str, Any], command:
     began = time.time()
     failure = ""
     if session["exec"] == "nsenter":
-        code, record = enter(session, user, container, command, environ,
-                             container_env(container, env), argv)
+        code, record, failure = enter(session, user, container, command, environ,
+                                      container_env(container, env), argv)
     else:
         from dockersh import attach
         from dockersh.engine import Engine
@@ -112,9 +112,10 @@ def container_env(container: dict[str, Any], env: list[tuple[str, str]]) -> dict
 
 def enter(session: dict[str, Any], user: User, container: dict[str, Any], command: str | None,
           environ: Mapping[str, str], env: dict[str, str],
-          argv: list[str]) -> tuple[int, dict[str, Any]]:
+          argv: list[str]) -> tuple[int, dict[str, Any], str]:
     """nsenter mode: through the container's spare when there is one and no terminal, else
-    directly (then leaving a spare for the next login). Returns (exit code, start record)."""
+    directly (then leaving a spare for the next login). Returns the exit code, the start record
+    and what went wrong (or "")."""
     use_spare = session["spare"] and not any(os.isatty(fd) for fd in (0, 1, 2))
     if use_spare:
         from dockersh import spare
@@ -125,7 +126,7 @@ def enter(session: dict[str, Any], user: User, container: dict[str, Any], comman
             for sig in (_signal.SIGHUP, _signal.SIGTERM):
                 _signal.signal(sig, forked.forward)
             record = start_record(session, user, container, command, environ)
-            return forked.wait(), record
+            return forked.wait(), record, forked.failure
     from dockersh import nsenter
 
     target = nsenter.Target(container, session, env, argv)
@@ -136,7 +137,7 @@ def enter(session: dict[str, Any], user: User, container: dict[str, Any], comman
 
         spare.start(target, str(container["Id"]))
     record = start_record(session, user, container, command, environ)
-    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), record
+    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), record, ""
 
 
 def spawn(enter: Any) -> int:

@@ -102,23 +102,26 @@ def entered_processes() -> dict[int, set[int]]:
 
     A docker exec process is a child of containerd-shim, an nsenter session a child of its
     monitor: both have a parent in another pid namespace. So has each container's init, which
-    callers leave out. One pass over /proc serves every container.
+    callers leave out. A session forked by nsenter mode's spare is the spare's child (by its
+    name: a user who names a process of theirs so only keeps their own container counted busy).
+    One pass over /proc serves every container.
     """
-    parents: dict[int, tuple[int, int]] = {}
+    procs: dict[int, tuple[int, int, bytes]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as f:
-                ppid = int(f.read().rpartition(b")")[2].split()[1])
+                head, _, tail = f.read().rpartition(b")")
             ns = os.stat(f"/proc/{entry}/ns/pid").st_ino
+            procs[int(entry)] = (int(tail.split()[1]), ns, head.partition(b"(")[2])
         except (OSError, ValueError, IndexError):
             continue  # gone, or a zombie
-        parents[int(entry)] = (ppid, ns)
     host_ns = os.stat("/proc/self/ns/pid").st_ino
     entered: dict[int, set[int]] = {}
-    for pid, (ppid, ns) in parents.items():
-        if ns != host_ns and parents.get(ppid, (0, 0))[1] != ns:
+    for pid, (ppid, ns, _) in procs.items():
+        parent_ns, parent_name = procs.get(ppid, (0, 0, b""))[1:]
+        if ns != host_ns and (parent_ns != ns or parent_name == b"dockersh-spare"):
             entered.setdefault(ns, set()).add(pid)
     return entered
 

@@ -30,8 +30,6 @@ import os
 import select
 import sys
 
-from dockersh.errors import DockershError
-
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     import signal as _signal
@@ -60,10 +58,11 @@ def ids(uid: int, gid: int, groups: list[int]) -> tuple[int, int, list[int]]:
 
 
 class Session:
-    """A session the spare forked, seen from its monitor."""
+    """A session the spare forked, seen from its monitor; ``failure``: it is not known to have
+    started, so it ends at once with status 125 and this line."""
 
-    def __init__(self, sock: _socket.socket) -> None:
-        self.sock = sock
+    def __init__(self, sock: _socket.socket, failure: str = "") -> None:
+        self.sock, self.failure = sock, failure
 
     def forward(self, signum: int, _frame: object = None) -> None:
         """A hangup for the session (signal handler): the spare sends it to the shell."""
@@ -74,7 +73,7 @@ class Session:
 
     def wait(self) -> int:
         """The exit code as os.waitstatus_to_exitcode gives it (negative: the signal)."""
-        while True:
+        while not self.failure:
             try:
                 message = self.sock.recv(64)
             except OSError:
@@ -85,22 +84,35 @@ class Session:
             if not message:  # the spare died: with its container (or its user killed it)
                 self.sock.close()
                 return -_signal.SIGKILL
+        return 125
 
 
 def sweep(containers: set[str]) -> None:
-    """Remove the files kept per container id (the spare's socket and lock, the cached seccomp
-    filter and its lock) of containers that are gone (gc)."""
+    """Remove the files kept per container (the spare's socket and lock, the cached seccomp
+    filters and their locks; named ID or ID.something) of containers that are gone (gc). An id
+    with a lock held (a spare of a container made since the list was taken) and files being
+    written (dot-files) are left alone."""
+    import fcntl
+
     for directory in (DIR, SECCOMP_DIR):
         try:
-            names = os.listdir(directory)
+            names = [name for name in os.listdir(directory) if not name.startswith(".")]
         except FileNotFoundError:
             continue
-        for name in names:
-            if name.removesuffix(".lock") not in containers:
-                try:
-                    os.unlink(f"{directory}/{name}")
-                except FileNotFoundError:
-                    pass
+        for gone in {name.split(".")[0] for name in names} - containers:
+            mine = [f"{directory}/{name}" for name in names if name.split(".")[0] == gone]
+            held = []
+            try:
+                for path in (p for p in mine if p.endswith(".lock")):
+                    held.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW))
+                    fcntl.flock(held[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
+                for path in mine:
+                    os.unlink(path)
+            except OSError:  # in use (BlockingIOError), or gone already
+                pass
+            finally:
+                for fd in held:
+                    os.close(fd)
 
 
 def begin(container_id: str, uid: int, gid: int, groups: list[int], argv: list[str],
@@ -138,8 +150,8 @@ def begin(container_id: str, uid: int, gid: int, groups: list[int], argv: list[s
         return None
     if answer != b"S":  # it went away after "G": the command may have started; never twice
         sock.close()
-        raise DockershError("the session could not start (your container's spare went away); "
-                            "log in again")
+        return Session(sock, "your container's spare went away as it started the command, "
+                             "which may or may not have run; log in again")
     return Session(sock)
 
 
@@ -194,6 +206,7 @@ def become(target: Target, container_id: str) -> NoReturn:
     listener.bind(path(container_id))
     nsenter.join(target)
     nsenter.become_spare()
+    os.close(os.pidfd_open(os.getpid()))  # what serve() relies on is allowed (seccomp)
     listener.listen(64)  # after the change of ids: a login checks them (SO_PEERCRED)
     for fd in target.ns_fds.values():
         os.close(fd)
@@ -228,8 +241,8 @@ class Server:
         self.children: dict[int, Peer] = {}  # by pidfd of the session
 
     def serve(self) -> NoReturn:
-        """Until retired (and its sessions have ended), or killed with the container."""
-        while self.lock >= 0 or self.children:
+        """Until retired and done with every login it answered, or killed with the container."""
+        while self.lock >= 0 or self.children or self.peers:
             for fd, _ in self.poller.poll():
                 if self.lock >= 0 and fd == self.listener.fileno():
                     conn, _ = self.listener.accept()
@@ -237,7 +250,7 @@ class Server:
                     self.poller.register(conn, select.POLLIN)
                 elif fd in self.children:
                     self.reap(fd)
-                elif fd in self.peers and not self.hear(self.peers[fd]):
+                elif fd in self.peers and not self.hear(self.peers[fd]) and self.lock >= 0:
                     self.poller.unregister(self.listener)
                     self.listener.close()
                     os.close(self.lock)  # a new spare may start
@@ -294,10 +307,16 @@ class Server:
             except OSError:
                 send(peer.conn, b"E")
             else:
-                pidfd = os.pidfd_open(peer.child)
-                self.children[pidfd] = peer
-                self.poller.register(pidfd, select.POLLIN)
                 send(peer.conn, b"S")
+                try:
+                    pidfd = os.pidfd_open(peer.child)
+                except OSError:  # out of fds: the session could not be followed; end it
+                    os.kill(peer.child, _signal.SIGKILL)
+                    send(peer.conn, b"X%d" % os.waitpid(peer.child, 0)[1])
+                    self.drop(peer)
+                else:
+                    self.children[pidfd] = peer
+                    self.poller.register(pidfd, select.POLLIN)
         for fd in fds:
             os.close(fd)
         if not peer.child:

@@ -5,6 +5,7 @@ from the host side, with the real executable through sudo."""
 from __future__ import annotations
 
 import _socket
+import fcntl
 import json
 import os
 import signal
@@ -134,9 +135,7 @@ def test_what_the_spare_is_and_holds(
     wait_until(lambda: len(fds()) == 5, 10, "the spare done with spare_pid's connection")
     assert fds()[:4] == [*["/dev/null"] * 3, str(SPARES / f"{container.id}.lock")]
     assert fds()[4].startswith("socket:")
-    ls = json.loads(subprocess.run(["/usr/local/bin/dockersh", "ls", "--json"],
-                                   capture_output=True, check=True, text=True).stdout)
-    assert [row["sessions"] for row in ls if row["user"] == user.name] == [0], ls
+    assert sessions_of(user) == 0
 
 
 def test_a_terminal_login_enters_directly(
@@ -171,6 +170,38 @@ def test_hangups_reach_the_command(nsenter: Any, dockersh: Dockersh, make_user: 
         monitor.send_signal(how)
         assert monitor.wait(timeout=20) == -how
         wait_until(lambda: not sleeping(), 20, "the command ending")
+
+
+def sessions_of(user: LinuxUser) -> int:
+    ls = json.loads(subprocess.run(["/usr/local/bin/dockersh", "ls", "--json"],
+                                   capture_output=True, check=True, text=True).stdout)
+    return int(next(row["sessions"] for row in ls if row["user"] == user.name))
+
+
+def test_a_forked_session_whose_monitor_died_still_counts(
+    nsenter: Any, dockersh: Dockersh, make_user: Any, container_of: Any
+) -> None:
+    """A command that ignores the hangup outlives its killed monitor: ls (and so gc) still
+    see it as a session, as they do for docker exec and direct nsenter sessions."""
+    user = make_user()
+    await_spare(dockersh, user)
+    monitor = subprocess.Popen(user_argv(user, ["-c", "trap '' HUP; sleep 317; echo"]),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    container = container_of(user)
+
+    def sleeper() -> int:
+        """Its host pid, 0 when it is not running."""
+        rows = container.top(ps_args="-o pid,args")["Processes"] or []
+        return next((int(row[0]) for row in rows if row[1] == "sleep 317"), 0)
+
+    wait_until(lambda: sleeper() > 0, 20, "the command running")
+    assert sessions_of(user) == 1
+    monitor.kill()
+    monitor.wait()
+    time.sleep(1)
+    assert sleeper() > 0 and sessions_of(user) == 1
+    os.kill(sleeper(), signal.SIGKILL)
+    wait_until(lambda: sessions_of(user) == 0, 20, "no session counted")
 
 
 def test_a_spare_stopped_or_killed_by_its_user_costs_only_the_fast_path(
@@ -240,11 +271,21 @@ def test_gc_sweeps_the_files_of_removed_containers(
     await_spare(dockersh, user)
     container = container_of(user)
     container.remove(force=True)
-    assert (SPARES / container.id).exists() and (SECCOMP / container.id).exists()
+    assert (SPARES / container.id).exists()
+    assert [p for p in SECCOMP.iterdir() if p.name.startswith(f"{container.id}.")]
     subprocess.run(["/usr/local/bin/dockersh", "gc", user.name], check=True,
                    capture_output=True)
     assert (SPARES / container.id).exists()  # only a full gc sweeps
-    subprocess.run(["/usr/local/bin/dockersh", "gc"], check=True, capture_output=True)
+    # A lock in use (a spare of a container made after gc listed them) and a file being written
+    # stay; the rest of a gone container's files go.
+    held, writing, unheld = SPARES / "0f0f.lock", SPARES / ".0f0f.123", SECCOMP / "0e0e.1.lock"
+    for path in (held, writing, unheld):
+        path.touch()
+    with held.open() as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(["/usr/local/bin/dockersh", "gc"], check=True, capture_output=True)
+    assert held.exists() and writing.exists() and not unheld.exists()
     for directory in (SPARES, SECCOMP):
-        assert not (directory / container.id).exists()
-        assert not (directory / f"{container.id}.lock").exists()
+        assert not [p for p in directory.iterdir() if p.name.startswith(container.id)]
+    held.unlink()
+    writing.unlink()
