@@ -142,6 +142,23 @@ def enter(session: dict[str, Any], user: User, container: dict[str, Any], comman
 
 def spawn(enter: Any) -> int:
     """Fork the child that becomes the session; hangups reach it through the monitor."""
+    child = fork_child(enter)
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in (_signal.SIGHUP, _signal.SIGTERM):
+        _signal.signal(sig, forward)
+    return child
+
+
+def fork_child(enter: Any) -> int:
+    """Fork a child that runs ``enter`` (which execs the shell) with the signals Python changed
+    restored; if it fails, one line on the session's stderr and status 125, never a return
+    into the parent's code. Used by the monitor and by nsenter mode's spare."""
     child = os.fork()
     if child == 0:
         try:
@@ -153,15 +170,6 @@ def spawn(enter: Any) -> int:
             message = exc.message if isinstance(exc, DockershError) else str(exc)
             os.write(2, f"dockersh: cannot start the session: {message}\n".encode())
         os._exit(125)
-
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(child, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in (_signal.SIGHUP, _signal.SIGTERM):
-        _signal.signal(sig, forward)
     return child
 
 

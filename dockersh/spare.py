@@ -340,22 +340,17 @@ class Server:
 
 
 def fork_session(fds: list[int], request: Any) -> int:
-    from dockersh import nsenter
+    from dockersh import handoff, nsenter  # loaded before the spare entered the container
 
     _, argv, env, home = request
-    child = os.fork()
-    if child == 0:
-        try:
-            os.setsid()
-            for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):  # ignored by Python; exec keeps that
-                _signal.signal(sig, _signal.SIG_DFL)
-            for target_fd, fd in enumerate(fds):
-                os.dup2(fd, target_fd)
-            nsenter.exec_shell(argv, env, home)
-        except BaseException as exc:
-            os.write(2, f"dockersh: cannot start the session: {exc}\n".encode())
-        os._exit(125)
-    return child
+
+    def enter() -> None:
+        os.setsid()
+        for target_fd, fd in enumerate(fds):
+            os.dup2(fd, target_fd)
+        nsenter.exec_shell(argv, env, home)
+
+    return handoff.fork_child(enter)
 
 
 def send(conn: Any, message: bytes) -> None:
