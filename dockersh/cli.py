@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
-from dockersh import __version__, identity, invocation
+from dockersh import __version__
 from dockersh.errors import EXIT_ERROR, DockershError
-
-GLOBAL_CONFIG = "/etc/dockersh/dockersh.toml"
-GROUP = "dockersh"
+from dockersh.login import identity, invocation
+from dockersh.paths import GLOBAL_CONFIG, GROUP
 
 USAGE = """\
 usage: dockersh                      interactive login shell in your container
@@ -72,13 +71,13 @@ def run(argv: list[str], environ: os._Environ[str]) -> int:
         raise DockershError(f"only root may use {inv.privileged_options[0]}")
     config_path = inv.config_path or GLOBAL_CONFIG
     if inv.verb:
-        from dockersh import admin
+        from dockersh.admin import verbs
 
-        return admin.run(inv.verb, config_path)
+        return verbs.run(inv.verb, config_path)
     if inv.user is not None:
         target = identity.by_name(inv.user)
         if caller not in (0, target.uid):
-            from dockersh import auth
+            from dockersh.login import auth
 
             auth.authenticate(target.name)
     elif caller == 0:
@@ -87,6 +86,6 @@ def run(argv: list[str], environ: os._Environ[str]) -> int:
         target = identity.by_uid(caller)
     if caller != 0 and GROUP not in target.group_names:
         raise DockershError(f"{target.name} is not in group {GROUP}; ask the administrator")
-    from dockersh import session
+    from dockersh.login import session
 
     session.run(inv, target, environ, config_path)

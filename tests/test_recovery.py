@@ -134,7 +134,7 @@ def test_a_container_that_exited_or_was_oom_killed_starts_at_the_next_login(
 
 HOLDER = """
 import fcntl, sys, time
-from dockersh import locks
+from dockersh.login import locks
 fd = locks.acquire(locks.paths(sys.argv[1])[0], fcntl.LOCK_EX, 10)
 print("held", flush=True)
 time.sleep(300)

@@ -20,10 +20,12 @@ import tomli_w
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dockersh import config, identity, naming, plan
-from dockersh.config import ConfigError
+from dockersh.config import schema
+from dockersh.config.schema import ConfigError
 from dockersh.errors import DockershError
-from dockersh.invocation import parse
+from dockersh.login import identity
+from dockersh.login.invocation import parse
+from dockersh.plan import naming, planner
 
 BOUNDED = settings(max_examples=200, deadline=None, derandomize=True,
                    suppress_health_check=[HealthCheck.too_slow])
@@ -58,10 +60,10 @@ VALUES = st.recursive(
 
 
 def known_keys(section: str) -> list[str]:
-    return list(config.fields_of(section))
+    return list(schema.fields_of(section))
 
 
-SECTION_NAMES = [*config.SECTIONS]
+SECTION_NAMES = [*schema.SECTIONS]
 KEYS = st.sampled_from(sorted({k for s in SECTION_NAMES for k in known_keys(s)} |
                               {"source", "target", "read_only", "security_opt", "x"}))
 
@@ -93,13 +95,13 @@ DOCUMENTS = st.dictionaries(
 def load(data: dict[str, Any], user_data: dict[str, Any] | None = None) -> None:
     """Everything a login does with config data, up to the plan; ConfigError is the only way
     out besides success."""
-    layers, policy = config.global_layers(data, WHERE, USER.name, USER.group_names)
+    layers, policy = schema.global_layers(data, WHERE, USER.name, USER.group_names)
     mine = ({} if user_data is None else
-            config.validate_user_file(user_data, "/home/alice/.dockersh.toml", policy))
-    cfg = config.build(config.merge([*layers, mine]))
-    config.check_dangers(cfg, WHERE)
-    plan.make(cfg, USER, "host")
-    config.to_toml_data(cfg)
+            schema.validate_user_file(user_data, "/home/alice/.dockersh.toml", policy))
+    cfg = schema.build(schema.merge([*layers, mine]))
+    schema.check_dangers(cfg, WHERE)
+    planner.make(cfg, USER, "host")
+    schema.to_toml_data(cfg)
 
 
 def toml_text(data: dict[str, Any]) -> str | None:
@@ -128,7 +130,7 @@ def test_config_data_only_ever_raises_config_error(data: dict[str, Any]) -> None
                                   st.one_of(section_table(), VALUES), max_size=3))
 def test_user_file_data_only_ever_raises_config_error(admin: dict[str, Any],
                                                       mine: dict[str, Any]) -> None:
-    admin = {**admin, "user_config": {"allow": sorted(config.USER_SETTABLE),
+    admin = {**admin, "user_config": {"allow": sorted(schema.USER_SETTABLE),
                                       "images": {"py": "python:3"}}}
     try:
         load(admin, mine)
@@ -153,7 +155,7 @@ TOMLISH = st.one_of(
 @example("x = 1979-02-30")
 def test_toml_text_only_ever_raises_config_error(text: Any) -> None:
     try:
-        load(config.parse_toml(text, WHERE))
+        load(schema.parse_toml(text, WHERE))
     except ConfigError as exc:
         assert exc.message.startswith(WHERE)
         assert "\n" not in exc.message.removeprefix(WHERE).split(": not valid TOML")[0]
@@ -285,7 +287,7 @@ GLOB_TEXT = st.text(alphabet="ab_*?ZC", max_size=12)
 def test_env_pass_globs_match_like_fnmatch(pattern: str, name: str) -> None:
     import fnmatch
 
-    from dockersh.handoff import glob_match
+    from dockersh.login.handoff import glob_match
 
     assert glob_match(pattern, name) == fnmatch.fnmatchcase(name, pattern)
 
@@ -294,7 +296,7 @@ def test_env_pass_glob_of_a_user_cannot_spin_a_root_process() -> None:
     """The recursive matcher took minutes for this (as root, once per login)."""
     import time
 
-    from dockersh.handoff import glob_match
+    from dockersh.login.handoff import glob_match
 
     began = time.monotonic()
     for name in ("SSH_ORIGINAL_COMMAND", "a" * 200, "LC_" + "A" * 100):

@@ -44,7 +44,7 @@ from support.install import DEFAULT_TEST_CONFIG, Installation
 from support.sshd import SshdFactory
 from support.users import LinuxUser, UserFactory
 
-from dockersh import locks
+from dockersh.login import locks
 
 pytestmark = pytest.mark.integration
 

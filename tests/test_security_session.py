@@ -334,7 +334,7 @@ def test_nsenter_never_enters_a_process_that_is_not_the_containers(tenant: Tenan
     """The inspect said Pid N; by the time nsenter opens /proc/N the container may have stopped
     (its user can end their own init) and N belong to another process: entering that one's
     namespaces and cgroups would be a session on the host."""
-    from dockersh import nsenter
+    from dockersh.enter import nsenter
     from dockersh.errors import DockershError
 
     container = tenant.container()
@@ -419,7 +419,7 @@ def test_hangup_signals_only_a_process_of_the_container(tenant: Tenant) -> None:
     reported; if that command has just ended, the number may belong to a host process."""
     import signal
 
-    from dockersh import attach
+    from dockersh.backend.docker import attach
 
     container = tenant.container()
     host = subprocess.Popen(["sleep", "30"])  # what a recycled pid would be: a host process

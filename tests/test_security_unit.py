@@ -27,10 +27,14 @@ from typing import Any
 
 import pytest
 
-from dockersh import cli, config, identity, pipeline, plan, userfile
-from dockersh.config import ConfigError
+from dockersh import cli
+from dockersh.config import schema, userfile
+from dockersh.config.schema import ConfigError
 from dockersh.errors import DockershError
-from dockersh.invocation import Invocation, parse
+from dockersh.login import identity
+from dockersh.login.invocation import Invocation, parse
+from dockersh.paths import USER_FILE
+from dockersh.plan import pipeline, planner
 
 #: A uid and gid that no account has: the files of the "user" under test.
 UID = 54321
@@ -220,11 +224,11 @@ def mallory(home: Path) -> identity.User:
                          (("mallory", GID),))
 
 
-POLICY = config.UserConfigPolicy(allow=tuple(sorted(config.USER_SETTABLE)),
+POLICY = schema.UserConfigPolicy(allow=tuple(sorted(schema.USER_SETTABLE)),
                                  images=(("py", "python:3.12-slim"),))
 
 
-def user_layer(home: Path) -> tuple[config.Raw, list[str]]:
+def user_layer(home: Path) -> tuple[schema.Raw, list[str]]:
     """The user's layer as a login computes it, under a watchdog: a FIFO must not block."""
     def stuck(*_: Any) -> None:
         raise TimeoutError("reading the user's file blocked")
@@ -240,7 +244,7 @@ def user_layer(home: Path) -> tuple[config.Raw, list[str]]:
 
 def assert_refused(home: Path, reason: str, *secrets: str) -> None:
     layer, warnings = user_layer(home)
-    path = home / config.USER_FILE
+    path = home / USER_FILE
     assert layer == {}
     assert warnings == [f"{path}: ignored: {reason}"]
     for secret in (CANARY, *secrets):
@@ -259,14 +263,14 @@ def own(path: Path) -> None:
 
 
 def test_symlink_to_etc_shadow_is_refused(home: Path) -> None:
-    link = home / config.USER_FILE
+    link = home / USER_FILE
     link.symlink_to("/etc/shadow")
     own(link)
     assert_refused(home, "it is a symbolic link", *shadow_secrets())
 
 
 def test_symlink_to_a_root_file_is_refused(home: Path, victim: Path) -> None:
-    link = home / config.USER_FILE
+    link = home / USER_FILE
     link.symlink_to(victim)
     own(link)
     assert_refused(home, "it is a symbolic link")
@@ -277,35 +281,35 @@ def test_symlink_to_the_users_own_file_is_refused(home: Path) -> None:
     real = home / "real.toml"
     real.write_text(CANARY_TOML)
     own(real)
-    link = home / config.USER_FILE
+    link = home / USER_FILE
     link.symlink_to(real)
     own(link)
     assert_refused(home, "it is a symbolic link")
 
 
 def test_fifo_is_refused_without_blocking(home: Path) -> None:
-    fifo = home / config.USER_FILE
+    fifo = home / USER_FILE
     os.mkfifo(fifo, 0o644)
     own(fifo)
     assert_refused(home, "it is not a regular file")
 
 
 def test_device_node_is_refused(home: Path) -> None:
-    node = home / config.USER_FILE
+    node = home / USER_FILE
     os.mknod(node, 0o644 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero
     own(node)
     assert_refused(home, "it is not a regular file")
 
 
 def test_directory_is_refused(home: Path) -> None:
-    d = home / config.USER_FILE
+    d = home / USER_FILE
     d.mkdir()
     own(d)
     assert_refused(home, "it is not a regular file")
 
 
 def test_hundred_megabyte_sparse_file_is_refused_unread(home: Path) -> None:
-    big = home / config.USER_FILE
+    big = home / USER_FILE
     with big.open("wb") as f:
         f.write(CANARY_TOML.encode())
         f.truncate(100 * 2**20)
@@ -315,7 +319,7 @@ def test_hundred_megabyte_sparse_file_is_refused_unread(home: Path) -> None:
 
 def test_someone_elses_file_is_refused_unread(home: Path) -> None:
     """A file in the user's home that root (or another user) owns: never read."""
-    other = home / config.USER_FILE
+    other = home / USER_FILE
     other.write_text(CANARY_TOML)
     other.chmod(0o644)
     assert_refused(home, "it is not owned by you")
@@ -324,7 +328,7 @@ def test_someone_elses_file_is_refused_unread(home: Path) -> None:
 
 
 def test_hard_link_to_a_root_file_is_refused_unread(home: Path, victim: Path) -> None:
-    link = home / config.USER_FILE
+    link = home / USER_FILE
     os.link(victim, link)  # fs.protected_hardlinks stops users; root makes it to test the check
     assert_refused(home, "it is not owned by you")
 
@@ -334,12 +338,12 @@ def test_hard_link_is_refused_even_when_owned(home: Path, tmp_path: Path) -> Non
     elsewhere = tmp_path / "elsewhere.toml"
     elsewhere.write_text(CANARY_TOML)
     own(elsewhere)
-    os.link(elsewhere, home / config.USER_FILE)
+    os.link(elsewhere, home / USER_FILE)
     assert_refused(home, "it has more than one hard link")
 
 
 def test_invalid_utf8_is_refused(home: Path) -> None:
-    bad = home / config.USER_FILE
+    bad = home / USER_FILE
     bad.write_bytes(b'[container]\nhostname = "' + CANARY.encode() + b'\xff\xfe"\n')
     own(bad)
     assert_refused(home, "it is not valid UTF-8")
@@ -352,7 +356,7 @@ def test_invalid_utf8_is_refused(home: Path) -> None:
     "[" + ".".join(["x"] * 10_000) + "]\n",
 ])
 def test_deep_nesting_is_refused_with_one_line(home: Path, text: str) -> None:
-    f = home / config.USER_FILE
+    f = home / USER_FILE
     f.write_text(text)
     own(f)
     layer, warnings = user_layer(home)
@@ -371,7 +375,7 @@ def test_deep_nesting_is_refused_with_one_line(home: Path, text: str) -> None:
 ])
 def test_odd_toml_never_locks_the_user_out(home: Path, text: str) -> None:
     """Whatever the user writes, the login goes on: their file is ignored with one line."""
-    f = home / config.USER_FILE
+    f = home / USER_FILE
     f.write_text(text)
     own(f)
     _, warnings = user_layer(home)
@@ -414,7 +418,7 @@ FORBIDDEN = [
 @pytest.mark.parametrize("section, key, value", FORBIDDEN)
 def test_user_file_cannot_set_dangerous_keys(home: Path, section: str, key: str,
                                              value: str) -> None:
-    f = home / config.USER_FILE
+    f = home / USER_FILE
     f.write_text(f'[{section}]\n{key} = {value}\n[container]\nhostname = "{CANARY}"\n'
                  if section != "container" else
                  f'[{section}]\nhostname = "ok"\n{key} = {value}\n')
@@ -427,19 +431,19 @@ def test_user_file_cannot_set_dangerous_keys(home: Path, section: str, key: str,
 
 
 def test_no_dangerous_key_can_ever_be_given_to_users() -> None:
-    settable = {k.split(".")[1] for k in config.USER_SETTABLE}
+    settable = {k.split(".")[1] for k in schema.USER_SETTABLE}
     assert settable <= {"image", "shell", "hostname", "env", "env_pass"}
     for key in ("privileged", "cap_add", "mounts", "devices", "network", "pid", "ipc",
                 "runtime", "memory", "cpus", "pids_limit", "exec"):
         text = f'[user_config]\nallow = ["container.{key}", "session.{key}"]\n'
         with pytest.raises(ConfigError, match="cannot be given to users"):
-            config.validate_global(config.parse_toml(text, "g"), "g")
+            schema.validate_global(schema.parse_toml(text, "g"), "g")
 
 
 @pytest.mark.parametrize("image", ["alpine:latest", "python:3.12-slim", "dockersh-session:latest",
                                    "docker.io/library/busybox", "PY", " py", "py:latest"])
 def test_user_image_only_by_alias(home: Path, image: str) -> None:
-    f = home / config.USER_FILE
+    f = home / USER_FILE
     f.write_text(f'[container]\nimage = "{image}"\n')
     own(f)
     layer, warnings = user_layer(home)
@@ -448,7 +452,7 @@ def test_user_image_only_by_alias(home: Path, image: str) -> None:
 
 
 def test_user_image_alias_maps_to_the_admins_image(home: Path) -> None:
-    f = home / config.USER_FILE
+    f = home / USER_FILE
     f.write_text('[container]\nimage = "py"\n')
     own(f)
     assert user_layer(home) == ({"container": {"image": "python:3.12-slim"}}, [])
@@ -457,7 +461,7 @@ def test_user_image_alias_maps_to_the_admins_image(home: Path) -> None:
 def test_user_env_names_cannot_smuggle_options(home: Path) -> None:
     """`-e NAME=VALUE` pairs reach the docker CLI: names with '=' or NUL are refused."""
     for bad in ('"A=B" = "x"', '"A\\u0000" = "x"'):
-        f = home / config.USER_FILE
+        f = home / USER_FILE
         f.write_text(f"[container]\nenv = {{ {bad} }}\n")
         own(f)
         assert user_layer(home)[0] == {}
@@ -509,18 +513,18 @@ DANGEROUS = [
     'cap_add = ["CHOWN", "NET_BIND_SERVICE"]',
 ])
 def test_ordinary_admin_values_need_no_switch(line: str) -> None:
-    config.resolve(config.parse_toml(f"[container]\n{line}\n", "g"), "g", "alice", ())
+    schema.resolve(schema.parse_toml(f"[container]\n{line}\n", "g"), "g", "alice", ())
 
 
 @pytest.mark.parametrize("line, named", DANGEROUS)
 def test_admin_dangerous_values_need_the_switch(line: str, named: str) -> None:
     text = f"[container]\n{line}\n"
     with pytest.raises(ConfigError, match="gives sessions root on the host") as caught:
-        config.resolve(config.parse_toml(text, "g"), "g", "alice", ())
+        schema.resolve(schema.parse_toml(text, "g"), "g", "alice", ())
     assert named in caught.value.message
     assert "dangerously_allow_host_access" in caught.value.message
     allowed = text + "[security]\ndangerously_allow_host_access = true\n"
-    config.resolve(config.parse_toml(allowed, "g"), "g", "alice", ())
+    schema.resolve(schema.parse_toml(allowed, "g"), "g", "alice", ())
 
 
 @pytest.mark.parametrize("line", [line for line, _ in DANGEROUS])
@@ -528,14 +532,14 @@ def test_dangerous_values_are_refused_in_group_and_user_tables_too(line: str) ->
     for table in ("groups.staff.container", "users.alice.container"):
         text = f"[{table}]\n{line}\n"
         with pytest.raises(ConfigError, match="gives sessions root on the host"):
-            config.resolve(config.parse_toml(text, "g"), "g", "alice", ("staff",))
+            schema.resolve(schema.parse_toml(text, "g"), "g", "alice", ("staff",))
 
 
 def test_unknown_capability_is_refused_even_with_the_switch() -> None:
     text = ('[container]\ncap_add = ["SYS_EVERYTHING"]\n'
             "[security]\ndangerously_allow_host_access = true\n")
     with pytest.raises(ConfigError, match="unknown capability SYS_EVERYTHING"):
-        config.resolve(config.parse_toml(text, "g"), "g", "alice", ())
+        schema.resolve(schema.parse_toml(text, "g"), "g", "alice", ())
 
 
 @pytest.mark.parametrize("key", ["security_opt", "userns", "volumes", "binds", "cap_drop",
@@ -544,7 +548,7 @@ def test_unknown_capability_is_refused_even_with_the_switch() -> None:
 def test_raw_docker_host_config_cannot_be_passed_through(key: str) -> None:
     """Unlike ContainerSSH, no Docker option reaches the engine unless dockersh knows it."""
     with pytest.raises(ConfigError, match="unknown key"):
-        config.resolve(config.parse_toml(f'[container]\n{key} = "x"\n', "g"), "g", "a", ())
+        schema.resolve(schema.parse_toml(f'[container]\n{key} = "x"\n', "g"), "g", "a", ())
 
 
 def write_global(tmp_path: Path, text: str) -> str:
@@ -582,7 +586,7 @@ def test_config_check_warns_while_the_switch_is_on(
 def test_every_danger_is_in_the_plan_only_with_the_switch() -> None:
     """The container spec carries exactly the validated values: nothing is added on the way."""
     user = identity.User("alice", 1000, 1000, "/home/alice", "/bin/sh", "", (("alice", 1000),))
-    spec = plan.make(config.resolve({}, "g", "alice", ()), user, "host").spec
+    spec = planner.make(schema.resolve({}, "g", "alice", ()), user, "host").spec
     assert (spec.privileged, spec.devices, spec.pid, spec.ipc, spec.network, spec.cap_add) == \
         (False, (), "private", "private", "bridge", ())
     assert spec.user == "1000:1000"
@@ -615,7 +619,7 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def test_bind_sources_the_user_can_change_are_found(tmp_path: Path) -> None:
-    from dockersh import bindcheck
+    from dockersh.lifecycle import bindcheck
 
     root = tmp_path / "srv"
     root.mkdir(mode=0o755)
@@ -663,7 +667,7 @@ def test_bind_sources_the_user_can_change_are_found(tmp_path: Path) -> None:
 ])
 def test_config_errors_stay_one_printable_line(home: Path, text: str) -> None:
     """A key with a newline or a terminal escape in a user's file: still one line, escaped."""
-    f = home / config.USER_FILE
+    f = home / USER_FILE
     f.write_text(text)
     own(f)
     _, warnings = user_layer(home)

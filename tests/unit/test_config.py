@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from dockersh import config
-from dockersh.config import Config, ConfigError, Mount
+from dockersh.config import schema
+from dockersh.config.schema import Config, ConfigError, Mount
 
 WHERE = "/etc/dockersh/dockersh.toml"
 
@@ -14,17 +14,17 @@ WHERE = "/etc/dockersh/dockersh.toml"
 def resolve(
     text: str, user: str = "alice", groups: tuple[str, ...] = (), user_text: str | None = None
 ) -> Config:
-    data = config.parse_toml(text, WHERE)
-    layers, policy = config.global_layers(data, WHERE, user, groups)
+    data = schema.parse_toml(text, WHERE)
+    layers, policy = schema.global_layers(data, WHERE, user, groups)
     mine = (
         {}
         if user_text is None
-        else config.validate_user_file(
-            config.parse_toml(user_text, "~/.dockersh.toml"), "~/.dockersh.toml", policy
+        else schema.validate_user_file(
+            schema.parse_toml(user_text, "~/.dockersh.toml"), "~/.dockersh.toml", policy
         )
     )
-    cfg = config.build(config.merge([*layers, mine]))
-    config.check_dangers(cfg, WHERE)
+    cfg = schema.build(schema.merge([*layers, mine]))
+    schema.check_dangers(cfg, WHERE)
     return cfg
 
 
@@ -147,6 +147,6 @@ def test_sample_config_documents_every_key_with_its_default() -> None:
         if line.startswith("[") or (line.startswith("#") and line[1:2].isalpha() and " = " in line)
     ]
     data = tomllib.loads("\n".join(keys))
-    for section in config.SECTIONS:
-        assert set(data[section]) == set(config.fields_of(section)), section
-    assert config.build(config.merge([config.validate_global(data, "sample")[0]])) == Config()
+    for section in schema.SECTIONS:
+        assert set(data[section]) == set(schema.fields_of(section)), section
+    assert schema.build(schema.merge([schema.validate_global(data, "sample")[0]])) == Config()

@@ -3,7 +3,7 @@
 import pytest
 
 from dockersh.errors import DockershError
-from dockersh.invocation import Invocation, parse
+from dockersh.login.invocation import Invocation, parse
 
 
 def test_login_shell_without_arguments_is_interactive() -> None:

@@ -1,6 +1,7 @@
 import pytest
 
-from dockersh import naming, units
+from dockersh.config import units
+from dockersh.plan import naming
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,11 @@
 """The plan is data: config + user → container spec and session, asserted exactly."""
 
-from dockersh import attach, config, handoff, lifecycle, plan
-from dockersh.identity import User
+from dockersh.backend.docker import attach
+from dockersh.config import schema
+from dockersh.lifecycle import ensure
+from dockersh.login import handoff
+from dockersh.login.identity import User
+from dockersh.plan import planner
 
 ALICE = User(
     "alice",
@@ -14,14 +18,14 @@ ALICE = User(
 )
 
 
-def make(text: str = "") -> plan.Plan:
-    data = config.parse_toml(text, "g")
-    layers, _ = config.global_layers(data, "g", ALICE.name, ALICE.group_names)
-    return plan.make(config.build(config.merge(layers)), ALICE, "host1")
+def make(text: str = "") -> planner.Plan:
+    data = schema.parse_toml(text, "g")
+    layers, _ = schema.global_layers(data, "g", ALICE.name, ALICE.group_names)
+    return planner.make(schema.build(schema.merge(layers)), ALICE, "host1")
 
 
 def test_default_container_spec() -> None:
-    assert make().spec == plan.ContainerSpec(
+    assert make().spec == planner.ContainerSpec(
         name="dockersh-alice",
         image="dockersh-session:latest",
         hostname="host1",
@@ -109,7 +113,7 @@ def test_labels() -> None:
         "dockersh.user": "alice",
         "dockersh.uid": "1001",
         "dockersh.config-hash": spec.config_hash(),
-        "dockersh.version": plan.__version__,
+        "dockersh.version": planner.__version__,
     }
 
 
@@ -179,7 +183,7 @@ def test_glob_match() -> None:
 
 def test_engine_create_body_is_hardened() -> None:
     spec = make('[container]\ncap_add = ["NET_BIND_SERVICE"]\ntmpfs = ["/tmp:size=64m"]\n').spec
-    assert lifecycle.create_body(spec, ALICE, "/bin/bash") == {
+    assert ensure.create_body(spec, ALICE, "/bin/bash") == {
         "Image": "dockersh-session:latest",
         "Cmd": ["sleep", "infinity"],
         "Hostname": "host1",
@@ -230,10 +234,10 @@ def test_engine_create_body_is_hardened() -> None:
 
 def test_passwd_and_group_merge_keeps_the_image_accounts() -> None:
     image_passwd = "root:x:0:0:root:/root:/bin/sh\nalice:x:5:5::/x:/bin/false\nold:x:1001:1::/:/\n"
-    assert lifecycle.merged_passwd(image_passwd, ALICE, "/bin/bash") == (
+    assert ensure.merged_passwd(image_passwd, ALICE, "/bin/bash") == (
         "root:x:0:0:root:/root:/bin/sh\nalice:x:1001:1001:Alice A:/home/alice:/bin/bash\n"
     )
     image_group = "root:x:0:\nstaff:x:50:bob\nusers:x:100:\ndockersh:x:7:\n"
-    assert lifecycle.merged_group(image_group, ALICE) == (
+    assert ensure.merged_group(image_group, ALICE) == (
         "root:x:0:\nstaff:x:50:bob,alice\nusers:x:100:\nalice:x:1001:alice\ndockersh:x:995:alice\n"
     )

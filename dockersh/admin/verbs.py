@@ -9,20 +9,13 @@ import argparse
 import grp
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-import tomli_w
-
-from dockersh import config, identity, pipeline, units
+from dockersh.config import units
 from dockersh.errors import DockershError
-
-SHELL = "/usr/local/bin/dockersh"
-GROUP = "dockersh"
-UNENROLLED_SHELL = "/usr/sbin/nologin"
-USERMOD = "/usr/sbin/usermod"
-GPASSWD = "/usr/bin/gpasswd"
+from dockersh.login import identity
+from dockersh.paths import FRONT, GPASSWD, GROUP, NOLOGIN, USERMOD
 
 
 class Parser(argparse.ArgumentParser):
@@ -45,28 +38,28 @@ Handler = Callable[[argparse.Namespace, str], int]
 
 def verb_ls(p: Parser) -> Handler:
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    from dockersh import ops
+    from dockersh.admin import ops
 
     return lambda a, path: ops.ls(path, a.json)
 
 
 def verb_stop(p: Parser) -> Handler:
     p.add_argument("user")
-    from dockersh import ops
+    from dockersh.admin import ops
 
     return lambda a, path: ops.stop(path, a.user)
 
 
 def verb_restart(p: Parser) -> Handler:
     p.add_argument("user")
-    from dockersh import ops
+    from dockersh.admin import ops
 
     return lambda a, path: ops.restart(path, a.user)
 
 
 def verb_rm(p: Parser) -> Handler:
     p.add_argument("user")
-    from dockersh import ops
+    from dockersh.admin import ops
 
     return lambda a, path: ops.rm(path, a.user)
 
@@ -77,7 +70,7 @@ def verb_gc(p: Parser) -> Handler:
                         "user's [session] idle_timeout")
     p.add_argument("--dry-run", action="store_true", help="say what would be done")
     p.add_argument("users", nargs="*", metavar="USER", help="only these users' containers")
-    from dockersh import ops
+    from dockersh.admin import ops
 
     return lambda a, path: ops.gc(path, a.idle, a.dry_run, a.users)
 
@@ -85,13 +78,13 @@ def verb_gc(p: Parser) -> Handler:
 def verb_pull(p: Parser) -> Handler:
     p.add_argument("--all", action="store_true",
                    help="also the images of [groups], [users] and [user_config] images")
-    from dockersh import pulling
+    from dockersh.admin import ops
 
-    return lambda a, path: pulling.pull(path, a.all)
+    return lambda a, path: ops.pull(path, a.all)
 
 
 def verb_doctor(p: Parser) -> Handler:
-    from dockersh import doctor
+    from dockersh.admin import doctor
 
     return lambda a, path: doctor.run(path)
 
@@ -103,8 +96,8 @@ def verb_enroll(p: Parser) -> Handler:
 
 def verb_unenroll(p: Parser) -> Handler:
     p.add_argument("user")
-    p.add_argument("--shell", default=UNENROLLED_SHELL,
-                   help=f"the login shell to set (default {UNENROLLED_SHELL})")
+    p.add_argument("--shell", default=NOLOGIN,
+                   help=f"the login shell to set (default {NOLOGIN})")
     return lambda a, path: unenroll(a.user, a.shell)
 
 
@@ -117,46 +110,14 @@ VERBS: dict[str, Callable[[Parser], Handler]] = {
 def run(verb: tuple[str, ...], config_path: str) -> int:
     name, args = verb[0], list(verb[1:])
     if name == "config":
-        return config_verb(args, config_path)
+        from dockersh.admin import configverb
+
+        return configverb.run(args, config_path)
     if name not in VERBS:
         raise DockershError(f"unknown admin verb {name!r} (see dockersh --help)", status=2)
     parser = Parser(prog=f"dockersh {name}")
     handler = VERBS[name](parser)
     return handler(parser.parse_args(args), config_path)
-
-
-# --- config -----------------------------------------------------------------------------------
-
-
-def check_config(config_path: str) -> list[str]:
-    """Validate the global file and every [groups]/[users] combination; the danger warnings."""
-    data = pipeline.read_global(config_path)
-    base, groups, users = config.validate_global(data, config_path)
-    combinations = [("", {}), *((f"[groups.{n}] ", g) for n, g in groups.items()),
-                    *((f"[users.{n}] ", u) for n, u in users.items())]
-    warnings: list[str] = []
-    for origin, layer in combinations:
-        cfg = config.build(config.merge([base, layer]))
-        config.check_dangers(cfg, config_path, origin)
-        warnings += [f"{origin}{danger} gives sessions root on the host (allowed by "
-                     "[security] dangerously_allow_host_access)" for danger in config.dangers(cfg)]
-    return list(dict.fromkeys(warnings))
-
-
-def config_verb(args: list[str], config_path: str) -> int:
-    if args == ["check"]:
-        for warning in check_config(config_path):
-            print(f"dockersh: warning: {warning}", file=sys.stderr)
-        print(f"{config_path}: ok")
-        return 0
-    if len(args) == 2 and args[0] == "show":
-        user = identity.by_name(args[1])
-        cfg, warnings = pipeline.effective(user, config_path)
-        for warning in warnings:
-            print(f"dockersh: {warning}", file=sys.stderr)
-        sys.stdout.write(tomli_w.dumps(config.to_toml_data(cfg)))
-        return 0
-    raise DockershError("usage: dockersh config check | dockersh config show USER", status=2)
 
 
 # --- enroll, unenroll -----------------------------------------------------------------------------
@@ -184,8 +145,8 @@ def enroll(name: str) -> int:
     if user.uid == 0:
         raise DockershError("root cannot be enrolled: root has no dockersh container")
     group_members()
-    tool([USERMOD, "--shell", SHELL, "--append", "--groups", GROUP, user.name])
-    print(f"enrolled {user.name}: login shell {SHELL}, group {GROUP}")
+    tool([USERMOD, "--shell", FRONT, "--append", "--groups", GROUP, user.name])
+    print(f"enrolled {user.name}: login shell {FRONT}, group {GROUP}")
     return 0
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from dockersh import config, inventory, pipeline
-from dockersh.engine import Engine
+from dockersh.backend.docker.engine import Engine
 from dockersh.errors import DockershError
-from dockersh.progress import Bar
+from dockersh.lifecycle.progress import Bar
 
 if TYPE_CHECKING:
     import docker
@@ -16,20 +15,6 @@ if TYPE_CHECKING:
 #: Layer statuses in the engine's pull stream, as (downloaded, extracted) fractions.
 DONE_DOWNLOADING = ("Verifying Checksum", "Download complete")
 DONE = ("Pull complete", "Already exists")
-
-
-def configured_images(config_path: str, everything: bool) -> list[str]:
-    """The global image; with ``everything`` also those of [groups.*], [users.*] and the
-    aliases users may choose ([user_config] images)."""
-    base, groups, users = config.validate_global(pipeline.read_global(config_path), config_path)
-    cfg = config.build(config.merge([base]))
-    images = [cfg.container.image]
-    if everything:
-        for layer in (*groups.values(), *users.values()):
-            if "image" in layer.get("container", {}):
-                images.append(str(layer["container"]["image"]))
-        images += [ref for _, ref in cfg.user_config.images]
-    return list(dict.fromkeys(images))
 
 
 class Layers:
@@ -111,9 +96,3 @@ def pull_one(engine: Engine, image: str) -> bool:
         return False
     bar.finish(outcome.split(" for ")[0].lower() or "done")
     return True
-
-
-def pull(config_path: str, everything: bool) -> int:
-    engine = inventory.engine_for(config_path)
-    results = [pull_one(engine, image) for image in configured_images(config_path, everything)]
-    return 0 if all(results) else 1

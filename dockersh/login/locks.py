@@ -16,10 +16,8 @@ import os
 import time
 
 from dockersh.errors import DockershError
-from dockersh.naming import escape
-
-RUN_DIR = "/run/dockersh"
-LOCK_DIR = f"{RUN_DIR}/locks"
+from dockersh.paths import LOCK_DIR, RUN_DIR
+from dockersh.plan.naming import escape
 
 
 def open_lock(path: str) -> int:

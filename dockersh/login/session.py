@@ -9,16 +9,17 @@ from __future__ import annotations
 import fcntl
 import sys
 
-from dockersh import handoff, locks, plancache
-from dockersh.engine import Engine, container_path, image_id, image_path
+from dockersh.backend.docker.engine import Engine, container_path, image_id, image_path
+from dockersh.login import handoff, locks
+from dockersh.plan import cache
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, NoReturn
 
-    from dockersh.identity import User
-    from dockersh.invocation import Invocation
+    from dockersh.login.identity import User
+    from dockersh.login.invocation import Invocation
 
 
 def is_current(container: dict[str, Any] | None, image: dict[str, Any] | None,
@@ -37,10 +38,10 @@ def is_current(container: dict[str, Any] | None, image: dict[str, Any] | None,
 
 
 def load_plan(user: User, config_path: str) -> dict[str, Any]:
-    cache_key = plancache.key(user, config_path, f"{user.home}/.dockersh.toml")
-    session = plancache.load(user, cache_key)
+    cache_key = cache.key(user, config_path, f"{user.home}/.dockersh.toml")
+    session = cache.load(user, cache_key)
     if session is None:
-        from dockersh import pipeline
+        from dockersh.plan import pipeline
 
         session = pipeline.full_plan(user, config_path)[1].session
     return session
@@ -60,9 +61,9 @@ def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: st
         if is_current(container, image, session, user):
             locks.share(sessions_fd)
         else:
-            from dockersh import lifecycle
+            from dockersh.lifecycle import ensure
 
-            container = lifecycle.ensure(engine, user, session, config_path, container,
+            container = ensure.ensure(engine, user, session, config_path, container,
                                          sessions_fd)
     finally:
         locks.release(lock_fd)

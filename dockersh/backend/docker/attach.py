@@ -20,7 +20,7 @@ import os
 import select
 import time
 
-from dockersh.engine import Engine
+from dockersh.backend.docker.engine import Engine
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import os
 import stat
 
 from dockersh.errors import DockershError
-from dockersh.identity import User
+from dockersh.login.identity import User
 
 MAX_LINKS = 40
 

@@ -18,10 +18,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dockersh import inventory, lifecycle, locks, plan, spare, units
-from dockersh.engine import Engine, quote
+from dockersh.admin import inventory
+from dockersh.admin.inventory import Managed
+from dockersh.backend.docker.engine import Engine, quote
+from dockersh.config import schema, units
+from dockersh.enter import spare
 from dockersh.errors import DockershError
-from dockersh.inventory import Managed
+from dockersh.labels import LABEL_PROBE, LABEL_UID, LABEL_USER
+from dockersh.lifecycle import ensure, pulling
+from dockersh.login import locks
+from dockersh.paths import STATE_DIR
+from dockersh.plan import pipeline
 
 STOP_TIMEOUT = 10  # seconds a container's processes get between SIGTERM and SIGKILL
 COLUMNS = ("USER", "CONTAINER", "IMAGE", "STATE", "SESSIONS", "IDLE", "AGE", "CONFIG")
@@ -129,9 +136,9 @@ def restart(config_path: str, user: str) -> int:
             name = inventory.name_of(container)
             note = ending(container, user)
             labels = inventory.labels_of(container)
-            account = inventory.account(user, labels.get(plan.LABEL_UID, ""))
+            account = inventory.account(user, labels.get(LABEL_UID, ""))
             if account is not None:  # its passwd and group may be gone (install.sh --uninstall)
-                lifecycle.restore_identity_files(engine, account, config_path, container)
+                ensure.restore_identity_files(engine, account, config_path, container)
             engine.call("POST", f"/containers/{quote(name)}/restart?t={STOP_TIMEOUT}",
                         what=f"cannot restart container {name}")
             print(f"restarted {name}{note}")
@@ -147,11 +154,11 @@ def remove_state(name: str) -> None:
     """/var/lib/dockersh/NAME (the generated passwd and group), never anything else."""
     if not name or "/" in name or name.startswith("."):
         return
-    shutil.rmtree(os.path.join(plan.STATE_DIR, name), ignore_errors=True)
+    shutil.rmtree(os.path.join(STATE_DIR, name), ignore_errors=True)
 
 
 def remove_container(engine: Engine, name: str) -> None:
-    lifecycle.remove(engine, name)
+    ensure.remove(engine, name)
     remove_state(name)
 
 
@@ -221,13 +228,13 @@ PROBE_MAX_AGE = 600
 
 
 def remove_stale_probes(engine: Engine, dry_run: bool) -> None:
-    for item in inventory.listed(engine, plan.LABEL_PROBE):
+    for item in inventory.listed(engine, LABEL_PROBE):
         if time.time() - int(item.get("Created", 0)) < PROBE_MAX_AGE:
             continue
         if dry_run:
             print(f"would remove {item['Id'][:12]} (an image probe left by a killed login)")
         else:
-            lifecycle.remove(engine, item["Id"])
+            ensure.remove(engine, item["Id"])
             print(f"removed {item['Id'][:12]} (an image probe left by a killed login)")
 
 
@@ -239,7 +246,7 @@ def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> i
     if not users:
         remove_stale_probes(engine, dry_run)
         if not dry_run:
-            spare.sweep({item["Id"] for item in inventory.listed(engine, plan.LABEL_USER)})
+            spare.sweep({item["Id"] for item in inventory.listed(engine, LABEL_USER)})
     failed = 0
     for m in inventory.inventory(engine, config_path):
         if users and m.user not in users:
@@ -260,3 +267,27 @@ def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> i
             verb = "stopped" if done[0] == "stop" else "removed"
             print(f"{verb} {m.container} ({m.user}): {done[1]}")
     return 1 if failed else 0
+
+
+# --- pull ---------------------------------------------------------------------------------------
+
+
+def configured_images(config_path: str, everything: bool) -> list[str]:
+    """The global image; with ``everything`` also those of [groups.*], [users.*] and the
+    aliases users may choose ([user_config] images)."""
+    base, groups, users = schema.validate_global(pipeline.read_global(config_path), config_path)
+    cfg = schema.build(schema.merge([base]))
+    images = [cfg.container.image]
+    if everything:
+        for layer in (*groups.values(), *users.values()):
+            if "image" in layer.get("container", {}):
+                images.append(str(layer["container"]["image"]))
+        images += [ref for _, ref in cfg.user_config.images]
+    return list(dict.fromkeys(images))
+
+
+def pull(config_path: str, everything: bool) -> int:
+    engine = inventory.engine_for(config_path)
+    images = configured_images(config_path, everything)
+    results = [pulling.pull_one(engine, image) for image in images]
+    return 0 if all(results) else 1

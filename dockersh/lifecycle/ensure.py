@@ -16,13 +16,17 @@ import os
 import sys
 from typing import Any
 
-from dockersh import bindcheck, locks, pipeline, plan, statefiles
-from dockersh.engine import Engine, quote
+from dockersh import statefiles
+from dockersh.backend.docker.engine import Engine, quote
 from dockersh.errors import DockershError
-from dockersh.identity import User
+from dockersh.labels import LABEL_HASH, LABEL_PROBE, LABEL_SHELL, LABEL_UID, LABEL_USER
+from dockersh.lifecycle import bindcheck
+from dockersh.login import locks
+from dockersh.login.identity import User
+from dockersh.paths import LOCK_DIR, PROBE_DIR, STATE_DIR
+from dockersh.plan import pipeline, planner
 
 PROBE_ENTRYPOINT = ["/dockersh-probe-never-started"]
-PROBE_DIR = f"{locks.RUN_DIR}/probes"
 PROBE_TIMEOUT = 60.0  # seconds a login waits for another login's probe of the same image
 
 
@@ -32,18 +36,18 @@ def say(message: str) -> None:
 
 def managed_by(container: dict[str, Any], user: User) -> bool:
     labels = container.get("Config", {}).get("Labels") or {}
-    return bool(labels.get(plan.LABEL_USER) == user.name
-                and labels.get(plan.LABEL_UID) == str(user.uid))
+    return bool(labels.get(LABEL_USER) == user.name
+                and labels.get(LABEL_UID) == str(user.uid))
 
 
 def refuse_foreign(container: dict[str, Any], user: User) -> None:
     if not managed_by(container, user):
         name = container.get("Name", "").lstrip("/")
         labels = container.get("Config", {}).get("Labels") or {}
-        if labels.get(plan.LABEL_USER) == user.name:
+        if labels.get(LABEL_USER) == user.name:
             raise DockershError(
                 f"container {name} belongs to an earlier account named {user.name} (uid "
-                f"{labels.get(plan.LABEL_UID)}); an administrator can remove it with "
+                f"{labels.get(LABEL_UID)}); an administrator can remove it with "
                 f"`dockersh rm {user.name}`"
             )
         raise DockershError(
@@ -54,7 +58,7 @@ def refuse_foreign(container: dict[str, Any], user: User) -> None:
 
 def is_stale(engine: Engine, container: dict[str, Any], session: dict[str, Any]) -> bool:
     labels = container["Config"].get("Labels") or {}
-    if labels.get(plan.LABEL_HASH) != session["hash"]:
+    if labels.get(LABEL_HASH) != session["hash"]:
         return True
     image_id = engine.image_id(str(session["image"]))
     return image_id is not None and image_id != container["Image"]
@@ -99,7 +103,7 @@ def ensure(engine: Engine, user: User, session: dict[str, Any], config_path: str
 
 
 def create_or_find(engine: Engine, user: User,
-                   spec: plan.ContainerSpec) -> dict[str, Any] | None:
+                   spec: planner.ContainerSpec) -> dict[str, Any] | None:
     """Create the container (None), or, when that failed because the container appeared
     meanwhile, its inspect data: a dockersh killed mid-login leaves its create request to the
     engine, which may finish it after this login looked."""
@@ -122,11 +126,11 @@ def restore_identity_files(engine: Engine, user: User, config_path: str,
     (install.sh --uninstall removes that directory and keeps the containers). A container that
     is not stale was made from this very spec: same name, same files."""
     sources = [m.get("Source") or "" for m in container.get("Mounts") or []]
-    if all(os.path.exists(s) for s in sources if s.startswith(f"{plan.STATE_DIR}/")):
+    if all(os.path.exists(s) for s in sources if s.startswith(f"{STATE_DIR}/")):
         return
     _, full = pipeline.full_plan(user, config_path)
     passwd, group, probed_shell = probe(engine, full.spec)
-    shell = (container["Config"].get("Labels") or {}).get(plan.LABEL_SHELL) or probed_shell
+    shell = (container["Config"].get("Labels") or {}).get(LABEL_SHELL) or probed_shell
     write_identity_files(full.spec, merged_passwd(passwd, user, shell), merged_group(group, user))
 
 
@@ -147,14 +151,14 @@ def remove(engine: Engine, name: str) -> None:
                 what=f"cannot remove container {name}", missing_ok=True)
 
 
-def ensure_image(engine: Engine, spec: plan.ContainerSpec) -> None:
+def ensure_image(engine: Engine, spec: planner.ContainerSpec) -> None:
     present = engine.image_id(spec.image) is not None
     if spec.pull == "never" or (present and spec.pull == "if-missing"):
         if not present:
             raise DockershError(f"image {spec.image} is not on this host and [container] pull "
                                 '= "never"; build or load it, or run `dockersh pull`')
         return
-    from dockersh import pulling
+    from dockersh.lifecycle import pulling
 
     say(f"pulling {spec.image} ...")
     if pulling.pull_one(engine, spec.image):
@@ -164,7 +168,7 @@ def ensure_image(engine: Engine, spec: plan.ContainerSpec) -> None:
     say(f"using the local copy of {spec.image}")
 
 
-def probe(engine: Engine, spec: plan.ContainerSpec) -> tuple[str, str, str]:
+def probe(engine: Engine, spec: planner.ContainerSpec) -> tuple[str, str, str]:
     """The image's passwd and group, and the first of the shell candidates it has.
 
     Read from a container that is created but never started, once per image: the answer
@@ -174,7 +178,7 @@ def probe(engine: Engine, spec: plan.ContainerSpec) -> tuple[str, str, str]:
     image_id = engine.image_id(spec.image) or spec.image
     key = hashlib.sha256(repr((image_id, spec.shell_candidates)).encode()).hexdigest()[:32]
     cache = f"{PROBE_DIR}/{key}"
-    lock_fd = locks.acquire(f"{locks.LOCK_DIR}/probe-{key}.lock", fcntl.LOCK_EX, PROBE_TIMEOUT)
+    lock_fd = locks.acquire(f"{LOCK_DIR}/probe-{key}.lock", fcntl.LOCK_EX, PROBE_TIMEOUT)
     try:
         cached = statefiles.read_marshal(cache)
         if isinstance(cached, tuple) and len(cached) == 3:
@@ -189,10 +193,10 @@ def probe(engine: Engine, spec: plan.ContainerSpec) -> tuple[str, str, str]:
     return passwd, group, shell
 
 
-def run_probe(engine: Engine, spec: plan.ContainerSpec) -> tuple[str, str, str]:
+def run_probe(engine: Engine, spec: planner.ContainerSpec) -> tuple[str, str, str]:
     created = engine.call("POST", "/containers/create",
                           {"Image": spec.image, "Entrypoint": PROBE_ENTRYPOINT,
-                           "NetworkDisabled": True, "Labels": {plan.LABEL_PROBE: "1"}},
+                           "NetworkDisabled": True, "Labels": {LABEL_PROBE: "1"}},
                           what=f"cannot read image {spec.image}")
     probe_id = str(created["Id"])
     try:
@@ -251,14 +255,14 @@ def merged_group(image_group: str, user: User) -> str:
     return "".join(":".join(e) + "\n" for e in entries)
 
 
-def write_identity_files(spec: plan.ContainerSpec, passwd: str, group: str) -> None:
-    directory = f"{plan.STATE_DIR}/{spec.name}"
+def write_identity_files(spec: planner.ContainerSpec, passwd: str, group: str) -> None:
+    directory = f"{STATE_DIR}/{spec.name}"
     os.makedirs(directory, mode=0o755, exist_ok=True)  # before statefiles makes it 0700
     for filename, text in (("passwd", passwd), ("group", group)):
         statefiles.write(f"{directory}/{filename}", text.encode(), 0o644)
 
 
-def host_config(spec: plan.ContainerSpec) -> dict[str, Any]:
+def host_config(spec: planner.ContainerSpec) -> dict[str, Any]:
     """The engine's HostConfig for a spec: every capability dropped, no new privileges,
     an init as PID 1, the limits, the mounts."""
     config: dict[str, Any] = {
@@ -293,7 +297,7 @@ def device(text: str) -> dict[str, str]:
             "CgroupPermissions": parts[2] if len(parts) > 2 else "rwm"}
 
 
-def create_body(spec: plan.ContainerSpec, user: User, shell: str) -> dict[str, Any]:
+def create_body(spec: planner.ContainerSpec, user: User, shell: str) -> dict[str, Any]:
     return {
         "Image": spec.image,
         "Cmd": list(spec.command),
@@ -301,12 +305,12 @@ def create_body(spec: plan.ContainerSpec, user: User, shell: str) -> dict[str, A
         "User": spec.user,
         "WorkingDir": spec.working_dir,
         "Env": [f"{k}={v}" for k, v in spec.environment],
-        "Labels": {**spec.labels(user), plan.LABEL_SHELL: shell},
+        "Labels": {**spec.labels(user), LABEL_SHELL: shell},
         "HostConfig": host_config(spec),
     }
 
 
-def create(engine: Engine, user: User, spec: plan.ContainerSpec) -> None:
+def create(engine: Engine, user: User, spec: planner.ContainerSpec) -> None:
     ensure_image(engine, spec)
     passwd, group, shell = probe(engine, spec)
     write_identity_files(spec, merged_passwd(passwd, user, shell), merged_group(group, user))

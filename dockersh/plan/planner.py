@@ -9,19 +9,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 
-from dockersh import __version__, naming, units
-from dockersh.config import Config
-from dockersh.identity import User
-
-LABEL_USER = "dockersh.user"
-LABEL_UID = "dockersh.uid"
-LABEL_HASH = "dockersh.config-hash"
-LABEL_VERSION = "dockersh.version"
-LABEL_SHELL = "dockersh.shell"
-#: On the never-started containers that read an image's passwd, group and shells.
-LABEL_PROBE = "dockersh.probe"
-#: Where the generated passwd and group files live on the host (bound read-only into the container).
-STATE_DIR = "/var/lib/dockersh"
+from dockersh import __version__
+from dockersh.config import units
+from dockersh.config.schema import Config
+from dockersh.labels import LABEL_HASH, LABEL_UID, LABEL_USER, LABEL_VERSION
+from dockersh.login.identity import User
+from dockersh.paths import STATE_DIR
+from dockersh.plan import naming
 
 
 @dataclass(frozen=True)

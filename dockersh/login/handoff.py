@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, NoReturn
 
-    from dockersh.identity import User
+    from dockersh.login.identity import User
 else:
     import _signal  # signal without the enum import (8 ms)
 
@@ -84,8 +84,8 @@ def run(session: dict[str, Any], user: User, container: dict[str, Any], command:
         code, record, failure = enter(session, user, container, command, environ,
                                       container_env(container, env), argv)
     else:
-        from dockersh import attach
-        from dockersh.engine import Engine
+        from dockersh.backend.docker import attach
+        from dockersh.backend.docker.engine import Engine
 
         records = []
 
@@ -118,7 +118,7 @@ def enter(session: dict[str, Any], user: User, container: dict[str, Any], comman
     and what went wrong (or "")."""
     use_spare = session["spare"] and not any(os.isatty(fd) for fd in (0, 1, 2))
     if use_spare:
-        from dockersh import spare
+        from dockersh.enter import spare
 
         forked = spare.begin(str(container["Id"]), int(session["uid"]), int(session["gid"]),
                              session["groups"], argv, env, str(session["home"]))
@@ -127,13 +127,13 @@ def enter(session: dict[str, Any], user: User, container: dict[str, Any], comman
                 _signal.signal(sig, forked.forward)
             record = start_record(session, user, container, command, environ)
             return forked.wait(), record, forked.failure
-    from dockersh import nsenter
+    from dockersh.enter import nsenter
 
     target = nsenter.Target(container, session, env, argv)
     nsenter.prepare_pid_namespace(target)
     child = spawn(lambda: nsenter.enter(target))
     if session["spare"]:
-        from dockersh import spare
+        from dockersh.enter import spare
 
         spare.start(target, str(container["Id"]))
     record = start_record(session, user, container, command, environ)
@@ -142,6 +142,8 @@ def enter(session: dict[str, Any], user: User, container: dict[str, Any], comman
 
 def spawn(enter: Any) -> int:
     """Fork the child that becomes the session; hangups reach it through the monitor."""
+    from dockersh.enter.nsenter import fork_child
+
     child = fork_child(enter)
 
     def forward(signum: int, _frame: object) -> None:
@@ -155,27 +157,9 @@ def spawn(enter: Any) -> int:
     return child
 
 
-def fork_child(enter: Any) -> int:
-    """Fork a child that runs ``enter`` (which execs the shell) with the signals Python changed
-    restored; if it fails, one line on the session's stderr and status 125, never a return
-    into the parent's code. Used by the monitor and by nsenter mode's spare."""
-    child = os.fork()
-    if child == 0:
-        try:
-            # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec: restore them all.
-            for sig in (_signal.SIGINT, _signal.SIGQUIT, _signal.SIGPIPE, _signal.SIGXFSZ):
-                _signal.signal(sig, _signal.SIG_DFL)
-            enter()
-        except BaseException as exc:
-            message = exc.message if isinstance(exc, DockershError) else str(exc)
-            os.write(2, f"dockersh: cannot start the session: {message}\n".encode())
-        os._exit(125)
-    return child
-
-
 def start_record(session: dict[str, Any], user: User, container: dict[str, Any],
                  command: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
-    from dockersh import audit
+    from dockersh.login import audit
 
     record = audit.session_record(session, user, container, command, environ, os.getpid())
     audit.write(session, {**record, "event": "session-start"})
@@ -186,7 +170,7 @@ def finish(session: dict[str, Any], container: dict[str, Any], record: dict[str,
            code: int, began: float, sessions_fd: int, failure: str = "") -> NoReturn:
     """End the record, say in one line why a failed session ended (the container's or the
     engine's fate, else ``failure``), and exit as the session did."""
-    from dockersh import audit
+    from dockersh.login import audit
 
     audit.write(session, {**record, "event": "session-end", "exit": code,
                           "duration": round(time.time() - began, 3)})
@@ -217,7 +201,7 @@ def why_ended(session: dict[str, Any], container: dict[str, Any]) -> str | None:
     """
     if init_alive(int(container["State"].get("Pid") or 0)):
         return None
-    from dockersh.engine import Engine
+    from dockersh.backend.docker.engine import Engine
 
     engine = Engine(str(session["docker_host"]), timeout=5)
     for _ in range(30):
@@ -228,7 +212,7 @@ def why_ended(session: dict[str, Any], container: dict[str, Any]) -> str | None:
         if now is None:
             return "your container was removed; the next login creates it again"
         if not now["State"].get("Running"):
-            from dockersh.lifecycle import describe_exit
+            from dockersh.lifecycle.ensure import describe_exit
 
             return f"your container stopped ({describe_exit(now['State'])}); the next login " \
                    "starts it again"

@@ -10,14 +10,14 @@ import os
 import syslog
 import time
 
-from dockersh.engine import dumps
+from dockersh.backend.docker.engine import dumps
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-    from dockersh.identity import User
+    from dockersh.login.identity import User
 
 
 def session_record(session: Mapping[str, Any], user: User, container: Mapping[str, Any],

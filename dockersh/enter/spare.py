@@ -30,19 +30,18 @@ import os
 import select
 import sys
 
+from dockersh.paths import SECCOMP_DIR, SPARE_DIR
+
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     import signal as _signal
     from collections.abc import Mapping
     from typing import Any, NoReturn
 
-    from dockersh.nsenter import Target
+    from dockersh.enter.nsenter import Target
 else:
     import _signal
 
-DIR = "/run/dockersh/spares"
-#: nsenter mode's copy of each container's seccomp filter (nsenter.seccomp_filters).
-SECCOMP_DIR = "/run/dockersh/seccomp"
 #: How long a login waits for the spare's first answer before entering directly.
 READY_TIMEOUT = 1.0
 MSG_CMSG_CLOEXEC = 0x40000000
@@ -50,7 +49,7 @@ MAX_REQUEST = 1 << 20
 
 
 def path(container_id: str) -> str:
-    return f"{DIR}/{container_id}"
+    return f"{SPARE_DIR}/{container_id}"
 
 
 def ids(uid: int, gid: int, groups: list[int]) -> tuple[int, int, list[int]]:
@@ -94,7 +93,7 @@ def sweep(containers: set[str]) -> None:
     written (dot-files) are left alone."""
     import fcntl
 
-    for directory in (DIR, SECCOMP_DIR):
+    for directory in (SPARE_DIR, SECCOMP_DIR):
         try:
             names = [name for name in os.listdir(directory) if not name.startswith(".")]
         except FileNotFoundError:
@@ -181,7 +180,7 @@ def become(target: Target, container_id: str) -> NoReturn:
     import fcntl
     import socket
 
-    from dockersh import nsenter
+    from dockersh.enter import nsenter
 
     os.setsid()  # out of the SSH session: its hangups are not for the spare
     for sig in (_signal.SIGHUP, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT):
@@ -191,7 +190,7 @@ def become(target: Target, container_id: str) -> NoReturn:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
-    os.makedirs(DIR, mode=0o700, exist_ok=True)
+    os.makedirs(SPARE_DIR, mode=0o700, exist_ok=True)
     lock = os.open(f"{path(container_id)}.lock",
                    os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
@@ -340,7 +339,7 @@ class Server:
 
 
 def fork_session(fds: list[int], request: Any) -> int:
-    from dockersh import handoff, nsenter  # loaded before the spare entered the container
+    from dockersh.enter import nsenter
 
     _, argv, env, home = request
 
@@ -350,7 +349,7 @@ def fork_session(fds: list[int], request: Any) -> int:
             os.dup2(fd, target_fd)
         nsenter.exec_shell(argv, env, home)
 
-    return handoff.fork_child(enter)
+    return nsenter.fork_child(enter)
 
 
 def send(conn: Any, message: bytes) -> None:

@@ -14,9 +14,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from dockersh import config, identity, lifecycle, locks, pipeline, plan, units
-from dockersh.engine import Engine, quote
+from dockersh.backend.docker.engine import Engine, quote
+from dockersh.config import schema, units
 from dockersh.errors import DockershError
+from dockersh.labels import LABEL_UID, LABEL_USER
+from dockersh.lifecycle import ensure
+from dockersh.login import identity, locks
+from dockersh.plan import pipeline, planner
 
 #: ``config`` of a container: built from the config that applies now, or not, or nobody's.
 CURRENT, STALE, ORPHAN, INVALID = "current", "stale", "orphan", "invalid"
@@ -65,10 +69,10 @@ def engine_time(text: str | None) -> float | None:
     return stamp.timestamp()
 
 
-def global_config(config_path: str) -> config.Config:
+def global_config(config_path: str) -> schema.Config:
     """The global file's own tables (no group or user override), validated."""
-    base, _, _ = config.validate_global(pipeline.read_global(config_path), config_path)
-    return config.build(config.merge([base]))
+    base, _, _ = schema.validate_global(pipeline.read_global(config_path), config_path)
+    return schema.build(schema.merge([base]))
 
 
 def engine_for(config_path: str) -> Engine:
@@ -83,10 +87,10 @@ def listed(engine: Engine, label: str) -> list[dict[str, Any]]:
 
 def find(engine: Engine, user: str | None = None) -> list[dict[str, Any]]:
     """Inspect data of every managed container (of one user), sorted by user then name."""
-    label = plan.LABEL_USER if user is None else f"{plan.LABEL_USER}={user}"
+    label = LABEL_USER if user is None else f"{LABEL_USER}={user}"
     listed_ = listed(engine, label)
     found = [c for c in (engine.container(item["Id"]) for item in listed_) if c is not None]
-    return sorted(found, key=lambda c: (labels_of(c).get(plan.LABEL_USER, ""), c["Name"]))
+    return sorted(found, key=lambda c: (labels_of(c).get(LABEL_USER, ""), c["Name"]))
 
 
 def labels_of(container: dict[str, Any]) -> dict[str, str]:
@@ -168,40 +172,40 @@ def account(name: str, uid_label: str) -> identity.User | None:
 
 
 def judge(engine: Engine, container: dict[str, Any], config_path: str,
-          fallback: config.Config) -> tuple[str, str, config.Config]:
+          fallback: schema.Config) -> tuple[str, str, schema.Config]:
     """(CURRENT|STALE|ORPHAN|INVALID, why, the config whose [session] applies)."""
     labels = labels_of(container)
-    user = account(labels.get(plan.LABEL_USER, ""), labels.get(plan.LABEL_UID, ""))
+    user = account(labels.get(LABEL_USER, ""), labels.get(LABEL_UID, ""))
     if user is None:
         return ORPHAN, "the user no longer exists", fallback
     try:
         cfg, _ = pipeline.effective(user, config_path)
     except DockershError as exc:
         return INVALID, exc.message, fallback
-    wanted = plan.make(cfg, user, os.uname().nodename)
+    wanted = planner.make(cfg, user, os.uname().nodename)
     if wanted.spec.name != name_of(container):
         return ORPHAN, f"the user's container is now {wanted.spec.name}", cfg
-    if lifecycle.is_stale(engine, container, wanted.session):
+    if ensure.is_stale(engine, container, wanted.session):
         return STALE, "config or image changed since it was created", cfg
     return CURRENT, "", cfg
 
 
 def describe(engine: Engine, container: dict[str, Any], config_path: str,
-             fallback: config.Config, entered: dict[int, set[int]]) -> Managed:
+             fallback: schema.Config, entered: dict[int, set[int]]) -> Managed:
     labels = labels_of(container)
-    user = labels.get(plan.LABEL_USER, "")
+    user = labels.get(LABEL_USER, "")
     state = container.get("State", {})
     verdict, why, cfg = judge(engine, container, config_path, fallback)
     sessions = session_count(container, user, entered)
     running = bool(state.get("Running"))
     return Managed(
         user=user,
-        uid=int(labels.get(plan.LABEL_UID, "-1") or -1),
+        uid=int(labels.get(LABEL_UID, "-1") or -1),
         container=name_of(container),
         id=str(container["Id"])[:12],
         image=str(container.get("Config", {}).get("Image", "")),
         state=str(state.get("Status", "unknown")),
-        exit="" if running else lifecycle.describe_exit(state),
+        exit="" if running else ensure.describe_exit(state),
         sessions=sessions,
         idle_since=None if sessions else idle_since(container, user),
         created=engine_time(container.get("Created")) or 0.0,

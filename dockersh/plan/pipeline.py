@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 
-from dockersh import config, plan, plancache, userfile
-from dockersh.config import Config, ConfigError
-from dockersh.identity import User
+from dockersh.config import schema, userfile
+from dockersh.config.schema import Config, ConfigError
+from dockersh.login.identity import User
+from dockersh.paths import USER_FILE
+from dockersh.plan import cache, planner
 
 
 def read_global(path: str) -> dict[str, object]:
@@ -17,14 +19,14 @@ def read_global(path: str) -> dict[str, object]:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, "", f"cannot read it ({exc})") from None
-    return config.parse_toml(text, path)
+    return schema.parse_toml(text, path)
 
 
 def user_file_path(user: User) -> str:
-    return os.path.join(user.home, config.USER_FILE)
+    return os.path.join(user.home, USER_FILE)
 
 
-def user_layer(user: User, policy: config.UserConfigPolicy) -> tuple[config.Raw, list[str]]:
+def user_layer(user: User, policy: schema.UserConfigPolicy) -> tuple[schema.Raw, list[str]]:
     """The user's own layer, or nothing and one warning: a broken user file never locks its
     owner out (they could not log in to fix it); the admin's config still applies."""
     path = user_file_path(user)
@@ -32,7 +34,7 @@ def user_layer(user: User, policy: config.UserConfigPolicy) -> tuple[config.Raw,
         text = userfile.read(path, user.uid)
         if text is None:
             return {}, []
-        return config.validate_user_file(config.parse_toml(text, path), path, policy), []
+        return schema.validate_user_file(schema.parse_toml(text, path), path, policy), []
     except userfile.Refused as exc:
         return {}, [f"{path}: ignored: {exc}"]
     except ConfigError as exc:
@@ -42,18 +44,18 @@ def user_layer(user: User, policy: config.UserConfigPolicy) -> tuple[config.Raw,
 def effective(user: User, config_path: str) -> tuple[Config, list[str]]:
     """The config that applies to ``user``, and warnings about their own file."""
     data = read_global(config_path)
-    layers, policy = config.global_layers(data, config_path, user.name, user.group_names)
+    layers, policy = schema.global_layers(data, config_path, user.name, user.group_names)
     mine, warnings = user_layer(user, policy)
-    cfg = config.build(config.merge([*layers, mine]))
-    config.check_dangers(cfg, config_path)
+    cfg = schema.build(schema.merge([*layers, mine]))
+    schema.check_dangers(cfg, config_path)
     return cfg, warnings
 
 
-def full_plan(user: User, config_path: str) -> tuple[Config, plan.Plan]:
+def full_plan(user: User, config_path: str) -> tuple[Config, planner.Plan]:
     """Compute the plan and refresh the cache (warnings travel in the plan: said every login)."""
-    cache_key = plancache.key(user, config_path, user_file_path(user))
+    cache_key = cache.key(user, config_path, user_file_path(user))
     cfg, warnings = effective(user, config_path)
-    result = plan.make(cfg, user, os.uname().nodename)
+    result = planner.make(cfg, user, os.uname().nodename)
     result.session["warnings"] = warnings
-    plancache.store(user, cache_key, result.session)
+    cache.store(user, cache_key, result.session)
     return cfg, result

@@ -12,15 +12,15 @@ from __future__ import annotations
 import os
 
 from dockersh import __version__, statefiles
-from dockersh.locks import RUN_DIR
-from dockersh.naming import escape
+from dockersh.paths import PLAN_DIR, RUN_DIR
+from dockersh.plan.naming import escape
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
-    from dockersh.identity import User
+    from dockersh.login.identity import User
 
-CACHE_DIR = f"{RUN_DIR}/plans"
-_CODE = tuple(f"{os.path.dirname(__file__)}/{name}.py" for name in ("config", "plan"))
+_PACKAGE = os.path.dirname(os.path.dirname(__file__))
+_CODE = (f"{_PACKAGE}/config/schema.py", f"{_PACKAGE}/plan/planner.py")
 
 
 def _stat_key(path: str) -> tuple[int, ...] | None:
@@ -37,7 +37,7 @@ def key(user: User, config_path: str, user_file: str) -> tuple[object, ...]:
 
 
 def _path(user: User) -> str:
-    return f"{CACHE_DIR}/{escape(user.name)}"
+    return f"{PLAN_DIR}/{escape(user.name)}"
 
 
 def load(user: User, cache_key: tuple[object, ...]) -> dict[str, object] | None:

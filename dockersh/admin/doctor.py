@@ -12,18 +12,24 @@ import stat
 import subprocess
 from collections.abc import Callable, Iterator
 
-from dockersh import config, inventory, plan
-from dockersh.admin import GROUP, SHELL, check_config
-from dockersh.engine import Engine
+from dockersh.admin import inventory
+from dockersh.admin.configverb import check_config
+from dockersh.backend.docker.engine import Engine
+from dockersh.config import schema
 from dockersh.errors import DockershError
+from dockersh.labels import LABEL_UID, LABEL_USER
+from dockersh.paths import (
+    ENTRY,
+    FRONT,
+    GROUP,
+    PAM_SERVICE,
+    SHELLS,
+    SSHD,
+    SSHD_DROPIN,
+    SUDOERS,
+    VISUDO,
+)
 
-ENTRY = "/opt/dockersh/sbin/dockersh"
-SHELLS = "/etc/shells"
-SUDOERS = "/etc/sudoers.d/dockersh"
-PAM = "/etc/pam.d/dockersh"
-SSHD = "/usr/sbin/sshd"
-SSHD_DROPIN = "/etc/ssh/sshd_config.d/dockersh.conf"
-VISUDO = "/usr/sbin/visudo"
 INSTALL = "run install.sh from the dockersh source"
 
 OK, FAIL, WARN, NOTE = "ok", "FAIL", "warn", "note"
@@ -36,7 +42,7 @@ class Context:
 
     def __init__(self, config_path: str) -> None:
         self.config_path = config_path
-        self.config = config.Config()
+        self.config = schema.Config()
         self.engine: Engine | None = None
 
 
@@ -93,7 +99,7 @@ def root_file(path: str, executable: bool) -> str | None:
 
 
 def check_programs(ctx: Context) -> Iterator[Finding]:
-    for path in (SHELL, ENTRY):
+    for path in (FRONT, ENTRY):
         wrong = root_file(path, executable=True)
         yield (OK, f"{path} is in place") if wrong is None else problem(wrong, INSTALL)
 
@@ -101,13 +107,13 @@ def check_programs(ctx: Context) -> Iterator[Finding]:
 def check_shells(ctx: Context) -> Iterator[Finding]:
     try:
         with open(SHELLS, encoding="utf-8") as f:
-            listed = SHELL in (line.strip() for line in f)
+            listed = FRONT in (line.strip() for line in f)
     except OSError:
         listed = False
     if listed:
-        yield OK, f"{SHELL} is in {SHELLS}"
+        yield OK, f"{FRONT} is in {SHELLS}"
     else:
-        yield problem(f"{SHELL} is not in {SHELLS}", f"echo {SHELL} >> {SHELLS}, or {INSTALL}")
+        yield problem(f"{FRONT} is not in {SHELLS}", f"echo {FRONT} >> {SHELLS}, or {INSTALL}")
 
 
 def check_group(ctx: Context) -> Iterator[Finding]:
@@ -137,8 +143,8 @@ def check_sudoers(ctx: Context) -> Iterator[Finding]:
 
 
 def check_pam(ctx: Context) -> Iterator[Finding]:
-    wrong = root_file(PAM, executable=False)
-    yield (OK, f"{PAM} is in place") if wrong is None else problem(wrong, INSTALL)
+    wrong = root_file(PAM_SERVICE, executable=False)
+    yield (OK, f"{PAM_SERVICE} is in place") if wrong is None else problem(wrong, INSTALL)
 
 
 def dockersh_user() -> str | None:
@@ -219,21 +225,21 @@ def check_users(ctx: Context) -> Iterator[Finding]:
         gid = grp.getgrnam(GROUP).gr_gid
     except KeyError:
         return  # said by check_group
-    outside = [entry.pw_name for entry in pwd.getpwall() if entry.pw_shell == SHELL
+    outside = [entry.pw_name for entry in pwd.getpwall() if entry.pw_shell == FRONT
                and gid not in os.getgrouplist(entry.pw_name, entry.pw_gid)]
     for name in outside:
-        yield problem(f"{name} has the login shell {SHELL} but is not in group {GROUP}, so "
+        yield problem(f"{name} has the login shell {FRONT} but is not in group {GROUP}, so "
                       "cannot log in", f"dockersh enroll {name}")
     if not outside:
-        yield OK, f"every user with the login shell {SHELL} is in group {GROUP}"
+        yield OK, f"every user with the login shell {FRONT} is in group {GROUP}"
 
 
 def check_orphans(ctx: Context) -> Iterator[Finding]:
     if ctx.engine is None:
         return
     orphans = [inventory.name_of(c) for c in inventory.find(ctx.engine)
-               if inventory.account(inventory.labels_of(c).get(plan.LABEL_USER, ""),
-                                    inventory.labels_of(c).get(plan.LABEL_UID, "")) is None]
+               if inventory.account(inventory.labels_of(c).get(LABEL_USER, ""),
+                                    inventory.labels_of(c).get(LABEL_UID, "")) is None]
     if orphans:
         yield NOTE, (f"{len(orphans)} container(s) of users who no longer exist "
                      f"({', '.join(orphans[:5])}{' ...' if len(orphans) > 5 else ''}); "

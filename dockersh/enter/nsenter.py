@@ -19,14 +19,18 @@ import errno
 import fcntl
 import os
 
-from dockersh import locks, statefiles
+from dockersh import statefiles
 from dockersh.errors import DockershError
-from dockersh.spare import SECCOMP_DIR
+from dockersh.login import locks
+from dockersh.paths import SECCOMP_DIR
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    import signal as _signal
+    from collections.abc import Callable, Mapping
     from typing import Any
+else:
+    import _signal  # signal without the enum import (8 ms)
 
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
@@ -225,3 +229,21 @@ def enter(target: Target) -> None:
     """In the child: join cgroups and namespaces, drop every privilege, exec the shell."""
     join(target)
     exec_shell(target.argv, target.env, target.home)
+
+
+def fork_child(enter: Callable[[], None]) -> int:
+    """Fork a child that runs ``enter`` (which execs the shell) with the signals Python changed
+    restored; if it fails, one line on the session's stderr and status 125, never a return
+    into the parent's code. Used by the monitor and by the spare."""
+    child = os.fork()
+    if child == 0:
+        try:
+            # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec: restore them all.
+            for sig in (_signal.SIGINT, _signal.SIGQUIT, _signal.SIGPIPE, _signal.SIGXFSZ):
+                _signal.signal(sig, _signal.SIG_DFL)
+            enter()
+        except BaseException as exc:
+            message = exc.message if isinstance(exc, DockershError) else str(exc)
+            os.write(2, f"dockersh: cannot start the session: {message}\n".encode())
+        os._exit(125)
+    return child

@@ -16,11 +16,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockersh import units
+from dockersh.config import units
 from dockersh.errors import DockershError
-
-GLOBAL_PATH = "/etc/dockersh/dockersh.toml"
-USER_FILE = ".dockersh.toml"
 
 #: Capabilities an admin may add back without the danger switch: Docker's own default set.
 #: Sessions run as the user's uid with no-new-privileges, so these only widen the bounding set.

@@ -1,0 +1,11 @@
+"""The labels on containers: dockersh's only state about them (no database). No imports."""
+
+LABEL_USER = "dockersh.user"
+LABEL_UID = "dockersh.uid"
+#: The hash of the container spec it was made from: a different one means "recreate".
+LABEL_HASH = "dockersh.config-hash"
+LABEL_VERSION = "dockersh.version"
+#: The shell found in the image when the container was made.
+LABEL_SHELL = "dockersh.shell"
+#: On the never-started containers that read an image's passwd, group and shells.
+LABEL_PROBE = "dockersh.probe"

@@ -1,0 +1,37 @@
+"""Every path, name and program dockersh shares with install.sh, the tests and itself.
+
+The contract in docs/DESIGN.md ("Paths"), in one place. No imports: any module may use it,
+the warm login path included.
+"""
+
+#: The group whose members dockersh serves; the sudo rule and sshd's Match block name it too.
+GROUP = "dockersh"
+#: The login shell front, run by sshd as the user (statically linked: see bin/).
+FRONT = "/usr/local/bin/dockersh"
+#: The privileged entry the front execs through sudo.
+ENTRY = "/opt/dockersh/sbin/dockersh"
+GLOBAL_CONFIG = "/etc/dockersh/dockersh.toml"
+#: A user's own config file, in their home.
+USER_FILE = ".dockersh.toml"
+
+SUDOERS = "/etc/sudoers.d/dockersh"
+PAM_SERVICE = "/etc/pam.d/dockersh"
+SSHD = "/usr/sbin/sshd"
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/dockersh.conf"
+SHELLS = "/etc/shells"
+VISUDO = "/usr/sbin/visudo"
+USERMOD = "/usr/sbin/usermod"
+GPASSWD = "/usr/bin/gpasswd"
+NOLOGIN = "/usr/sbin/nologin"
+
+#: Root's runtime state (0700, gone at reboot): locks, the plan cache, probes, spares, seccomp.
+RUN_DIR = "/run/dockersh"
+LOCK_DIR = f"{RUN_DIR}/locks"
+PLAN_DIR = f"{RUN_DIR}/plans"
+PROBE_DIR = f"{RUN_DIR}/probes"
+#: nsenter mode's spare sockets and their locks, by container id.
+SPARE_DIR = f"{RUN_DIR}/spares"
+#: nsenter mode's copy of each container's seccomp filter, by container id and start time.
+SECCOMP_DIR = f"{RUN_DIR}/seccomp"
+#: The generated passwd and group files, bound read-only into each container (0755).
+STATE_DIR = "/var/lib/dockersh"
