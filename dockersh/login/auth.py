@@ -20,7 +20,7 @@ def authenticate(name: str) -> None:
 
     if not os.isatty(0):
         raise DockershError(f"a password for {name} is needed and there is no terminal to ask on")
-    checker = pam.PamAuthenticator()
+    checker = pam.pam()
     for attempt in range(1, TRIES + 1):
         try:
             password = getpass.getpass(f"Password for {name}: ", stream=sys.stderr)
