@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import hostfiles
+from support import REPO, hostfiles
 from support.cmd import run
 from support.hostfiles import Markers
 from support.install import DEFAULT_TEST_CONFIG
 from support.sshd import SshdFactory, SshServer, start_sshd
+from support.systemdhost import systemd_host, systemd_is_pid1
 from support.users import LinuxUser, UserFactory
 
 pytestmark = pytest.mark.e2e
@@ -236,3 +237,26 @@ def test_command_keys_the_user_can_rewrite_are_refused(
         assert fails_about(doctor(), member) == []
     finally:
         root_keys.unlink()
+
+
+# --- systemd's user manager --------------------------------------------------------------------
+
+USER_MANAGER_CHECK = REPO / "tests" / "support" / "user-manager-check.sh"
+USER_MANAGER_DROPIN = "/etc/systemd/system/user@.service.d/dockersh.conf"
+
+
+def test_members_get_no_systemd_user_manager(installed: object, sshd: SshdFactory) -> None:
+    """pam_systemd starts `systemd --user` at login, which runs the user's own units on the host:
+    install.sh's drop-in skips it for members. On a systemd-booted machine (the hosts harness)
+    through the test sshd and the installed drop-in; elsewhere in a systemd-booted container
+    with the repository's drop-in. The script's control shows an outsider's unit does run."""
+    if systemd_is_pid1():
+        print(run([USER_MANAGER_CHECK, str(sshd().port)]).stdout)
+        return
+    with systemd_host() as host:
+        host.put(REPO / "etc" / "systemd" / "user@.service.d" / "dockersh.conf",
+                 USER_MANAGER_DROPIN)
+        host.exec("systemctl", "daemon-reload")
+        host.exec("groupadd", "--system", "dockersh")
+        host.put(USER_MANAGER_CHECK, "/usr/local/bin/user-manager-check")
+        print(host.exec("/usr/local/bin/user-manager-check", "22"))
