@@ -242,7 +242,7 @@ reload_sshd() {
 # dockersh get the same line without user_readenv (the system files only), everyone else the
 # line as it was. A failed group lookup counts as a member. `--uninstall` deletes the block.
 pam_begin='# BEGIN dockersh (install.sh): members of group dockersh never read ~/.pam_environment'
-pam_end='# END dockersh'
+pam_end='# END dockersh: ~/.pam_environment'
 
 pam_without_block() {
     awk -v b="$pam_begin" -v e="$pam_end" '$0 == b { skip = 1 } !skip { print } $0 == e { skip = 0 }' "$1"

@@ -35,7 +35,7 @@ ENTRY = "/opt/dockersh/sbin/dockersh"
 PAM_SSHD = Path("/etc/pam.d/sshd")
 PAM_BEGIN = ("# BEGIN dockersh (install.sh): members of group dockersh never read "
              "~/.pam_environment")
-PAM_END = "# END dockersh"
+PAM_END = "# END dockersh: ~/.pam_environment"
 AUDIT = Path("/var/log/dockersh/audit.jsonl")
 #: The command every login runs in the container.
 PROBE = "echo in-$((6*7))"
