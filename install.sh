@@ -244,8 +244,14 @@ reload_sshd() {
 pam_begin='# BEGIN dockersh (install.sh): members of group dockersh never read ~/.pam_environment'
 pam_end='# END dockersh: ~/.pam_environment'
 
+# The file without the block. A block without its end line (a hand edit) is kept as it is;
+# the end line of an earlier install.sh was the bare "# END dockersh".
 pam_without_block() {
-    awk -v b="$pam_begin" -v e="$pam_end" '$0 == b { skip = 1 } !skip { print } $0 == e { skip = 0 }' "$1"
+    awk -v b="$pam_begin" '
+        $0 == b { held = $0 "\n"; inside = 1; next }
+        inside { held = held $0 "\n"; if (index($0, "# END dockersh") == 1) { inside = 0; held = "" }; next }
+        { print }
+        END { if (inside) printf "%s", held }' "$1"
 }
 
 pam_with_block() {
