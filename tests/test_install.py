@@ -17,6 +17,11 @@ from support.install import REPO, Installation
 pytestmark = pytest.mark.integration
 
 FRONT = Path("/usr/local/bin/dockersh")
+PAM_SSHD = Path("/etc/pam.d/sshd")
+PAM_BEGIN = ("# BEGIN dockersh (install.sh): members of group dockersh never read "
+             "~/.pam_environment")
+PAM_END = "# END dockersh: ~/.pam_environment"
+USER_MANAGER_DROPIN = Path("/etc/systemd/system/user@.service.d/dockersh.conf")
 
 
 def install(*args: str) -> subprocess.CompletedProcess[str]:
@@ -34,6 +39,12 @@ def test_install_put_everything_in_place_with_safe_modes(installed: Installation
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, mode), path
     assert installed.entry.read_text().startswith("#!/opt/dockersh/venv/bin/python3 -IS\n")
     assert Path("/etc/shells").read_text().splitlines().count(str(FRONT)) == 1
+    # The front is a static program: no program interpreter (the dynamic loader), no dynamic
+    # section (LD_PRELOAD from ~/.pam_environment has nothing to act on).
+    headers = run(["readelf", "-lW", FRONT]).stdout
+    assert "INTERP" not in headers and "DYNAMIC" not in headers, headers
+    assert PAM_BEGIN in PAM_SSHD.read_text().splitlines()
+    assert USER_MANAGER_DROPIN.is_file()
     run(["visudo", "-c"])
     assert stat.S_IMODE(os.stat("/run/dockersh").st_mode) == 0o700
 
@@ -47,8 +58,16 @@ def test_reinstall_is_idempotent_and_keeps_the_admins_config(installed: Installa
     assert Path("/etc/shells").read_text().splitlines().count(str(FRONT)) == 1
 
 
+def pam_block(text: str) -> str:
+    """install.sh's block in sshd's PAM file: from its first line to its end line."""
+    start = text.index(PAM_BEGIN)
+    end = text.index(PAM_END, start)
+    return text[start:text.index("\n", end) + 1]
+
+
 def test_uninstall_then_install_again(installed: Installation) -> None:
     config = installed.config.read_bytes()
+    pam_before = PAM_SSHD.read_text()
     try:
         proc = install("--uninstall")
         assert proc.returncode == 0
@@ -63,6 +82,10 @@ def test_uninstall_then_install_again(installed: Installation) -> None:
             assert not path.exists(), path
         assert str(FRONT) not in Path("/etc/shells").read_text().splitlines()
         assert installed.config.read_bytes() == config  # the admin's file is kept
+        # sshd's PAM stack is as the package shipped it again (the block removed, nothing else).
+        assert PAM_BEGIN not in PAM_SSHD.read_text()
+        assert PAM_SSHD.read_text() == pam_before.replace(pam_block(pam_before), "")
+        assert not USER_MANAGER_DROPIN.exists()
     finally:
         install()
     assert FRONT.exists() and installed.entry.exists() and installed.config.exists()
