@@ -12,16 +12,18 @@ from typing import Any
 import pytest
 from support import docker
 from support.cmd import run
-from support.install import REPO, Installation
+from support.install import (
+    PAM_BEGIN,
+    PAM_END,
+    PAM_SSHD,
+    REPO,
+    USER_MANAGER_DROPIN,
+    Installation,
+)
 
 pytestmark = pytest.mark.integration
 
 FRONT = Path("/usr/local/bin/dockersh")
-PAM_SSHD = Path("/etc/pam.d/sshd")
-PAM_BEGIN = ("# BEGIN dockersh (install.sh): members of group dockersh never read "
-             "~/.pam_environment")
-PAM_END = "# END dockersh: ~/.pam_environment"
-USER_MANAGER_DROPIN = Path("/etc/systemd/system/user@.service.d/dockersh.conf")
 
 
 def install(*args: str) -> subprocess.CompletedProcess[str]:

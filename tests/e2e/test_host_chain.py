@@ -23,7 +23,13 @@ import pytest
 from support import REPO, hostfiles
 from support.cmd import run
 from support.hostfiles import Markers
-from support.install import DEFAULT_TEST_CONFIG
+from support.install import (
+    DEFAULT_TEST_CONFIG,
+    PAM_BEGIN,
+    PAM_END,
+    PAM_SSHD,
+    USER_MANAGER_DROPIN,
+)
 from support.sshd import SshdFactory, SshServer, start_sshd
 from support.systemdhost import systemd_host, systemd_is_pid1
 from support.users import LinuxUser, UserFactory
@@ -32,10 +38,6 @@ pytestmark = pytest.mark.e2e
 
 FRONT = "/usr/local/bin/dockersh"
 ENTRY = "/opt/dockersh/sbin/dockersh"
-PAM_SSHD = Path("/etc/pam.d/sshd")
-PAM_BEGIN = ("# BEGIN dockersh (install.sh): members of group dockersh never read "
-             "~/.pam_environment")
-PAM_END = "# END dockersh: ~/.pam_environment"
 AUDIT = Path("/var/log/dockersh/audit.jsonl")
 #: The command every login runs in the container.
 PROBE = "echo in-$((6*7))"
@@ -242,7 +244,6 @@ def test_command_keys_the_user_can_rewrite_are_refused(
 # --- systemd's user manager --------------------------------------------------------------------
 
 USER_MANAGER_CHECK = REPO / "tests" / "support" / "user-manager-check.sh"
-USER_MANAGER_DROPIN = "/etc/systemd/system/user@.service.d/dockersh.conf"
 
 
 def test_members_get_no_systemd_user_manager(installed: object, sshd: SshdFactory) -> None:
@@ -255,7 +256,7 @@ def test_members_get_no_systemd_user_manager(installed: object, sshd: SshdFactor
         return
     with systemd_host() as host:
         host.put(REPO / "etc" / "systemd" / "user@.service.d" / "dockersh.conf",
-                 USER_MANAGER_DROPIN)
+                 str(USER_MANAGER_DROPIN))
         host.exec("systemctl", "daemon-reload")
         host.exec("groupadd", "--system", "dockersh")
         host.put(USER_MANAGER_CHECK, "/usr/local/bin/user-manager-check")

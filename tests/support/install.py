@@ -13,6 +13,13 @@ from .images import BUSYBOX_IMAGE
 from .users import DOCKERSH_GROUP, DOCKERSH_SHELL
 
 INSTALL_SH = REPO / "install.sh"
+#: sshd's PAM stack and install.sh's block in it (members of group dockersh skip user_readenv).
+PAM_SSHD = Path("/etc/pam.d/sshd")
+PAM_BEGIN = ("# BEGIN dockersh (install.sh): members of group dockersh never read "
+             "~/.pam_environment")
+PAM_END = "# END dockersh: ~/.pam_environment"
+#: No systemd --user for members of group dockersh.
+USER_MANAGER_DROPIN = Path("/etc/systemd/system/user@.service.d/dockersh.conf")
 ETC = Path("/etc/dockersh")
 CONFIG = ETC / "dockersh.toml"
 
