@@ -25,10 +25,9 @@ from support.cmd import run
 from support.hostfiles import Markers
 from support.install import (
     DEFAULT_TEST_CONFIG,
-    PAM_BEGIN,
-    PAM_END,
     PAM_SSHD,
     USER_MANAGER_DROPIN,
+    pam_with_block,
 )
 from support.sshd import SshdFactory, SshServer, start_sshd
 from support.systemdhost import systemd_host, systemd_is_pid1
@@ -57,13 +56,14 @@ def markers() -> Iterator[Markers]:
 
 
 def stock_pam_text() -> str:
-    """/etc/pam.d/sshd without install.sh's block: exactly the file openssh-server ships."""
+    """/etc/pam.d/sshd without any block an install.sh put there: exactly the file
+    openssh-server ships (checked against dpkg's record of it)."""
     kept, inside = [], False
     for line in PAM_SSHD.read_text().splitlines(keepends=True):
-        inside = inside or line.rstrip("\n") == PAM_BEGIN
+        inside = inside or line.startswith("# BEGIN dockersh")
         if not inside:
             kept.append(line)
-        inside = inside and line.rstrip("\n") != PAM_END
+        inside = inside and not line.startswith("# END dockersh")
     text = "".join(kept)
     conffiles = run(["dpkg-query", "-W", "-f=${Conffiles}", "openssh-server"]).stdout
     shipped = next(line.split()[1] for line in conffiles.splitlines()
@@ -73,28 +73,30 @@ def stock_pam_text() -> str:
 
 
 @pytest.fixture
-def stock_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SshServer]]:
-    """stock_sshd(extra): a real sshd whose PAM service is Debian's stock sshd stack without
-    install.sh's block (sshd names its PAM service after its program: a link sshd-X uses
-    /etc/pam.d/sshd-X), to show what each defence does on its own."""
-    service = f"sshd-dockersh-stock-{secrets.token_hex(3)}"
-    pam = Path("/etc/pam.d") / service
-    pam.write_text(stock_pam_text())
-    workdir = tmp_path_factory.mktemp("stock-sshd")
-    link = workdir / service
-    link.symlink_to("/usr/sbin/sshd")
-    servers: list[SshServer] = []
+def pam_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SshServer]]:
+    """pam_sshd(extra, block=True): a real sshd whose PAM stack is Debian's stock sshd stack,
+    with install.sh's block (block=True) or without it. sshd names its PAM service after its
+    program: a link sshd-X to /usr/sbin/sshd uses /etc/pam.d/sshd-X. A service of its own keeps
+    the test to Debian's stack and this branch's block, whatever else is in /etc/pam.d/sshd."""
+    workdir = tmp_path_factory.mktemp("pam-sshd")
+    stock = stock_pam_text()
+    made: list[tuple[SshServer, Path]] = []
 
-    def start(extra: tuple[str, ...] = ()) -> SshServer:
-        servers.append(start_sshd(workdir, extra, program=str(link)))
-        return servers[-1]
+    def start(extra: tuple[str, ...] = (), block: bool = True) -> SshServer:
+        service = f"sshd-dockersh-test-{secrets.token_hex(3)}"
+        pam = Path("/etc/pam.d") / service
+        pam.write_text(pam_with_block(stock, workdir) if block else stock)
+        link = workdir / service
+        link.symlink_to("/usr/sbin/sshd")
+        made.append((start_sshd(workdir, extra, program=str(link)), pam))
+        return made[-1][0]
 
     try:
         yield start
     finally:
-        for server in servers:
+        for server, pam in made:
             server.stop()
-        pam.unlink()
+            pam.unlink()
 
 
 def forced(user: LinuxUser) -> tuple[str, ...]:
@@ -124,7 +126,7 @@ def last_remote(user: LinuxUser) -> str:
 
 
 def test_no_file_in_the_home_runs_code_on_the_host(
-    mode: str, sshd: SshdFactory, make_user: UserFactory, markers: Markers
+    mode: str, pam_sshd: Callable[..., SshServer], make_user: UserFactory, markers: Markers
 ) -> None:
     """Both entry points through the installed chain: the front as login shell, and dash (which
     the loader would preload into) with ForceCommand. Defences: install.sh's PAM block,
@@ -133,7 +135,7 @@ def test_no_file_in_the_home_runs_code_on_the_host(
     dash_user = make_user(shell="/bin/sh")
     for user in (front_user, dash_user):
         plant(user, markers)
-    server = sshd(forced(dash_user))
+    server = pam_sshd(forced(dash_user))
     for user in (front_user, dash_user):
         login(server, user)
         assert last_remote(user).startswith("127.0.0.1:")
@@ -142,7 +144,7 @@ def test_no_file_in_the_home_runs_code_on_the_host(
 
 
 def test_the_static_front_ignores_the_loader_under_debians_stock_pam(
-    mode: str, stock_sshd: Callable[..., SshServer], make_user: UserFactory, markers: Markers
+    mode: str, pam_sshd: Callable[..., SshServer], make_user: UserFactory, markers: Markers
 ) -> None:
     """Without install.sh's PAM block, ~/.pam_environment's LD_PRELOAD and LD_AUDIT reach the
     login shell: dash runs the library (the control), the static front cannot."""
@@ -151,7 +153,7 @@ def test_the_static_front_ignores_the_loader_under_debians_stock_pam(
     for user in (front_user, dash_user):
         library = hostfiles.build_library(user, markers)
         hostfiles.put(user, ".pam_environment", hostfiles.pam_environment(library, user.home))
-    server = stock_sshd(forced(dash_user))
+    server = pam_sshd(forced(dash_user), block=False)
     login(server, front_user)
     assert markers.left() == []
     login(server, dash_user)

@@ -95,3 +95,13 @@ def write_config(text: str) -> Path:
     tmp.chmod(0o644)
     tmp.replace(CONFIG)
     return CONFIG
+
+
+def pam_with_block(text: str, workdir: Path) -> str:
+    """text (an sshd PAM file) as install.sh rewrites /etc/pam.d/sshd: its own shell function."""
+    source = workdir / "pam-sshd"
+    source.write_text(text)
+    script = f"source <(sed '$d' {INSTALL_SH}); pam_with_block \"$1\""
+    edited = run(["bash", "-c", script, "bash", source]).stdout
+    assert PAM_BEGIN in edited and PAM_END in edited, edited
+    return edited

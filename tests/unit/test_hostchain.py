@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import pwd
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
+from support.install import pam_with_block
 
 from dockersh.admin import hostchain
 from dockersh.admin.findings import FAIL
@@ -45,15 +45,6 @@ COMMON = {
 }
 
 
-def with_block(text: str, tmp_path: Path) -> str:
-    """The text as install.sh's pam_with_block rewrites it (the real shell function)."""
-    source = tmp_path / "sshd"
-    source.write_text(text)
-    script = f"source <(sed '$d' {REPO}/install.sh); pam_with_block \"$1\""
-    return subprocess.run(["bash", "-c", script, "bash", str(source)], capture_output=True,
-                          text=True, check=True).stdout
-
-
 def stack(text: str) -> list[hostchain.PamEntry]:
     files = {"/etc/pam.d/sshd": text, **{f"/etc/pam.d/{k}": v for k, v in COMMON.items()}}
     return hostchain.pam_stack("/etc/pam.d/sshd", files.__getitem__)
@@ -66,7 +57,7 @@ def test_debians_stock_stack_reads_pam_environment_and_the_block_stops_it(tmp_pa
     assert "pam_systemd.so" in [e.module for e in stock]  # through @include common-session
     [open_read] = hostchain.unguarded_user_env(stock)
     assert open_read.where == "/etc/pam.d/sshd:13"
-    edited = with_block(DEBIAN_SSHD, tmp_path)
+    edited = pam_with_block(DEBIAN_SSHD, tmp_path)
     assert hostchain.unguarded_user_env(stack(edited)) == []
     rules = stack(edited)
     at = next(i for i, e in enumerate(rules) if hostchain.reads_user_env(e))
@@ -75,15 +66,15 @@ def test_debians_stock_stack_reads_pam_environment_and_the_block_stops_it(tmp_pa
                                                             "dockersh")),
         ("[success=1 ignore=1 default=die]", "pam_env.so", ("envfile=/etc/default/locale",)),
         ("required", "pam_env.so", ("user_readenv=1", "envfile=/etc/default/locale"))]
-    assert with_block(edited, tmp_path) == edited  # idempotent
+    assert pam_with_block(edited, tmp_path) == edited  # idempotent
 
 
 def test_a_guard_elsewhere_or_a_read_in_an_included_file_is_found(tmp_path: Path) -> None:
-    edited = with_block(DEBIAN_SSHD, tmp_path).splitlines(keepends=True)
+    edited = pam_with_block(DEBIAN_SSHD, tmp_path).splitlines(keepends=True)
     at = next(i for i, line in enumerate(edited) if "user_readenv=1" in line)
     moved = "".join([*edited[:at], "session required pam_permit.so\n", *edited[at:]])
     assert len(hostchain.unguarded_user_env(stack(moved))) == 1  # not right after the guard
-    text = with_block(DEBIAN_SSHD, tmp_path)
+    text = pam_with_block(DEBIAN_SSHD, tmp_path)
     files = {"/etc/pam.d/sshd": text + "session include extra\n",
              "/etc/pam.d/extra": "-session optional pam_env.so user_readenv=1\n",
              **{f"/etc/pam.d/{k}": v for k, v in COMMON.items()}}
