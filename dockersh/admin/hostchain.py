@@ -31,8 +31,9 @@ from dockersh.paths import (
     USER_MANAGER_DROPIN,
 )
 
-#: dash reads no file for `dash -c CMD` (only an interactive dash reads $ENV).
-DASH = "/usr/bin/dash"
+#: dash reads no file for `dash -c CMD` (only an interactive dash reads $ENV); /bin/dash where
+#: /bin is not merged into /usr.
+DASH = ("/usr/bin/dash", "/bin/dash")
 #: What sudo may pass to the privileged side (etc/sudoers.d/dockersh); anything more is a hole.
 ENV_KEEP = frozenset(("TERM", "LANG", "LANGUAGE", "LC_*", "TZ", "COLORTERM", "GIT_PROTOCOL",
                       "SSH_ORIGINAL_COMMAND", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"))
@@ -247,7 +248,7 @@ def shell_problem(name: str, shell: str, settings: Settings,
     if shell == FRONT:
         return None
     forced = (settings.get("forcecommand") or ["none"])[0]
-    if resolve(shell) == DASH and is_front_command(forced):
+    if resolve(shell) in DASH and is_front_command(forced):
         return None
     return problem(f"{name}'s login shell {shell} runs on the host before dockersh and reads "
                    "files the user writes (bash: ~/.bashrc, zsh: ~/.zshenv)",

@@ -12,7 +12,7 @@ import pytest
 from support.install import pam_with_block
 
 from dockersh.admin import hostchain
-from dockersh.admin.findings import FAIL
+from dockersh.admin.findings import FAIL, Findings
 from dockersh.paths import FRONT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,3 +178,62 @@ def test_user_managers_are_found_by_uid_and_argv(tmp_path: Path) -> None:
         (tmp_path / pid / "cmdline").write_bytes(argv)
     assert hostchain.user_managers([me], str(tmp_path)) == [(10, me)]
     assert hostchain.user_managers([me + 1], str(tmp_path)) == []
+
+
+# --- the live checks, each piece broken (paths pointed elsewhere) -------------------------------
+
+
+def fails(findings: Findings) -> list[str]:
+    return [line for level, line in findings if level == FAIL]
+
+
+def test_check_front_fails_for_a_dynamic_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hostchain, "FRONT", "/bin/busybox")
+    assert fails(hostchain.check_front()) == []
+    monkeypatch.setattr(hostchain, "FRONT", "/bin/dash")
+    [line] = fails(hostchain.check_front())
+    assert line.startswith("/bin/dash is not a statically linked program: the dynamic loader")
+
+
+def test_check_pam_stack_fails_without_the_block(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    stock = tmp_path / "sshd"
+    stock.write_text(DEBIAN_SSHD)
+    monkeypatch.setattr(hostchain, "PAM_SSHD", str(stock))
+    [line] = fails(hostchain.check_pam_stack())
+    assert line.startswith(f"{stock}:13: pam_env user_readenv=1 reads ~/.pam_environment for "
+                           "members of group dockersh")
+    assert line.endswith("fix: run install.sh from the dockersh source (it puts its guard "
+                         "before that line), or drop user_readenv=1")
+    stock.write_text(pam_with_block(DEBIAN_SSHD, tmp_path))
+    assert fails(hostchain.check_pam_stack()) == []
+
+
+def test_check_user_manager_fails_without_the_dropin(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    monkeypatch.setattr(hostchain, "systemd_booted", lambda: False)
+    monkeypatch.setattr(hostchain, "USER_MANAGER_DROPIN", str(tmp_path / "missing.conf"))
+    [line] = fails(hostchain.check_user_manager([]))
+    assert "pam_systemd would start `systemd --user` for group dockersh" in line
+    dropin = tmp_path / "dockersh.conf"
+    dropin.write_text((REPO / "etc/systemd/user@.service.d/dockersh.conf").read_text())
+    monkeypatch.setattr(hostchain, "USER_MANAGER_DROPIN", str(dropin))
+    assert fails(hostchain.check_user_manager([])) == []
+    member = pwd.getpwuid(os.getuid())
+    monkeypatch.setattr(hostchain, "user_managers", lambda uids: [(4242, member.pw_uid)])
+    assert fails(hostchain.check_user_manager([member])) == [
+        f"`systemd --user` (pid 4242) runs on the host for {member.pw_name}; fix: systemctl "
+        f"stop user@{member.pw_uid}.service; loginctl disable-linger {member.pw_name}"]
+
+
+def test_check_sudo_env_fails_when_more_passes(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    sudoers = tmp_path / "dockersh"
+    text = (REPO / "etc" / "sudoers.d" / "dockersh").read_text()
+    sudoers.write_text(text)
+    monkeypatch.setattr(hostchain, "SUDOERS", str(sudoers))
+    assert fails(hostchain.check_sudo_env()) == []
+    sudoers.write_text(text.replace("SSH_TTY", "SSH_TTY LD_PRELOAD PYTHONPATH"))
+    assert fails(hostchain.check_sudo_env()) == [
+        f"{sudoers} passes LD_PRELOAD PYTHONPATH to the privileged side; fix: run install.sh "
+        "from the dockersh source"]
