@@ -275,6 +275,7 @@ class Evil:
             "LC_ALL": f"{r}/../../etc/shadow",
             "TZ": f"{r}/zone",
             "TERM": "xterm%n%n",
+            "GIT_PROTOCOL": "version=2",
         }
 
     def left(self) -> list[str]:
@@ -395,6 +396,7 @@ def test_environment_injection_has_no_effect(
     assert "LC_ALL" not in inside and "TZ" not in inside
     assert inside.get("TERM") in (None, "unknown")  # sudo's stand-in for a dropped TERM
     assert inside["LANG"] == "C.UTF-8"
+    assert inside["GIT_PROTOCOL"] == "version=2"  # the front and sudo keep it (issue 12)
     # The front is static: no loader to complain about the user's own LD_PRELOAD. Nothing may
     # show, e.g. the docker CLI reading a planted config.json.
     assert err == b"", err
