@@ -109,3 +109,22 @@ def test_quick_start_demo_shows_a_command_running_in_the_demo_users_container(
         docker.remove_labelled("dockersh.user=dockersh-demo")
         if not existed:
             run(["userdel", "-r", "dockersh-demo"], check=False)
+
+
+@pytest.mark.integration
+def test_without_sshd_install_puts_in_openssh_server_with_the_dropin_and_the_pam_block(
+    docker_engine: Any,
+) -> None:
+    """Fail closed: on a host with no OpenSSH server yet, install.sh installs it, so an sshd is
+    never there without the drop-in and the PAM block (a fresh Debian 12 in a container, whose
+    install_sshd step runs from this repository)."""
+    from support.images import ensure_debian_base
+
+    script = ("cd /src && source <(sed '$d' install.sh) && test ! -e /usr/sbin/sshd && "
+              "install_sshd && /usr/sbin/sshd -t && cat /etc/pam.d/sshd && "
+              "cat /etc/ssh/sshd_config.d/dockersh.conf")
+    proc = run(["docker", "run", "--rm", "-v", f"{REPO}:/src:ro", ensure_debian_base(),
+                "bash", "-c", script], timeout=600)
+    assert "install.sh: installed package(s): openssh-server" in proc.stdout
+    assert PAM_BEGIN in proc.stdout.splitlines()
+    assert "    PermitUserRC no" in proc.stdout.splitlines()
