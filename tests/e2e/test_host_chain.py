@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,14 +28,15 @@ from support.install import (
     USER_MANAGER_DROPIN,
     pam_with_block,
 )
+from support.ops import Dockersh
 from support.sshd import SshdFactory, SshServer, start_sshd
 from support.systemdhost import systemd_host, systemd_is_pid1
 from support.users import LinuxUser, UserFactory
 
 pytestmark = pytest.mark.e2e
+pytest_plugins = ["support.ops"]  # the dsh fixture: dockersh from this checkout, as root
 
 FRONT = "/usr/local/bin/dockersh"
-ENTRY = "/opt/dockersh/sbin/dockersh"
 AUDIT = Path("/var/log/dockersh/audit.jsonl")
 #: The command every login runs in the container.
 PROBE = "echo in-$((6*7))"
@@ -163,9 +163,9 @@ def test_the_static_front_ignores_the_loader_under_debians_stock_pam(
 # --- what doctor and enroll refuse -------------------------------------------------------------
 
 
-def doctor() -> list[str]:
-    proc = subprocess.run([ENTRY, "doctor"], capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL, check=False)
+def doctor(dsh: Dockersh) -> list[str]:
+    """`dockersh doctor` from this checkout, as root."""
+    proc = dsh("doctor")
     assert proc.stdout.endswith(("healthy\n", "found\n")), proc
     return proc.stdout.splitlines()
 
@@ -191,7 +191,8 @@ def sshd_match(tmp_path: Path) -> Iterator[Callable[[LinuxUser, str], None]]:
 
 
 def test_doctor_refuses_login_shells_that_read_the_users_files(
-    installed: object, make_user: UserFactory, sshd_match: Callable[[LinuxUser, str], None]
+    installed: object, dsh: Dockersh, make_user: UserFactory,
+    sshd_match: Callable[[LinuxUser, str], None],
 ) -> None:
     front = make_user()
     bash = make_user(shell="/bin/bash")
@@ -199,7 +200,7 @@ def test_doctor_refuses_login_shells_that_read_the_users_files(
     dash_alone = make_user(shell="/bin/sh")
     sshd_match(bash, f"ForceCommand {FRONT}")
     sshd_match(dash_forced, f"ForceCommand {FRONT}")
-    lines = doctor()
+    lines = doctor(dsh)
     assert fails_about(lines, front) == []
     assert fails_about(lines, dash_forced) == []
     for user, shell in ((bash, "/bin/bash"), (dash_alone, "/bin/sh")):
@@ -211,11 +212,11 @@ def test_doctor_refuses_login_shells_that_read_the_users_files(
 
 
 def test_command_keys_the_user_can_rewrite_are_refused(
-    installed: object, make_user: UserFactory, sshd_match: Callable[[LinuxUser, str], None],
-    tmp_path: Path,
+    installed: object, dsh: Dockersh, make_user: UserFactory,
+    sshd_match: Callable[[LinuxUser, str], None],
 ) -> None:
     member = make_user(key_options=f'no-pty,command="{FRONT}"')
-    lines = doctor()
+    lines = doctor(dsh)
     keys = member.home / ".ssh/authorized_keys"
     assert fails_about(lines, member) == [
         f"FAIL  {member.name}: a command= key in {keys}, which the user can rewrite from "
@@ -224,8 +225,7 @@ def test_command_keys_the_user_can_rewrite_are_refused(
         "block"]
     # enroll refuses such an account and leaves it as it was.
     outsider = make_user(shell="/bin/sh", in_dockersh=False, key_options=f'command="{FRONT}"')
-    proc = subprocess.run([ENTRY, "enroll", outsider.name], capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL, check=False)
+    proc = dsh("enroll", outsider.name)
     assert proc.returncode != 0 and proc.stdout == ""
     assert proc.stderr.startswith(f"dockersh: did not enroll {outsider.name}: "
                                   f"{outsider.name}: a command= key in "), proc.stderr
@@ -238,7 +238,7 @@ def test_command_keys_the_user_can_rewrite_are_refused(
     root_keys.write_text(keys.read_text())
     try:
         sshd_match(member, f"AuthorizedKeysFile {root_keys}")
-        assert fails_about(doctor(), member) == []
+        assert fails_about(doctor(dsh), member) == []
     finally:
         root_keys.unlink()
 
