@@ -117,7 +117,9 @@ def plant(user: LinuxUser, markers: Markers) -> Path:
 
 def login(server: SshServer, user: LinuxUser) -> None:
     proc = server.ssh(user, PROBE, timeout=120)
-    assert (proc.returncode, proc.stdout) == (0, b"in-42\n"), (proc, server.log_tail())
+    assert (proc.returncode, proc.stdout) == (0, b"in-42\n"), (
+        f"{user.name} ({user.shell}): exit {proc.returncode}, stdout {proc.stdout[-500:]!r}, "
+        f"stderr {proc.stderr[-500:]!r}\n{server.log_tail(15)}")
 
 
 def last_remote(user: LinuxUser) -> str:
