@@ -50,16 +50,17 @@ static int tz_ok(const char *value) {
     return *value != '/' || strncmp(value, ZONEINFO, sizeof ZONEINFO - 1) == 0;
 }
 
-static int keep(const char *entry) {
+/* Whether to keep this NAME=VALUE: in the first pass the fixed names, in the second the LC_*
+ * categories (so that a client's many LC_ variables never crowd out the session's own). */
+static int keep(const char *entry, int pass) {
     const char *eq = strchr(entry, '=');
     if (!eq) return 0;
     size_t len = (size_t)(eq - entry);
     const char *value = eq + 1;
+    if (pass == 1) return locale_category(entry, len) && !strpbrk(value, "/%");
     if (named(entry, len, passed)) return 1;
     if (len == 2 && memcmp(entry, "TZ", 2) == 0) return tz_ok(value);
-    if (named(entry, len, checked) || locale_category(entry, len))
-        return !strpbrk(value, "/%");
-    return 0;
+    return named(entry, len, checked) && !strpbrk(value, "/%");
 }
 
 /* Is a variable of this name already in env[0..n)? The first one wins, as getenv's does. */
@@ -88,8 +89,9 @@ int main(int argc, char **argv) {
     int n = 0;
     int root = geteuid() == 0;
     if (root) env[n++] = ROOT_PATH;
-    for (char **ep = environ; ep && *ep && n < MAX_KEPT; ep++)
-        if (keep(*ep) && !seen(env, n, *ep)) env[n++] = *ep;
+    for (int pass = 0; pass < 2; pass++)
+        for (char **ep = environ; ep && *ep && n < MAX_KEPT; ep++)
+            if (keep(*ep, pass) && !seen(env, n, *ep)) env[n++] = *ep;
     env[n] = 0;
 
     /* argv[0] of an interactive login is "-dockersh": the entry needs only the arguments. */
