@@ -5,6 +5,7 @@ dockersh runs as root from this checkout with the test's own config (support/ops
 
 from __future__ import annotations
 
+import calendar
 import grp
 import os
 import pwd
@@ -389,7 +390,31 @@ def test_audit_records_every_session_start_and_end(dsh: Dockersh, make_user: Use
         assert record["uid"] == user.uid
         assert record["remote"] == "127.0.0.9:50123"
         assert record["container"] == container_name(user)
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", record["time"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["time"])
+
+
+def test_audit_time_is_utc_whatever_tz_the_session_brings(dsh: Dockersh,
+                                                         make_user: UserFactory) -> None:
+    user = make_user()
+    assert dsh.login(user, "true", env={"TZ": "EST5"}).returncode == 0
+    for record in dsh.audit_records(user):
+        stamp = time.strptime(record["time"], "%Y-%m-%dT%H:%M:%SZ")
+        assert abs(calendar.timegm(stamp) - time.time()) < 120, record  # UTC, not 5 h off
+
+
+@pytest.mark.parametrize("mode", ["docker", "nsenter"])
+def test_a_session_whose_start_cannot_be_audited_does_not_start(
+        dsh: Dockersh, make_user: UserFactory, mode: str) -> None:
+    """Fail closed: the audit file unwritable (a directory in its place) refuses the session
+    before its command runs, in one line."""
+    dsh.write(f'[session]\nexec = "{mode}"\n')
+    dsh.audit.mkdir()
+    user = make_user()
+    proc = dsh.login(user, "touch ~/ran")
+    assert (proc.returncode, proc.stdout) == (125, ""), proc.stderr
+    assert proc.stderr == (f"dockersh: cannot write the audit file {dsh.audit} (Is a directory); "
+                           "refusing to start the session\n")
+    assert not (user.home / "ran").exists()
 
 
 def test_gc_removes_image_probes_left_by_a_killed_login(

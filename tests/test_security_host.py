@@ -523,6 +523,30 @@ def test_lock_timeout(installed: Installation, make_user: UserFactory,
     assert containers_of(user.name) == []
 
 
+@pytest.mark.parametrize("limit", ["-S -f 1", "-f 1"])
+def test_the_users_rlimits_cannot_suppress_audit_records(
+        dockersh_config: ConfigWriter, make_user: UserFactory, tmp_path: Path,
+        limit: str) -> None:
+    """sudo passes the user's limits to the root side: with `ulimit -f 1` an append to an audit
+    file over 1 KiB failed (EFBIG) and was dropped, and the session ran unrecorded. The limits
+    go back up at entry; a hard limit root cannot raise (no CAP_SYS_RESOURCE) fails closed."""
+    audit = tmp_path / "audit.jsonl"
+    audit.write_text("{}\n" * 2048)  # 6 KiB: past the 1 KiB `ulimit -f 1` allows
+    dockersh_config(DEFAULT_TEST_CONFIG + f'[audit]\nfile = "{audit}"\n')
+    user = make_user()
+    done = as_user(user, ["-c", f"ulimit {limit} && exec {FRONT} -c 'touch ~/ran'"],
+                   program="/bin/sh", env={"PATH": "/usr/bin:/bin", "TZ": "EST5"})
+    records = [json.loads(line) for line in audit.read_text().splitlines()[2048:]]
+    if (user.home / "ran").exists():
+        assert done.returncode == 0, done
+        assert [r["event"] for r in records] == ["session-start", "session-end"]
+        assert all(r["time"].endswith("Z") for r in records)  # TZ came through sudo
+    else:
+        assert limit == "-f 1", done  # only a hard limit may stop the session
+        assert one_error_line(done).endswith("(File too large); refusing to start the session")
+        assert records == []
+
+
 def test_wrong_password_for_another_user(dockersh_config: ConfigWriter, make_user: UserFactory,
                                          host_marker: Path) -> None:
     """`dockersh --user B` by A: B's password through PAM; a wrong one ends it cleanly."""

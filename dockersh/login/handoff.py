@@ -78,29 +78,37 @@ def run(session: dict[str, Any], user: User, container: dict[str, Any], command:
         print(session["banner"], file=sys.stderr, flush=True)
     for sig in (_signal.SIGINT, _signal.SIGQUIT):
         _signal.signal(sig, _signal.SIG_IGN)
+    if session["exec"] != "nsenter":
+        refuse_non_utf8(argv, env)
+    # Before anything starts: a session whose start cannot be recorded does not start.
+    record = start_record(session, user, container, command, environ)
     began = time.time()
     failure = ""
     if session["exec"] == "nsenter":
-        code, record, failure = enter(session, user, container, command, environ,
-                                      container_env(container, env), argv)
+        code, failure = enter(session, container, container_env(container, env), argv)
     else:
         from dockersh.backend.docker import attach
         from dockersh.backend.docker.engine import Engine
 
-        records = []
-
-        def started() -> None:  # written while the engine starts the command
-            records.append(start_record(session, user, container, command, environ))
-
         try:
             code = attach.run(Engine(str(session["docker_host"])), container["Id"], argv,
                               f"{session['uid']}:{session['gid']}", str(session["home"]), env,
-                              tty, started)
+                              tty)
         except DockershError as exc:  # the engine failed us mid-way: still end the record
             failure, code = exc.message, 125
-        record = records[0] if records else start_record(session, user, container, command,
-                                                         environ)
     finish(session, container, record, code, began, sessions_fd, failure)
+
+
+def refuse_non_utf8(argv: list[str], env: list[tuple[str, str]]) -> None:
+    """docker mode: the Engine API carries text as JSON, which is UTF-8, so a byte that is not
+    (kept by Python as a surrogate) would reach the container as U+FFFD: another command.
+    Refused in one line instead; nsenter mode passes the bytes exactly."""
+    for what, text in [("the command", " ".join(argv)), *((f"variable {k}", v) for k, v in env)]:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DockershError(f"{what} is not valid UTF-8, which docker mode cannot pass "
+                                'exactly; use UTF-8 (or [session] exec = "nsenter")') from None
 
 
 def container_env(container: dict[str, Any], env: list[tuple[str, str]]) -> dict[str, str]:
@@ -110,12 +118,11 @@ def container_env(container: dict[str, Any], env: list[tuple[str, str]]) -> dict
     return {**base, **dict(env)}
 
 
-def enter(session: dict[str, Any], user: User, container: dict[str, Any], command: str | None,
-          environ: Mapping[str, str], env: dict[str, str],
-          argv: list[str]) -> tuple[int, dict[str, Any], str]:
+def enter(session: dict[str, Any], container: dict[str, Any], env: dict[str, str],
+          argv: list[str]) -> tuple[int, str]:
     """nsenter mode: through the container's spare when there is one and no terminal, else
-    directly (then leaving a spare for the next login). Returns the exit code, the start record
-    and what went wrong (or "")."""
+    directly (then leaving a spare for the next login). Returns the exit code and what went
+    wrong (or "")."""
     use_spare = session["spare"] and not any(os.isatty(fd) for fd in (0, 1, 2))
     if use_spare:
         from dockersh.enter import spare
@@ -125,8 +132,7 @@ def enter(session: dict[str, Any], user: User, container: dict[str, Any], comman
         if forked is not None:
             for sig in (_signal.SIGHUP, _signal.SIGTERM):
                 _signal.signal(sig, forked.forward)
-            record = start_record(session, user, container, command, environ)
-            return forked.wait(), record, forked.failure
+            return forked.wait(), forked.failure
     from dockersh.enter import nsenter
 
     target = nsenter.Target(container, session, env, argv)
@@ -136,8 +142,7 @@ def enter(session: dict[str, Any], user: User, container: dict[str, Any], comman
         from dockersh.enter import spare
 
         spare.start(target, str(container["Id"]))
-    record = start_record(session, user, container, command, environ)
-    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), record, ""
+    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), ""
 
 
 def spawn(enter: Any) -> int:

@@ -26,7 +26,6 @@ TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     import signal as _signal
     from _socket import socket
-    from collections.abc import Callable
     from typing import Any
 else:
     import _signal  # signal without the enum import (8 ms)
@@ -159,14 +158,12 @@ def signal_command(engine: Engine, exec_id: str, container_id: str, signum: int)
 
 
 def run(engine: Engine, container_id: str, argv: list[str], user: str, workdir: str,
-        env: list[tuple[str, str]], tty: bool, started: Callable[[], None]) -> int:
-    """The exec, its bytes and its exit code; ``started`` is called once the engine is
-    starting the command."""
+        env: list[tuple[str, str]], tty: bool) -> int:
+    """The exec, its bytes and its exit code."""
     exec_id = str(engine.call("POST", f"/containers/{container_id}/exec",
                               exec_config(argv, user, workdir, env, tty),
                               what="cannot start the session")["Id"])
     sock, early = engine.hijack(f"/exec/{exec_id}/start", {"Detach": False, "Tty": tty})
-    started()
 
     def hang_up(signum: int, _frame: object) -> None:
         """SSH went away: the command in the container gets the signal, as a host shell would."""
