@@ -417,6 +417,20 @@ def test_a_session_whose_start_cannot_be_audited_does_not_start(
     assert not (user.home / "ran").exists()
 
 
+def test_the_containers_log_on_the_host_is_bounded(dsh: Dockersh, make_user: UserFactory) -> None:
+    """The init's stdout is the user's to write (/proc/1/fd/1), and the engine keeps it on the
+    host's disk: 40 MB written leave at most [container] log_size there."""
+    dsh.write(log_size="1m")
+    user = make_user()
+    proc = dsh.login(user, "yes 0123456789abcdef | head -c 40000000 > /proc/1/fd/1")
+    assert proc.returncode == 0, proc.stderr
+    info = inspect(container_name(user))
+    assert info is not None
+    assert info["HostConfig"]["LogConfig"] == {
+        "Type": "json-file", "Config": {"max-size": str(2**20), "max-file": "1"}}
+    assert os.stat(info["LogPath"]).st_size <= 2**20 + 64 * 1024
+
+
 def test_gc_removes_image_probes_left_by_a_killed_login(
     docker_engine: Any, test_image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -60,6 +60,7 @@ class ContainerConfig:
     memory: str = opt("2g", "size")
     cpus: float = opt(1.0, "float")
     pids_limit: int = opt(512, "int")
+    log_size: str = opt("10m", "size")
     network: str = opt("bridge", "str")
     cap_add: tuple[str, ...] = opt((), "caps")
     read_only: bool = opt(False, "bool")
