@@ -13,7 +13,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -429,6 +429,38 @@ def test_the_containers_log_on_the_host_is_bounded(dsh: Dockersh, make_user: Use
     assert info["HostConfig"]["LogConfig"] == {
         "Type": "json-file", "Config": {"max-size": str(2**20), "max-file": "1"}}
     assert os.stat(info["LogPath"]).st_size <= 2**20 + 64 * 1024
+
+
+@pytest.fixture
+def extra_group() -> Iterator[tuple[str, int]]:
+    name = f"dg{os.urandom(3).hex()}"
+    run(["groupadd", name])
+    yield name, grp.getgrnam(name).gr_gid
+    run(["groupdel", name])
+
+
+def test_a_revoked_group_never_reaches_a_new_session(dsh: Dockersh, make_user: UserFactory,
+                                                     extra_group: tuple[str, int]) -> None:
+    """docker mode: an exec gets the container's GroupAdd, fixed when it was created. While a
+    session keeps that container (it cannot be recreated), a new docker-mode session is refused
+    rather than handed a group the admin took away; nsenter mode sets the current groups."""
+    name, gid = extra_group
+    user = make_user(groups=[name])
+    assert str(gid) in dsh.login(user, "id -G").stdout.split()
+    live = dsh.spawn(user, "sleep 60")
+    try:
+        wait_until(lambda: bool(dsh.ls().get(user.name, {}).get("sessions")), 20, "a session")
+        run(["gpasswd", "-d", user.name, name])
+        proc = dsh.login(user, "id -G")
+        assert (proc.returncode, proc.stdout) == (125, ""), proc.stdout
+        assert proc.stderr.startswith("dockersh: your container still has a group you were "
+                                      f"removed from ({gid})"), proc.stderr
+        dsh.write('[session]\nexec = "nsenter"\n')
+        proc = dsh.login(user, "id -G")
+        assert proc.returncode == 0, proc.stderr
+        assert str(gid) not in proc.stdout.split()
+    finally:
+        dsh.end(live)
 
 
 def test_gc_removes_image_probes_left_by_a_killed_login(

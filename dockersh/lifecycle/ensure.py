@@ -64,6 +64,20 @@ def is_stale(engine: Engine, container: dict[str, Any], session: dict[str, Any])
     return image_id is not None and image_id != container["Image"]
 
 
+def refuse_revoked_groups(container: dict[str, Any], session: dict[str, Any]) -> None:
+    """docker mode: an exec gets the container's GroupAdd, fixed at create, and a container
+    with live sessions cannot be recreated. A group the account has lost must not reach a new
+    session, so it is refused (nsenter mode sets the current groups itself)."""
+    if session["exec"] == "nsenter":
+        return
+    kept = set(container["HostConfig"].get("GroupAdd") or []) - {str(g) for g in session["groups"]}
+    if kept:
+        raise DockershError(
+            f"your container still has a group you were removed from ({', '.join(sorted(kept))}) "
+            "and sessions keep it running; end your other sessions and log in again, or ask "
+            f"the administrator to run `dockersh restart {session['user']}`")
+
+
 def ensure(engine: Engine, user: User, session: dict[str, Any], config_path: str,
            container: dict[str, Any] | None, sessions_fd: int) -> dict[str, Any]:
     """Return the inspect data of the user's running container; hold ``sessions_fd`` shared."""
@@ -76,6 +90,7 @@ def ensure(engine: Engine, user: User, session: dict[str, Any], config_path: str
                 remove(engine, name)
                 container = None
             else:
+                refuse_revoked_groups(container, session)
                 say("the configuration of your container changed; it applies after your last "
                     "session ends")
     if container is None:
