@@ -704,3 +704,20 @@ def test_config_errors_stay_one_printable_line(home: Path, text: str) -> None:
     own(f)
     _, warnings = user_layer(home)
     assert len(warnings) == 1 and warnings[0].isprintable(), warnings
+
+
+def test_an_end_record_the_audit_file_refuses_goes_to_syslog(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session already ran: its end is never dropped silently, syslog gets it instead."""
+    import syslog
+
+    from dockersh.login import audit
+
+    said: list[tuple[int, str]] = []
+    monkeypatch.setattr(syslog, "syslog", lambda priority, line: said.append((priority, line)))
+    audit.write({"audit_file": str(tmp_path), "audit_syslog": False},
+                {"user": "alice", "event": "session-end"})
+    assert len(said) == 1 and said[0][0] == syslog.LOG_ERR
+    problem, _, line = said[0][1].partition("; the record: ")
+    assert problem == f"cannot write the audit file {tmp_path} (Is a directory)"
+    assert line.endswith('"user":"alice","event":"session-end"}')

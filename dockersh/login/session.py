@@ -54,6 +54,7 @@ def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: st
     engine = Engine(str(session["docker_host"]))
     lock_path, sessions_path = locks.paths(user.name)
     lock_fd = locks.acquire(lock_path, fcntl.LOCK_EX, float(session["lock_timeout"]))
+    output = None
     try:
         sessions_fd = locks.open_lock(sessions_path)
         container, image = engine.gets(container_path(str(session["name"])),
@@ -63,9 +64,15 @@ def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: st
         else:
             from dockersh.lifecycle import ensure
 
+            # Its notices and progress go to a stderr that cannot block while the lock is held.
+            output = locks.HeldOutput()
+            saved, sys.stderr = sys.stderr, output
             container = ensure.ensure(engine, user, session, config_path, container,
-                                         sessions_fd)
+                                      sessions_fd)
     finally:
         locks.release(lock_fd)
+        if output is not None:
+            sys.stderr = saved
+            output.release()
     assert container is not None
     handoff.run(session, user, container, inv.command, inv.args, environ, sessions_fd)
