@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -461,6 +462,53 @@ def test_a_revoked_group_never_reaches_a_new_session(dsh: Dockersh, make_user: U
         assert str(gid) not in proc.stdout.split()
     finally:
         dsh.end(live)
+
+
+def test_a_login_never_blocks_on_its_stderr_while_it_holds_the_lock(
+        dsh: Dockersh, make_user: UserFactory) -> None:
+    """The session's stderr full (a client that never reads): a login whose container must be
+    recreated says so with the user's lock held, and blocked there, so `dockersh stop` timed
+    out. Now it finishes its work and releases the lock first (through sshd: test_security_host)."""
+    dsh.write('[docker]\nlock_timeout = "3s"\n')
+    user = make_user()
+    assert dsh.login(user).returncode == 0
+    before = inspect(container_name(user))
+    dsh.write('[docker]\nlock_timeout = "3s"\n', memory="512m")  # stale: recreated, with a notice
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        while True:
+            os.write(w, b"x" * 4096)
+    except BlockingIOError:
+        pass
+    os.set_blocking(w, True)
+    login = subprocess.Popen(dsh.argv("--user", user.name, "-c", "true"), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=w, start_new_session=True,
+                             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    os.close(w)
+    try:
+        wait_until(lambda: "pipe_write" in Path(f"/proc/{login.pid}/wchan").read_text(), 30,
+                   "the login blocked writing")  # anon_pipe_write on newer kernels
+        stop = dsh("stop", user.name)
+        assert stop.returncode == 0, stop.stderr
+        after = inspect(container_name(user))
+        assert before is not None and after is not None and after["Id"] != before["Id"]
+    finally:
+        os.close(r)  # the login gets EPIPE and ends
+        login.wait(timeout=60)
+
+
+@pytest.mark.parametrize("mode", ["docker", "nsenter"])
+def test_command_bytes_that_are_not_utf8_pass_exactly_or_are_refused(
+        dsh: Dockersh, make_user: UserFactory, mode: str) -> None:
+    dsh.write(f'[session]\nexec = "{mode}"\n')
+    user = make_user()
+    proc = dsh.login(user, "printf '\udcff' | od -An -tx1")  # surrogateescape: the byte 0xff
+    if mode == "nsenter":
+        assert (proc.returncode, proc.stdout.split()) == (0, ["ff"]), proc.stderr
+    else:
+        assert (proc.returncode, proc.stdout) == (125, ""), proc.stdout
+        assert proc.stderr.startswith("dockersh: the command is not valid UTF-8")
 
 
 def test_gc_removes_image_probes_left_by_a_killed_login(
