@@ -578,7 +578,7 @@ def blocked_writing(uid: int, timeout: float = 30) -> int:
                 wchan = Path(f"/proc/{pid}/wchan").read_text()
             except OSError:
                 continue
-            if f"SUDO_UID={uid}".encode() in environ and "pipe_write" in wchan:  # anon_pipe_write lately
+            if f"SUDO_UID={uid}".encode() in environ and "pipe_write" in wchan:  # anon_pipe_write
                 return int(pid)
         time.sleep(0.1)
     raise AssertionError(f"no dockersh for uid {uid} blocked writing")
