@@ -530,10 +530,10 @@ def test_the_users_rlimits_cannot_suppress_audit_records(
         dockersh_config: ConfigWriter, make_user: UserFactory, tmp_path: Path,
         limit: str) -> None:
     """sudo passes the user's limits to the root side: with `ulimit -f 1` an append to an audit
-    file over 1 KiB failed (EFBIG) and was dropped, and the session ran unrecorded. The limits
+    file past the limit failed (EFBIG) and was dropped, and the session ran unrecorded. The limits
     go back up at entry; a hard limit root cannot raise (no CAP_SYS_RESOURCE) fails closed."""
     audit = tmp_path / "audit.jsonl"
-    audit.write_text("{}\n" * 2048)  # 6 KiB: past the 1 KiB `ulimit -f 1` allows
+    audit.write_text("{}\n" * 2048)  # 6 KiB: past the 512 bytes of dash's `ulimit -f 1`
     dockersh_config(DEFAULT_TEST_CONFIG + f'[audit]\nfile = "{audit}"\n')
     user = make_user()
     done = as_user(user, ["-c", f"ulimit {limit} && exec {FRONT} -c 'touch ~/ran'"],
@@ -545,7 +545,8 @@ def test_the_users_rlimits_cannot_suppress_audit_records(
         assert all(r["time"].endswith("Z") for r in records)  # TZ came through sudo
     else:
         assert limit == "-f 1", done  # only a hard limit may stop the session
-        assert one_error_line(done).endswith("(File too large); refusing to start the session")
+        assert one_error_line(done) == ("dockersh: the file size limit (ulimit -f) is 512 bytes "
+                                        "and cannot be raised here; log in without it")  # dash
         assert records == []
 
 

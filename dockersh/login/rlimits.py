@@ -5,13 +5,15 @@ set: ``ulimit -f 1`` before the login would make every audit write fail, ``ulimi
 ``-v`` would break the monitor at a moment the user chooses. Before anything is written, each
 limit goes back up: to unlimited (the engine's default for docker exec too), or where that is
 not the right value, to a floor. A hard limit the user lowered can only be raised with
-CAP_SYS_RESOURCE; without it the soft limit goes up to the hard one, and a login whose limits
-are still too low fails closed (the audit start record cannot be written, say).
+CAP_SYS_RESOURCE; without it the soft limit goes up to the hard one, and a file size limit that
+stays is refused in one line (audit records and state files would be cut short).
 """
 
 from __future__ import annotations
 
 import resource
+
+from dockersh.errors import DockershError
 
 INFINITY = resource.RLIM_INFINITY
 
@@ -36,6 +38,9 @@ def reset() -> None:
         try:
             resource.setrlimit(limit, (want, want if below(hard, want) else hard))
         except (OSError, ValueError):  # no CAP_SYS_RESOURCE: as far as the hard limit goes
+            if limit == resource.RLIMIT_FSIZE:  # every file written would be cut short
+                raise DockershError(f"the file size limit (ulimit -f) is {hard} bytes and "
+                                    "cannot be raised here; log in without it") from None
             resource.setrlimit(limit, (hard, hard))
 
 
