@@ -17,9 +17,11 @@ demo_user=dockersh-demo
 sudoers=/etc/sudoers.d/dockersh
 sshd_dropin=/etc/ssh/sshd_config.d/dockersh.conf
 sshd_include='Include /etc/ssh/sshd_config.d/*.conf'
-units=(dockersh-gc.service dockersh-gc.timer)
+units=(dockersh-gc.service dockersh-gc.timer dockersh-web.service)
 pam_sshd=/etc/pam.d/sshd
 user_manager_dropin=/etc/systemd/system/user@.service.d/dockersh.conf
+web_user=dockersh-web
+web_dir=/etc/dockersh/web
 
 usage() {
     cat <<EOF
@@ -140,7 +142,8 @@ install_venv() {
     fi
     # setuptools reuses ./build: a module deleted since the last install would come back.
     rm -rf "$src/build"
-    "$venv/bin/python3" -m pip install -q --disable-pip-version-check --upgrade "$src"
+    # [web]: aiohttp, for `dockersh web` only (never imported at login).
+    "$venv/bin/python3" -m pip install -q --disable-pip-version-check --upgrade "${src}[web]"
     printf '%s\n' "$digest" >"$stamp"
     say "installed dockersh $("$venv/bin/python3" -I -c 'import dockersh; print(dockersh.__version__)') into $venv"
 }
@@ -192,6 +195,34 @@ ensure_group() {
         groupadd --system "$group"
         say "created group $group"
     fi
+}
+
+# dockersh web: the unprivileged account its HTTPS server runs as, and a self-signed certificate
+# when the admin has none at the default path ([web] certificate and key point elsewhere).
+install_web() {
+    if id "$web_user" >/dev/null 2>&1; then
+        say "user $web_user exists"
+    else
+        useradd --system --user-group --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin "$web_user"
+        say "created system user $web_user"
+    fi
+    command -v openssl >/dev/null || apt_install openssl
+    install -d -o root -g root -m 0755 "$web_dir"
+    if [ -e "$web_dir/cert.pem" ] || [ -e "$web_dir/key.pem" ]; then
+        say "kept $web_dir/cert.pem and key.pem"
+    else
+        local name
+        name=$(hostname -f 2>/dev/null || hostname)
+        (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -days 825 -subj "/CN=$name" \
+            -addext "subjectAltName=DNS:$name,DNS:localhost,IP:127.0.0.1,IP:::1" \
+            -keyout "$web_dir/key.pem" -out "$web_dir/cert.pem" 2>/dev/null) ||
+            die "openssl could not make a self-signed certificate in $web_dir"
+        chmod 0644 "$web_dir/cert.pem"
+        say "made a self-signed certificate for dockersh web: $web_dir/cert.pem"
+    fi
+    say "dockersh web certificate SHA-256 fingerprint $(openssl x509 -noout -fingerprint -sha256 -in "$web_dir/cert.pem" | cut -d= -f2)"
 }
 
 install_config() {
@@ -330,6 +361,7 @@ install_user_manager_dropin() {
 install_timer() {
     if ! systemd_booted; then
         say "systemd is not PID 1: no gc timer; run '$front gc' from cron every 15 minutes"
+        say "and no dockersh-web.service: run '$front web' from your service manager"
         return
     fi
     local unit any=no
@@ -340,6 +372,12 @@ install_timer() {
     [ "$any" = no ] || systemctl daemon-reload
     systemctl enable --now --quiet dockersh-gc.timer
     say "enabled dockersh-gc.timer"
+    if [ "$(systemctl is-enabled dockersh-web.service 2>/dev/null)" = enabled ]; then
+        [ "$any" = no ] || systemctl try-restart dockersh-web.service
+        say "dockersh-web.service is enabled"
+    else
+        say "installed dockersh-web.service, not enabled (systemctl enable --now dockersh-web)"
+    fi
 }
 
 build_image() {
@@ -381,6 +419,7 @@ do_install() {
     install_programs
     ensure_group
     install_config
+    install_web
     install_sudoers
     put_file 644 "$src/etc/pam.d/dockersh" /etc/pam.d/dockersh
     install_sshd
@@ -394,6 +433,7 @@ do_install() {
 dockersh is installed. Enroll a user (login shell + group):
     usermod -s $front -aG $group alice      (or: $front enroll alice)
 Global config: /etc/dockersh/dockersh.toml (check it with: $front config check)
+Web terminal (off): $front web --listen 127.0.0.1:8022, or systemctl enable --now dockersh-web
 Remove: $src/install.sh --uninstall [--purge]
 EOF
     if [ "$demo" = yes ]; then run_demo; fi
@@ -406,7 +446,7 @@ do_uninstall() {
     # The boundary first: from here on nobody gets in.
     remove "$sudoers"
     if systemd_booted; then
-        systemctl disable --now --quiet dockersh-gc.timer 2>/dev/null || true
+        systemctl disable --now --quiet dockersh-gc.timer dockersh-web.service 2>/dev/null || true
         for unit in "${units[@]}"; do remove "/etc/systemd/system/$unit"; done
         systemctl daemon-reload
     fi
@@ -440,6 +480,9 @@ do_uninstall() {
             fi
         fi
         remove /etc/dockersh /var/log/dockersh
+        if id "$web_user" >/dev/null 2>&1 && userdel "$web_user"; then
+            say "removed system user $web_user"
+        fi
         if ! getent group "$group" >/dev/null; then
             :
         elif groupdel "$group"; then
@@ -448,7 +491,7 @@ do_uninstall() {
             say "kept group $group: groupdel refused (the primary group of a user?)"
         fi
     else
-        say "kept /etc/dockersh, /var/log/dockersh, group $group, containers and $image (--purge removes them)"
+        say "kept /etc/dockersh (and $web_dir), /var/log/dockersh, group $group, user $web_user, containers and $image (--purge removes them)"
     fi
     local left
     left=$(getent passwd | awk -F: -v s="$front" '$7 == s { printf "%s ", $1 }')

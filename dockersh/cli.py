@@ -19,6 +19,7 @@ admin (root only):
        dockersh ls [--json] | stop USER | restart USER | rm USER
        dockersh gc [--idle DURATION] [--dry-run] [USER...] | pull [--all] | doctor
        dockersh enroll USER | unenroll USER
+       dockersh web [--listen ADDR:PORT]  the HTTPS web terminal and API (foreground)
 options (root only): --config PATH, --debug (tracebacks)
 """
 

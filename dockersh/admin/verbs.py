@@ -102,9 +102,18 @@ def verb_unenroll(p: Parser) -> Handler:
     return lambda a, path: unenroll(a.user, a.shell)
 
 
+def verb_web(p: Parser) -> Handler:
+    p.add_argument("--listen", metavar="ADDR:PORT", help="instead of [web] listen")
+
+    from dockersh.web import main
+
+    return lambda a, path: main.run(path, a.listen)
+
+
 VERBS: dict[str, Callable[[Parser], Handler]] = {
     "ls": verb_ls, "stop": verb_stop, "restart": verb_restart, "rm": verb_rm, "gc": verb_gc,
     "pull": verb_pull, "doctor": verb_doctor, "enroll": verb_enroll, "unenroll": verb_unenroll,
+    "web": verb_web,
 }
 
 

@@ -105,6 +105,22 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """``dockersh web``: the HTTPS terminal and API (read only by that verb, never at login)."""
+
+    listen: str = opt("0.0.0.0:8022", "str")
+    certificate: str = opt("/etc/dockersh/web/cert.pem", "path")
+    key: str = opt("/etc/dockersh/web/key.pem", "path")
+    user: str = opt("dockersh-web", "str")
+    idle_timeout: str = opt("30m", "duration")
+    session_timeout: str = opt("12h", "duration")
+    reconnect_grace: str = opt("60s", "duration")
+    max_failures: int = opt(5, "int")
+    failure_window: str = opt("15m", "duration")
+    lockout: str = opt("15m", "duration")
+
+
+@dataclass(frozen=True)
 class SecurityConfig:
     dangerously_allow_host_access: bool = opt(False, "bool")
 
@@ -116,6 +132,7 @@ class Config:
     user_config: UserConfigPolicy = field(default_factory=UserConfigPolicy)
     docker: DockerConfig = field(default_factory=DockerConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
 
 

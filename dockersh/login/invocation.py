@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 #: Admin verbs: the first argument, when it is one of these, names a root-only action.
 VERBS = frozenset(
-    {"config", "ls", "stop", "restart", "rm", "gc", "pull", "doctor", "enroll", "unenroll"}
+    {"config", "ls", "stop", "restart", "rm", "gc", "pull", "doctor", "enroll", "unenroll",
+     "web"}
 )
 
 #: ``-c`` strings that mean "dockersh was set as the forced command" (sshd runs ForceCommand and
