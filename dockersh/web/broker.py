@@ -24,14 +24,13 @@ import threading
 import time
 from typing import Any
 
-from dockersh import identity
 from dockersh.errors import DockershError
+from dockersh.login import identity
+from dockersh.paths import ENTRY, GROUP
 from dockersh.web import channel, pamconv
 from dockersh.web.limiter import Limiter
 
-ENTRY = "/opt/dockersh/sbin/dockersh"
 SETSID = "/usr/bin/setsid"
-GROUP = "dockersh"
 #: How long a prompt waits for the browser's answer.
 ANSWER_TIMEOUT = 120.0
 #: PAM conversations at once (each is a thread, and pam_faildelay holds it for seconds).

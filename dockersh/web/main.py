@@ -16,8 +16,9 @@ import signal
 import socket
 import ssl
 
-from dockersh import config, pipeline, units
+from dockersh.config import schema, units
 from dockersh.errors import DockershError
+from dockersh.plan import pipeline
 from dockersh.web import channel
 from dockersh.web.broker import Broker
 from dockersh.web.limiter import Limiter
@@ -76,8 +77,8 @@ def run(config_path: str, listen: str | None) -> int:
         from dockersh.web import server
     except ImportError as exc:  # aiohttp is the optional extra "web"
         raise DockershError(f"dockersh web needs aiohttp ({exc}); run install.sh") from None
-    base, _, _ = config.validate_global(pipeline.read_global(config_path), config_path)
-    web = config.build(config.merge([base])).web
+    base, _, _ = schema.validate_global(pipeline.read_global(config_path), config_path)
+    web = schema.build(schema.merge([base])).web
     host, port = parse_listen(listen or web.listen)
     try:
         account = pwd.getpwnam(web.user)

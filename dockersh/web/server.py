@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from dockersh.config import WebConfig
+from dockersh.config.schema import WebConfig
 from dockersh.web import api, pages
 from dockersh.web.client import BrokerClient, BrokerGone, Conversation
 from dockersh.web.sessions import COOKIE, COOKIE_FLAGS, LOGIN_COOKIE, WebSession, same

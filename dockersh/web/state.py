@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockersh.config import WebConfig
+from dockersh.config.schema import WebConfig
 from dockersh.web.client import BrokerClient, BrokerGone, Conversation
 from dockersh.web.main import seconds
 from dockersh.web.sessions import COOKIE, BasicCache, Sessions, WebSession

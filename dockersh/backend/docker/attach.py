@@ -196,5 +196,8 @@ def run(engine: Engine, container_id: str, argv: list[str], user: str, workdir: 
         if saved is not None:
             import termios
 
-            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+            try:
+                termios.tcsetattr(0, termios.TCSADRAIN, saved)
+            except termios.error:  # the terminal hung up (EIO): nothing to restore, still
+                pass  # end the session's record with its exit code
     return exit_code(engine, exec_id)
