@@ -21,6 +21,15 @@ from support.cmd import tail  # noqa: E402
 from support.sshd import DROPIN, RUNNING, SshdFactory, SshServer, start_sshd  # noqa: E402
 from support.terminal import TmuxTerminal  # noqa: E402
 from support.users import MADE, UserFactory, UserMaker  # noqa: E402
+from support.web import (  # noqa: E402
+    RUNNING_WEB,
+    Browsers,
+    WebServer,
+    free_port,
+    make_certificate,
+    start_web,
+    web_config,
+)
 
 pytest_plugins = ["pytester"]
 
@@ -178,6 +187,38 @@ def tmux_terminal(tmp_path: Path) -> Iterator[Callable[..., TmuxTerminal]]:
         terminal.close()
 
 
+# --- dockersh web ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def web_server(
+    dockersh_config: Callable[..., Path], tmp_path: Path
+) -> Iterator[Callable[..., WebServer]]:
+    """web_server(extra="") -> the installed `dockersh web` on 127.0.0.1 and a free port, with
+    a certificate of its own and ``extra`` TOML lines in its [web] table. Stopped afterwards."""
+    servers: list[WebServer] = []
+
+    def start(extra: str = "") -> WebServer:
+        cert, key = make_certificate(tmp_path)
+        dockersh_config(install.DEFAULT_TEST_CONFIG + web_config(cert, key, extra))
+        server = start_web(tmp_path, free_port())
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browsers]:
+    """browser(width, height) -> a headless Chromium (Selenium) trusting web_server's
+    certificate; screenshots go to support.web.ARTIFACTS when the test fails."""
+    browsers = Browsers(tmp_path, tmp_path / "cert.pem")
+    yield browsers
+    browsers.quit_all()
+
+
 # --- Failure report -------------------------------------------------------------------------
 
 
@@ -199,6 +240,12 @@ def _failure_report(item: pytest.Item) -> str:
         parts.extend(lines[-30:])
     else:
         parts.append(f"--- {audit}\n{tail(audit, 20)}")
+    browsers = getattr(item, "funcargs", {}).get("browser")
+    if isinstance(browsers, Browsers):
+        saved = browsers.save_artifacts(item.name)
+        parts.append("--- browser artifacts: " + (" ".join(map(str, saved)) or "none"))
+    for web in RUNNING_WEB:
+        parts.append(f"--- dockersh web log {web.log}\n{web.log_tail()}")
     dockerd_log = Path("/var/log/dockerd.log")
     problems = [line for line in tail(dockerd_log, 300).splitlines()
                 if "level=error" in line or "level=fatal" in line]

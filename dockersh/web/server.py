@@ -248,7 +248,8 @@ async def main(listener: socket.socket, context: ssl.SSLContext, sock: socket.so
                web_config: WebConfig) -> None:
     broker = BrokerClient(sock)
     app = make_app(broker, web_config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
+                           handler_cancellation=True)
     await runner.setup()
     await web.SockSite(runner, listener, ssl_context=context).start()
     stop = asyncio.Event()
