@@ -106,8 +106,9 @@ ensure_docker() {
     if systemd_booted; then
         systemctl start docker
     else
-        # Its own session, so that the end of this script or its terminal does not end it.
-        setsid -f dockerd >>/var/log/dockerd.log 2>&1 </dev/null
+        # Its own session, so that the end of this script or its terminal does not end it; without
+        # fd 9, the install lock, which a daemon that kept it would hold for ever.
+        setsid -f dockerd >>/var/log/dockerd.log 2>&1 </dev/null 9>&-
     fi
     local i
     for i in $(seq 60); do
