@@ -192,16 +192,18 @@ def tmux_terminal(tmp_path: Path) -> Iterator[Callable[..., TmuxTerminal]]:
 
 @pytest.fixture
 def web_server(
-    dockersh_config: Callable[..., Path], tmp_path: Path
+    installed: install.Installation, test_image: str, tmp_path: Path
 ) -> Iterator[Callable[..., WebServer]]:
     """web_server(extra="") -> the installed `dockersh web` on 127.0.0.1 and a free port, with
-    a certificate of its own and ``extra`` TOML lines in its [web] table. Stopped afterwards."""
+    a certificate and a config file of its own (``--config``, which its sessions get too: other
+    tests may rewrite the global one meanwhile), ``extra`` TOML lines in its [web] table."""
     servers: list[WebServer] = []
 
     def start(extra: str = "") -> WebServer:
         cert, key = make_certificate(tmp_path)
-        dockersh_config(install.DEFAULT_TEST_CONFIG + web_config(cert, key, extra))
-        server = start_web(tmp_path, free_port())
+        config = tmp_path / "dockersh.toml"
+        config.write_text(install.DEFAULT_TEST_CONFIG + web_config(cert, key, extra))
+        server = start_web(tmp_path, free_port(), config)
         servers.append(server)
         return server
 

@@ -86,14 +86,14 @@ def test_log_in_run_resize_log_out(web_server: Any, browser: Any, make_user: Any
     wait_screen(driver, rf"web-42 {user.name}")
     rows, cols = term_size(driver)
     type_line(driver, "stty size")
-    wait_screen(driver, rf"\n{rows} {cols}\s")
+    wait_screen(driver, rf"(?m)^{rows} {cols}\s*$")
     driver.set_window_size(700, 450)
     WebDriverWait(driver, 20).until(lambda d: term_size(d) != (rows, cols))
     new_rows, new_cols = term_size(driver)
     assert new_rows < rows and new_cols < cols
     time.sleep(0.3)  # the resize message goes ahead of the typed line; let the pty see it
     type_line(driver, "clear; stty size")
-    wait_screen(driver, rf"\n{new_rows} {new_cols}\s")
+    wait_screen(driver, rf"(?m)^{new_rows} {new_cols}\s*$")
     driver.find_element(By.ID, "logout").click()
     WebDriverWait(driver, 20).until(expected_conditions.url_contains("/login"))
     driver.get(server.url + "/")

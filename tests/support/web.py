@@ -162,12 +162,13 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def start_web(workdir: Path, port: int) -> WebServer:
+def start_web(workdir: Path, port: int, config: Path) -> WebServer:
     """The installed dockersh web on 127.0.0.1:port, once it answers over TLS."""
     log = workdir / "web.log"
     cert = workdir / "cert.pem"
     with log.open("wb") as out:
-        proc = subprocess.Popen([DOCKERSH, "web", "--listen", f"{HOST}:{port}"],
+        proc = subprocess.Popen([DOCKERSH, "--config", str(config), "web", "--listen",
+                                 f"{HOST}:{port}"],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     server = WebServer(port, cert, proc, log)
@@ -216,7 +217,7 @@ class EventStream:
                     kind = line[7:]
                 elif line.startswith("data: "):
                     self.events.put((kind, line[6:]))
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):  # AttributeError: closed meanwhile
             pass
         self.events.put(None)
 
