@@ -16,11 +16,12 @@ import signal
 import socket
 import ssl
 
-from dockersh.config import schema, units
+from dockersh.config import schema
 from dockersh.errors import DockershError
 from dockersh.plan import pipeline
 from dockersh.web import channel
 from dockersh.web.broker import Broker
+from dockersh.web.durations import seconds
 from dockersh.web.limiter import Limiter
 
 PR_SET_NO_NEW_PRIVS = 38
@@ -38,13 +39,6 @@ def parse_listen(text: str) -> tuple[str, int]:
         raise DockershError(f"bad listen address {text!r} (write e.g. 127.0.0.1:8022 or "
                             "[::]:8022)", status=2)
     return host, number
-
-
-def seconds(text: str, zero: float = 0.0) -> float:
-    """A validated duration; ``zero`` is what 0 means (``math.inf`` for "never")."""
-    value = units.parse_duration(text)
-    assert value is not None  # validated with the config
-    return float(value) if value else zero
 
 
 def tls_context(certificate: str, key: str) -> ssl.SSLContext:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from dockersh.config.schema import WebConfig
 from dockersh.web.client import BrokerClient, BrokerGone, Conversation
-from dockersh.web.main import seconds
+from dockersh.web.durations import seconds
 from dockersh.web.sessions import COOKIE, BasicCache, Sessions, WebSession
 from dockersh.web.terminals import Terminal, Terminals
 
