@@ -42,7 +42,10 @@ class Conversation:
             self.messages.append(str(event.get("text", "")))
 
     def answer(self, text: str | None) -> None:
-        self.broker.send({"op": "answer", "conv": self.id, "text": text})
+        try:
+            self.broker.send({"op": "answer", "conv": self.id, "text": text})
+        except (BrokerGone, OSError):
+            pass  # next() times out and says so
 
 
 class BrokerClient:

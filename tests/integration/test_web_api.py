@@ -3,6 +3,7 @@ trusting only the test's certificate), the installed dockersh and real users wit
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import pwd
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from support.web import EventStream, WebServer
 
@@ -164,3 +166,47 @@ def test_server_runs_unprivileged_and_refuses_non_members(web_server: Any,
                               auth=(outsider.name, outsider.password))
     assert response.status == 401 and "not in group dockersh" in response.text
     assert not audit_records(outsider.name)
+
+
+def test_the_page_reconnects_to_the_same_session(web_server: Any, make_user: Any) -> None:
+    """A websocket that drops (a network blip) comes back to the same shell, with what it
+    missed, within the grace period; a wrong CSRF token never gets one."""
+    server: WebServer = web_server()
+    user = make_user(password=password())
+    cookie, csrf = server.login(user.name, user.password)
+    headers = {"Cookie": cookie, "Origin": server.url}
+
+    async def until(ws: aiohttp.ClientWebSocketResponse, text: str, seen: bytearray) -> int:
+        try:
+            async with asyncio.timeout(20):
+                while text.encode() not in seen:
+                    message = await ws.receive()
+                    if message.type == aiohttp.WSMsgType.BINARY:
+                        seen += message.data
+                    elif message.type != aiohttp.WSMsgType.TEXT:
+                        break
+        except TimeoutError:
+            pass
+        assert text.encode() in seen, bytes(seen)
+        return len(seen)
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession(headers=headers) as http:
+            url = f"{server.url}/ws?csrf={csrf}&rows=24&cols=80"
+            with pytest.raises(aiohttp.WSServerHandshakeError):
+                await http.ws_connect(f"{server.url}/ws?csrf=wrong", ssl=server.context)
+            seen = bytearray()
+            ws = await http.ws_connect(url, ssl=server.context)
+            await until(ws, "$ ", seen)  # typed earlier, the input would be flushed at raw mode
+            await ws.send_json({"type": "input", "data": "MARK=$((40+2)); echo set-$MARK\n"})
+            offset = await until(ws, "set-42", seen)
+            await ws.close()
+            ws = await http.ws_connect(f"{url}&since={offset}", ssl=server.context)
+            assert (await ws.receive_json()) == {"type": "offset", "value": offset}
+            await ws.send_json({"type": "input", "data": "echo again-$MARK\n"})
+            await until(ws, "again-42", bytearray())
+            await ws.close()
+
+    asyncio.run(scenario())
+    starts = [r for r in audit_records(user.name) if r["event"] == "session-start"]
+    assert len(starts) == 1
