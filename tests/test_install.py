@@ -4,6 +4,7 @@ install again, and the README's quick start (`./install.sh --demo`)."""
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 import subprocess
 from pathlib import Path
@@ -49,6 +50,21 @@ def test_install_put_everything_in_place_with_safe_modes(installed: Installation
     assert USER_MANAGER_DROPIN.is_file()
     run(["visudo", "-c"])
     assert stat.S_IMODE(os.stat("/run/dockersh").st_mode) == 0o700
+
+
+def test_install_made_the_web_account_and_a_self_signed_certificate(
+    installed: Installation,
+) -> None:
+    """dockersh web's unprivileged account, and a certificate whose fingerprint is printed."""
+    account = pwd.getpwnam("dockersh-web")
+    assert account.pw_uid != 0 and account.pw_shell == "/usr/sbin/nologin"
+    assert os.getgrouplist(account.pw_name, account.pw_gid) == [account.pw_gid]
+    cert, key = Path("/etc/dockersh/web/cert.pem"), Path("/etc/dockersh/web/key.pem")
+    for path, mode in ((cert, 0o644), (key, 0o600)):
+        st = path.stat()
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, mode), path
+    fingerprint = run(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", cert])
+    assert f"SHA-256 fingerprint {fingerprint.stdout.split('=', 1)[1].strip()}" in installed.output
 
 
 def test_reinstall_is_idempotent_and_keeps_the_admins_config(installed: Installation) -> None:
