@@ -1,7 +1,7 @@
 #!/bin/bash
 # Install dockersh on this host (Debian/Ubuntu), or remove it. Run as root; non-interactive and
 # idempotent: a second run changes only what differs. Paths follow docs/DESIGN.md.
-set -euo pipefail
+set -Eeuo pipefail
 umask 022
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export DEBIAN_FRONTEND=noninteractive
@@ -39,18 +39,31 @@ log directories, and the session image $image (built from the Dockerfile when mi
 EOF
 }
 
-say() { printf 'install.sh: %s\n' "$*"; }
-die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+# The terminal gets one line per step done (fd 3) and errors (fd 4); once open_log has run, the
+# full output of every command (apt, debootstrap, the image build, pip) goes to $log.
+log=/var/log/dockersh/install.log
+logging=
+exec 3>&1 4>&2
+say() {
+    printf 'install.sh: %s\n' "$*" >&3
+    [ -z "$logging" ] || printf 'install.sh: %s\n' "$*"
+}
+die() {
+    [ -z "$logging" ] || printf 'install.sh: error: %s\n' "$*"
+    printf 'install.sh: error: %s%s\n' "$*" "${logging:+ (the full log: $log)}" >&4
+    exit 1
+}
 
 systemd_booted() { [ -d /run/systemd/system ]; }
 
 apt_updated=no
 apt_install() {
     if [ "$apt_updated" = no ]; then
-        apt-get update -q >/dev/null
+        apt-get update -q
         apt_updated=yes
     fi
-    apt-get install -y -q "$@" >/dev/null
+    # needrestart (Ubuntu) would ask or draw progress bars after every install: not here.
+    NEEDRESTART_SUSPEND=1 apt-get install -y -q "$@"
     say "installed package(s): $*"
 }
 
@@ -105,7 +118,9 @@ ensure_docker() {
         systemctl start docker
     else
         # Its own session, so that the end of this script or its terminal does not end it.
-        setsid -f dockerd >>/var/log/dockerd.log 2>&1 </dev/null
+        # Without the install lock (fd 9) and the terminal (fds 3, 4): a daemon that kept the
+        # lock would make every later install.sh wait for ever.
+        setsid -f dockerd >>/var/log/dockerd.log 2>&1 </dev/null 3>&- 4>&- 9>&-
     fi
     local i
     for i in $(seq 60); do
@@ -329,7 +344,7 @@ install_user_manager_dropin() {
 
 install_timer() {
     if ! systemd_booted; then
-        say "systemd is not PID 1: no gc timer; run '$front gc' from cron every 15 minutes"
+        say "systemd is not PID 1: no gc timer; for cron, /etc/cron.d/dockersh: */15 * * * * root $front gc"
         return
     fi
     local unit any=no
@@ -355,10 +370,11 @@ build_image() {
         say "no registry for debian:bookworm-slim: making it locally with debootstrap"
         "$src/tests/images/make-debian-base.sh" || die "could not make debian:bookworm-slim"
     fi
-    say "building $image from $src/Dockerfile"
+    say "building $image from $src/Dockerfile (a few minutes; progress in $log)"
+    local start=$SECONDS
     # The Dockerfile copies nothing in: build it without a context.
     docker build -t "$image" - <"$src/Dockerfile" || die "could not build $image"
-    say "built $image"
+    say "built $image in $((SECONDS - start)) s"
 }
 
 run_demo() {
@@ -370,7 +386,8 @@ run_demo() {
     fi
     local cmd='id; cat /etc/os-release | head -1'
     say "demo: $front --user $demo_user -c '$cmd'"
-    "$front" --user "$demo_user" -c "$cmd"
+    # On the terminal, and without the install lock: nothing it starts may keep that.
+    "$front" --user "$demo_user" -c "$cmd" >&3 2>&4 9>&-
 }
 
 do_install() {
@@ -389,12 +406,13 @@ do_install() {
     put_file 644 "$src/etc/logrotate.d/dockersh" /etc/logrotate.d/dockersh
     install_timer
     build_image "$rebuild"
-    cat <<EOF
+    cat >&3 <<EOF
 
 dockersh is installed. Enroll a user (login shell + group):
     usermod -s $front -aG $group alice      (or: $front enroll alice)
 Global config: /etc/dockersh/dockersh.toml (check it with: $front config check)
 Remove: $src/install.sh --uninstall [--purge]
+The full log of this run: $log
 EOF
     if [ "$demo" = yes ]; then run_demo; fi
 }
@@ -461,6 +479,23 @@ do_uninstall() {
 
 # --- main ------------------------------------------------------------------------------------
 
+# From here on everything but say and die goes to the log. A command that fails under set -e
+# names itself and the log on the terminal.
+open_log() {
+    install -d -o root -g adm -m 0750 "${log%/*}"
+    exec >>"$log" 2>&1
+    logging=yes
+    printf '\n==== %s: install.sh %s from %s\n' "$(date -u '+%F %T UTC')" "$1" "$src"
+    say "the full log of this run: $log"
+    trap 'failed $? $LINENO' ERR
+}
+
+failed() {
+    # In a subshell ($(...)), only exit: the script reports the command that used it.
+    [ "$BASHPID" = $$ ] || exit "$1"
+    die "line $2: '$BASH_COMMAND' failed (exit $1)"
+}
+
 main() {
     local action=install rebuild=no demo=no purge=no
     while [ $# -gt 0 ]; do
@@ -480,7 +515,11 @@ main() {
     [ "$(id -u)" -eq 0 ] || die "run me as root"
     # One install.sh at a time: a second one waits here.
     exec 9>/run/dockersh-install.lock
-    flock 9
+    if ! flock -n 9; then
+        say "waiting for another install.sh to finish (it holds /run/dockersh-install.lock)"
+        flock 9
+    fi
+    open_log "$action"
     if [ "$action" = uninstall ]; then
         do_uninstall "$purge"
     else
