@@ -44,14 +44,15 @@ make_user() {
     fi
 }
 
-# ssh_in MODE: alice's command runs in her container, whose hostname is the container's.
+# ssh_in MODE: alice's command runs in her container: its mount and pid namespaces.
 ssh_in() {
-    local mode=$1 got want
+    local mode=$1 got want pid
     sed -i "s/^#\?exec = .*/exec = \"$mode\"/" /etc/dockersh/dockersh.toml
     grep -x "exec = \"$mode\"" /etc/dockersh/dockersh.toml
     got=$(ssh -i /root/alice-key -o StrictHostKeyChecking=accept-new -o BatchMode=yes \
-        alice@localhost 'echo "$(id -un) $(hostname) $(test -e /.dockerenv && echo in-container)"')
-    want="alice $(docker ps -q --filter label=dockersh.user=alice | head -1) in-container"
+        alice@localhost 'echo "$(id -un) $(readlink /proc/self/ns/mnt /proc/self/ns/pid)"')
+    pid=$(docker inspect -f '{{.State.Pid}}' "$(docker ps -q --filter label=dockersh.user=alice)")
+    want="alice $(readlink "/proc/$pid/ns/mnt" "/proc/$pid/ns/pid")"
     echo "got:  $got"
     echo "want: $want"
     [ "$got" = "$want" ]
