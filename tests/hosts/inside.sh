@@ -4,8 +4,8 @@
 # (README "Log in as a user over SSH"), in both exec modes. One line per step on stdout:
 # "hosts: KIND: STEP: ok|FAILED (N s)"; the first failure ends the run with status 1.
 #
-#   inside.sh plain     no systemd: install.sh installs and starts Docker itself; then a second
-#                       ./install.sh and ./install.sh --uninstall must finish (the install lock)
+#   inside.sh plain|hostcgroup  no systemd: install.sh installs and starts Docker itself;
+#                       then a second ./install.sh and --uninstall must finish (the lock)
 #   inside.sh systemd   systemd as PID 1 (docker.io and sshd started by it): the gc timer, then
 #                       the part of the test suite that exercises install, the login chain, sshd
 set -uo pipefail
@@ -62,7 +62,7 @@ export -f make_user ssh_in
 # The README's first command, exactly as written.
 step 'install (./install.sh --demo)' 900 ./install.sh --demo
 case $kind in
-    plain)
+    plain | hostcgroup)
         # dockerd was started by install.sh: it must not hold the install lock.
         step 'install again (./install.sh)' 120 ./install.sh
         ;;
@@ -74,7 +74,7 @@ step 'enroll alice, give her a key, sshd running' 30 make_user
 step 'ssh login into her container (exec = "docker")' 60 ssh_in docker
 step 'ssh login into her container (exec = "nsenter")' 60 ssh_in nsenter
 case $kind in
-    plain)
+    plain | hostcgroup)
         step 'uninstall (./install.sh --uninstall)' 120 ./install.sh --uninstall
         ;;
     systemd)
