@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -27,7 +25,6 @@ from dockersh.errors import DockershError
 from dockersh.labels import LABEL_PROBE, LABEL_UID, LABEL_USER
 from dockersh.lifecycle import ensure, pulling
 from dockersh.login import locks
-from dockersh.paths import STATE_DIR
 from dockersh.plan import pipeline
 
 STOP_TIMEOUT = 10  # seconds a container's processes get between SIGTERM and SIGKILL

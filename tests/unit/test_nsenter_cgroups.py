@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from dockersh.enter.nsenter import cgroup_procs
 from dockersh.errors import DockershError
-from dockersh.nsenter import cgroup_procs
 
 OUTER = "fb1ee7125bfa78e715a826a701331d3238de5c1621525fab492055791cb6cb2c"
 INNER = "94492ca13505e1b8a4c1b3a3a1d0b0f3b0e5e6c7d8e9fa0b1c2d3e4f5a6b7c8d"
