@@ -8,6 +8,7 @@
 #                       then a second ./install.sh and --uninstall must finish (the lock)
 #   inside.sh systemd   systemd as PID 1 (docker.io and sshd started by it): the gc timer, then
 #                       the part of the test suite that exercises install, the login chain, sshd
+#   inside.sh ubuntu    the same on Ubuntu 24.04, without the test suite (its setup is Debian's)
 set -uo pipefail
 kind=$1
 cd /root/dockersh || exit 1
@@ -37,7 +38,7 @@ make_user() {
     ssh-keygen -q -t ed25519 -N '' -f /root/alice-key
     install -m 0600 -o alice -g alice /root/alice-key.pub ~alice/.ssh/authorized_keys
     if [ -d /run/systemd/system ]; then
-        systemctl is-active ssh
+        systemctl start ssh   # Ubuntu 24.04 starts it at the first connection (ssh.socket)
     else
         mkdir -p /run/sshd
         /usr/sbin/sshd
@@ -66,7 +67,7 @@ case $kind in
         # dockerd was started by install.sh: it must not hold the install lock.
         step 'install again (./install.sh)' 120 ./install.sh
         ;;
-    systemd)
+    systemd | ubuntu)
         step 'gc timer active' 10 systemctl is-active dockersh-gc.timer
         ;;
 esac
