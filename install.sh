@@ -1,7 +1,7 @@
 #!/bin/bash
 # Install dockersh on this host (Debian/Ubuntu), or remove it. Run as root; non-interactive and
 # idempotent: a second run changes only what differs. Paths follow docs/DESIGN.md.
-set -euo pipefail
+set -Eeuo pipefail
 umask 022
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export DEBIAN_FRONTEND=noninteractive
@@ -41,18 +41,31 @@ log directories, and the session image $image (built from the Dockerfile when mi
 EOF
 }
 
-say() { printf 'install.sh: %s\n' "$*"; }
-die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+# The terminal gets one line per step done (fd 3) and errors (fd 4); once open_log has run, the
+# full output of every command (apt, debootstrap, the image build, pip) goes to $log.
+log=/var/log/dockersh/install.log
+logging=
+exec 3>&1 4>&2
+say() {
+    printf 'install.sh: %s\n' "$*" >&3
+    [ -z "$logging" ] || printf 'install.sh: %s\n' "$*"
+}
+die() {
+    [ -z "$logging" ] || printf 'install.sh: error: %s\n' "$*"
+    printf 'install.sh: error: %s%s\n' "$*" "${logging:+ (the full log: $log)}" >&4
+    exit 1
+}
 
 systemd_booted() { [ -d /run/systemd/system ]; }
 
 apt_updated=no
 apt_install() {
     if [ "$apt_updated" = no ]; then
-        apt-get update -q >/dev/null
+        apt-get update -q
         apt_updated=yes
     fi
-    apt-get install -y -q "$@" >/dev/null
+    # needrestart (Ubuntu) would ask or draw progress bars after every install: not here.
+    NEEDRESTART_SUSPEND=1 apt-get install -y -q "$@"
     say "installed package(s): $*"
 }
 
@@ -106,9 +119,10 @@ ensure_docker() {
     if systemd_booted; then
         systemctl start docker
     else
-        # Its own session, so that the end of this script or its terminal does not end it; without
-        # fd 9, the install lock, which a daemon that kept it would hold for ever.
-        setsid -f dockerd >>/var/log/dockerd.log 2>&1 </dev/null 9>&-
+        # Its own session, so that the end of this script or its terminal does not end it.
+        # Without the install lock (fd 9) and the terminal (fds 3, 4): a daemon that kept the
+        # lock would make every later install.sh wait for ever.
+        setsid -f dockerd >>/var/log/dockerd.log 2>&1 </dev/null 3>&- 4>&- 9>&-
     fi
     local i
     for i in $(seq 60); do
@@ -361,7 +375,7 @@ install_user_manager_dropin() {
 
 install_timer() {
     if ! systemd_booted; then
-        say "systemd is not PID 1: no gc timer; run '$front gc' from cron every 15 minutes"
+        say "systemd is not PID 1: no gc timer; for cron, /etc/cron.d/dockersh: */15 * * * * root $front gc"
         say "and no dockersh-web.service: run '$front web' from your service manager"
         return
     fi
@@ -394,10 +408,11 @@ build_image() {
         say "no registry for debian:bookworm-slim: making it locally with debootstrap"
         "$src/tests/images/make-debian-base.sh" || die "could not make debian:bookworm-slim"
     fi
-    say "building $image from $src/Dockerfile"
+    say "building $image from $src/Dockerfile (a few minutes; progress in $log)"
+    local start=$SECONDS
     # The Dockerfile copies nothing in: build it without a context.
     docker build -t "$image" - <"$src/Dockerfile" || die "could not build $image"
-    say "built $image"
+    say "built $image in $((SECONDS - start)) s"
 }
 
 run_demo() {
@@ -409,7 +424,8 @@ run_demo() {
     fi
     local cmd='id; cat /etc/os-release | head -1'
     say "demo: $front --user $demo_user -c '$cmd'"
-    "$front" --user "$demo_user" -c "$cmd"
+    # On the terminal, and without the install lock: nothing it starts may keep that.
+    "$front" --user "$demo_user" -c "$cmd" >&3 2>&4 9>&-
 }
 
 do_install() {
@@ -429,13 +445,14 @@ do_install() {
     put_file 644 "$src/etc/logrotate.d/dockersh" /etc/logrotate.d/dockersh
     install_timer
     build_image "$rebuild"
-    cat <<EOF
+    cat >&3 <<EOF
 
 dockersh is installed. Enroll a user (login shell + group):
     usermod -s $front -aG $group alice      (or: $front enroll alice)
 Global config: /etc/dockersh/dockersh.toml (check it with: $front config check)
 Web terminal (off): $front web --listen 127.0.0.1:8022, or systemctl enable --now dockersh-web
 Remove: $src/install.sh --uninstall [--purge]
+The full log of this run: $log
 EOF
     if [ "$demo" = yes ]; then run_demo; fi
 }
@@ -505,6 +522,23 @@ do_uninstall() {
 
 # --- main ------------------------------------------------------------------------------------
 
+# From here on everything but say and die goes to the log. A command that fails under set -e
+# names itself and the log on the terminal.
+open_log() {
+    install -d -o root -g adm -m 0750 "${log%/*}"
+    exec >>"$log" 2>&1
+    logging=yes
+    printf '\n==== %s: install.sh %s from %s\n' "$(date -u '+%F %T UTC')" "$1" "$src"
+    say "the full log of this run: $log"
+    trap 'failed $? $LINENO' ERR
+}
+
+failed() {
+    # In a subshell ($(...)), only exit: the script reports the command that used it.
+    [ "$BASHPID" = $$ ] || exit "$1"
+    die "line $2: '$BASH_COMMAND' failed (exit $1)"
+}
+
 main() {
     local action=install rebuild=no demo=no purge=no
     while [ $# -gt 0 ]; do
@@ -524,7 +558,11 @@ main() {
     [ "$(id -u)" -eq 0 ] || die "run me as root"
     # One install.sh at a time: a second one waits here.
     exec 9>/run/dockersh-install.lock
-    flock 9
+    if ! flock -n 9; then
+        say "waiting for another install.sh to finish (it holds /run/dockersh-install.lock)"
+        flock 9
+    fi
+    open_log "$action"
     if [ "$action" = uninstall ]; then
         do_uninstall "$purge"
     else

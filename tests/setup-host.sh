@@ -17,7 +17,7 @@ dockerd_log=/var/log/dockerd.log
 
 packages=(
   docker.io openssh-server openssh-client sudo busybox-static debootstrap tmux rsync
-  python3-venv shellcheck util-linux procps iproute2 docker-registry openssl
+  python3-venv shellcheck util-linux procps iproute2 docker-registry xauth openssl
   chromium chromium-driver
 )
 

@@ -251,6 +251,44 @@ def test_gc_removes_containers_of_users_who_no_longer_exist(
     run(["docker", "rm", "-f", container_name(renumbered)], check=False)
 
 
+def test_gc_removes_the_state_of_containers_and_users_removed_outside_dockersh(
+    dsh: Dockersh, make_user: UserFactory
+) -> None:
+    """`docker rm` and `userdel` leave the generated passwd/group, the user's locks and cached
+    plan behind; gc's sweep removes them, but never a lock someone holds nor a live user's."""
+    import fcntl
+
+    from dockersh import paths
+    from dockersh.admin import inventory, leftovers, ops
+    from dockersh.login import locks
+
+    gone, held, live = make_user(), make_user(), make_user()
+    for user in (gone, held, live):
+        logged_in(dsh, user)
+    files = {user.name: [STATE_DIR / container_name(user), *map(Path, locks.paths(user.name)),
+                         Path(paths.PLAN_DIR) / user.name] for user in (gone, held, live)}
+    assert all(path.exists() for paths in files.values() for path in paths), files
+    for user in (gone, held):
+        run(["docker", "rm", "-f", container_name(user)])
+        run(["userdel", "-r", user.name])
+    old = time.time() - leftovers.STATE_MAX_AGE - 60
+    for user in (gone, held, live):
+        os.utime(STATE_DIR / container_name(user), (old, old))
+    holder = os.open(locks.paths(held.name)[0], os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # a login of the user is busy right now
+        ops.sweep(inventory.engine_for("/nonexistent.toml"))
+        assert not any(path.exists() for path in files[gone.name]), files[gone.name]
+        assert all(path.exists() for path in files[held.name][1:]), files[held.name]
+        assert all(path.exists() for path in files[live.name]), files[live.name]
+    finally:
+        os.close(holder)
+    ops.sweep(inventory.engine_for("/nonexistent.toml"))
+    assert not any(path.exists() for path in files[held.name]), files[held.name]
+    assert all(path.exists() for path in files[live.name]), files[live.name]
+    logged_in(dsh, live)
+
+
 def test_gc_racing_logins_never_fails_a_login(dsh: Dockersh, make_user: UserFactory) -> None:
     """gc takes the user's lock before it looks for sessions: a login either got its session in
     first (gc leaves it) or waits for gc and starts the container again."""

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dockersh.admin import inventory
+from dockersh.admin import inventory, leftovers
 from dockersh.admin.inventory import Managed
 from dockersh.backend.docker.engine import Engine, quote
 from dockersh.config import schema, units
@@ -27,7 +25,6 @@ from dockersh.errors import DockershError
 from dockersh.labels import LABEL_PROBE, LABEL_UID, LABEL_USER
 from dockersh.lifecycle import ensure, pulling
 from dockersh.login import locks
-from dockersh.paths import STATE_DIR
 from dockersh.plan import pipeline
 
 STOP_TIMEOUT = 10  # seconds a container's processes get between SIGTERM and SIGKILL
@@ -150,16 +147,9 @@ def restart(config_path: str, user: str) -> int:
     return 0
 
 
-def remove_state(name: str) -> None:
-    """/var/lib/dockersh/NAME (the generated passwd and group), never anything else."""
-    if not name or "/" in name or name.startswith("."):
-        return
-    shutil.rmtree(os.path.join(STATE_DIR, name), ignore_errors=True)
-
-
 def remove_container(engine: Engine, name: str) -> None:
     ensure.remove(engine, name)
-    remove_state(name)
+    leftovers.remove_state(name)
 
 
 def rm(config_path: str, user: str) -> int:
@@ -240,13 +230,11 @@ def remove_stale_probes(engine: Engine, dry_run: bool) -> None:
 
 def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> int:
     """Stop or remove what is idle or orphaned (only ``users``' containers when given), and
-    image probes a killed login left behind, and the spare sockets of removed containers."""
+    image probes a killed login left behind, and the files kept for removed containers."""
     engine = inventory.engine_for(config_path)
     timeout = lock_timeout(config_path)
     if not users:
         remove_stale_probes(engine, dry_run)
-        if not dry_run:
-            spare.sweep({item["Id"] for item in inventory.listed(engine, LABEL_USER)})
     failed = 0
     for m in inventory.inventory(engine, config_path):
         if users and m.user not in users:
@@ -266,7 +254,21 @@ def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> i
         if done is not None:
             verb = "stopped" if done[0] == "stop" else "removed"
             print(f"{verb} {m.container} ({m.user}): {done[1]}")
+    if not users and not dry_run:
+        sweep(engine)
     return 1 if failed else 0
+
+
+def sweep(engine: Engine) -> None:
+    """Remove the files kept for containers and users that are gone (after the removals above)."""
+    listed = inventory.listed(engine, LABEL_USER)
+    spare.sweep({item["Id"] for item in listed})
+    state = leftovers.sweep_state({name.lstrip("/") for item in listed
+                                   for name in item.get("Names") or []})
+    users = leftovers.sweep_users({str((item.get("Labels") or {}).get(LABEL_USER))
+                                   for item in listed})
+    if state or users:
+        print(f"removed the state of {state} containers and {users} users that are gone")
 
 
 # --- pull ---------------------------------------------------------------------------------------

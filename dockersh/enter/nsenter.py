@@ -97,7 +97,8 @@ class Target:
         except OSError as exc:
             raise DockershError(f"the container's process {self.pid} is gone ({exc.strerror}); "
                                 "log in again") from None
-        self.cgroup_procs = cgroup_procs(cgroups)
+        with open("/proc/self/mountinfo") as f:
+            self.cgroup_procs = cgroup_procs(cgroups, f.read())
         with open("/proc/sys/kernel/cap_last_cap") as f:
             self.last_cap = int(f.read())
 
@@ -158,28 +159,33 @@ class SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
 
-def cgroup_procs(cgroups: str) -> list[str]:
+def cgroup_procs(cgroups: str, mountinfo: str) -> list[str]:
     """The cgroup.procs file of each hierarchy the container's init is in (v1 and v2), from
-    the text of its /proc/PID/cgroup."""
-    mounts: list[tuple[set[str], str]] = []
-    mountpoint: str
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            fstype, options = fields[sep + 1], fields[sep + 3]
-            if fstype == "cgroup2":
-                mounts.append(({""}, fields[4]))
-            elif fstype == "cgroup":
-                mounts.append((set(options.split(",")), fields[4]))
+    the text of its /proc/PID/cgroup and of /proc/self/mountinfo. A path is joined to a mount
+    of its hierarchy relative to that mount's root (field 4), which is not "/" when dockerd
+    itself runs in a container that shares the host's cgroup namespace."""
+    mounts: list[tuple[set[str], str, str]] = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        fstype, options = fields[sep + 1], fields[sep + 3]
+        if fstype == "cgroup2":
+            mounts.append(({""}, fields[3], fields[4]))
+        elif fstype == "cgroup":
+            mounts.append((set(options.split(",")), fields[3], fields[4]))
     procs = []
     for line in cgroups.splitlines():
         _, controllers, path = line.split(":", 2)
         wanted = set(controllers.split(",")) if controllers else {""}
-        for opts, mountpoint in mounts:
-            if wanted <= opts:
-                procs.append(f"{mountpoint}{path}/cgroup.procs")
+        hierarchy = [(root.rstrip("/"), at) for opts, root, at in mounts if wanted <= opts]
+        for root, mountpoint in hierarchy:
+            if path == root or path.startswith(root + "/"):
+                procs.append(f"{mountpoint}{path[len(root):]}/cgroup.procs")
                 break
+        else:
+            if hierarchy:  # mounted, but not the part of it the container is in
+                raise DockershError(f"the container's cgroup {controllers or 'v2'}:{path} is "
+                                    "outside every mount of its hierarchy")
     return procs
 
 

@@ -69,7 +69,7 @@ def api(engine: Engine) -> docker.APIClient:
     import docker
 
     try:
-        return docker.APIClient(base_url=engine.host, version="1.41", timeout=300)
+        return docker.APIClient(base_url=engine.host, version="auto", timeout=300)
     except docker.errors.DockerException as exc:
         raise DockershError(f"cannot reach the Docker engine at {engine.host}: {exc}") from None
 

@@ -42,7 +42,10 @@ def acquire(path: str, mode: int, timeout: float) -> int:
     while True:
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            return fd
+            if _still_linked(fd, path):
+                return fd
+            os.close(fd)  # gc removed the file while we waited (leftovers): take the new one
+            fd = open_lock(path)
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 os.close(fd)
@@ -52,6 +55,15 @@ def acquire(path: str, mode: int, timeout: float) -> int:
                 ) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+
+def _still_linked(fd: int, path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
 def try_exclusive(fd: int) -> bool:

@@ -15,7 +15,9 @@ TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     from typing import Any
 
-API = "/v1.41"
+#: No version prefix: the daemon's own API version. Debian 12's Docker 20.10 speaks up to 1.41,
+#: Ubuntu 24.04's Docker 29 at least 1.44; what dockersh sends and reads is the same in both.
+API = ""
 TIMEOUT = 30.0
 
 

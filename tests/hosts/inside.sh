@@ -1,0 +1,90 @@
+#!/bin/bash
+# Run inside a fresh host made by tests/hosts/run, as root, from a clean clone in /root/dockersh:
+# the README's commands exactly as a new admin types them, then an SSH login as an enrolled user
+# (README "Log in as a user over SSH"), in both exec modes. One line per step on stdout:
+# "hosts: KIND: STEP: ok|FAILED (N s)"; the first failure ends the run with status 1.
+#
+#   inside.sh plain|hostcgroup  no systemd: install.sh installs and starts Docker itself;
+#                       then a second ./install.sh and --uninstall must finish (the lock)
+#   inside.sh systemd   systemd as PID 1 (docker.io and sshd started by it): the gc timer, then
+#                       the part of the test suite that exercises install, the login chain, sshd
+#   inside.sh ubuntu    the same on Ubuntu 24.04, without the test suite (its setup is Debian's)
+set -uo pipefail
+kind=$1
+cd /root/dockersh || exit 1
+export DEBIAN_FRONTEND=noninteractive
+
+# step NAME TIMEOUT CMD...: run CMD (output to this script's stdout), bounded, and say how it went.
+step() {
+    local name=$1 limit=$2 start=$SECONDS status=0
+    shift 2
+    echo "---- $name: $*"
+    # Through bash -c, so that CMD may be one of the functions below (exported).
+    timeout --kill-after=10 "$limit" bash -ec '"$@"' step "$@" || status=$?
+    if [ "$status" = 0 ]; then
+        echo "hosts: $kind: $name: ok ($((SECONDS - start)) s)"
+    else
+        [ "$status" != 124 ] || echo "(timed out after $limit s)"
+        echo "hosts: $kind: $name: FAILED, exit $status ($((SECONDS - start)) s)"
+        exit 1
+    fi
+}
+
+# The README's "Log in as a user over SSH", step by step, for a new user alice.
+make_user() {
+    useradd --create-home alice
+    dockersh enroll alice
+    install -d -m 0700 -o alice -g alice ~alice/.ssh
+    ssh-keygen -q -t ed25519 -N '' -f /root/alice-key
+    install -m 0600 -o alice -g alice /root/alice-key.pub ~alice/.ssh/authorized_keys
+    if [ -d /run/systemd/system ]; then
+        systemctl start ssh   # Ubuntu 24.04 starts it at the first connection (ssh.socket)
+    else
+        mkdir -p /run/sshd
+        /usr/sbin/sshd
+    fi
+}
+
+# ssh_in MODE: alice's command runs in her container: its mount and pid namespaces.
+ssh_in() {
+    local mode=$1 got want pid
+    sed -i "s/^#\?exec = .*/exec = \"$mode\"/" /etc/dockersh/dockersh.toml
+    grep -x "exec = \"$mode\"" /etc/dockersh/dockersh.toml
+    got=$(ssh -i /root/alice-key -o StrictHostKeyChecking=accept-new -o BatchMode=yes \
+        alice@localhost 'echo "$(id -un) $(readlink /proc/self/ns/mnt /proc/self/ns/pid)"')
+    pid=$(docker inspect -f '{{.State.Pid}}' "$(docker ps -q --filter label=dockersh.user=alice)")
+    want="alice $(readlink "/proc/$pid/ns/mnt" "/proc/$pid/ns/pid")"
+    echo "got:  $got"
+    echo "want: $want"
+    [ "$got" = "$want" ]
+}
+export -f make_user ssh_in
+
+# The README's first command, exactly as written.
+step 'install (./install.sh --demo)' 900 ./install.sh --demo
+case $kind in
+    plain | hostcgroup)
+        # dockerd was started by install.sh: it must not hold the install lock.
+        step 'install again (./install.sh)' 120 ./install.sh
+        ;;
+    systemd | ubuntu)
+        step 'gc timer active' 10 systemctl is-active dockersh-gc.timer
+        ;;
+esac
+step 'enroll alice, give her a key, sshd running' 30 make_user
+step 'ssh login into her container (exec = "docker")' 60 ssh_in docker
+step 'ssh login into her container (exec = "nsenter")' 60 ssh_in nsenter
+case $kind in
+    plain | hostcgroup)
+        step 'uninstall (./install.sh --uninstall)' 120 ./install.sh --uninstall
+        ;;
+    systemd)
+        step 'test setup (tests/setup-host.sh)' 900 tests/setup-host.sh
+        # The parts of the suite about install, the login chain and sshd, by path: new files count.
+        # shellcheck disable=SC2046 # one word per path
+        step 'tests: install, login chain, sshd' 1800 env DOCKERSH_NO_SKIP=1 \
+            "$(tests/setup-host.sh --print-venv)/bin/python" -m pytest -p no:cacheprovider -q \
+            $(ls -d tests/e2e tests/test_install.py tests/test_security_host.py 2>/dev/null)
+        ;;
+esac
+echo "hosts: $kind: all steps ok"
