@@ -17,19 +17,21 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
+    from dockersh.backend.base import Container
     from dockersh.login.identity import User
+    from dockersh.plan.sessionplan import SessionPlan
 
 
-def session_record(session: Mapping[str, Any], user: User, container: Mapping[str, Any],
+def session_record(plan: SessionPlan, user: User, container: Container,
                    command: str | None, environ: Mapping[str, str], pid: int) -> dict[str, Any]:
     connection = environ.get("SSH_CONNECTION", "").split()
     return {
         "user": user.name,
         "uid": user.uid,
         "remote": remote(connection),
-        "container": session["name"],
-        "container_id": str(container.get("Id", ""))[:12],
-        "mode": session["exec"],
+        "container": plan.name,
+        "container_id": container.id[:12],
+        "mode": plan.exec,
         "command": "interactive" if command is None else command,
         "pid": pid,
     }
@@ -43,13 +45,13 @@ def remote(connection: list[str]) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def write(session: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+def write(plan: SessionPlan, record: Mapping[str, Any]) -> None:
     """Best effort: an audit sink that fails must not kill a running session."""
     line = dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **record})
-    if session.get("audit_syslog"):
+    if plan.audit_syslog:
         syslog.openlog("dockersh", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
         syslog.syslog(syslog.LOG_INFO, line)
-    path = str(session.get("audit_file") or "")
+    path = plan.audit_file
     if path:
         try:
             os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)

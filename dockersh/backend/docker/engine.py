@@ -2,14 +2,15 @@
 
 The Docker SDK costs ~165 ms to import; a warm login needs two GETs. So: HTTP over the unix
 socket with the builtin ``_socket`` and JSON with the C scanner behind the ``json`` module (whose
-own import pulls in ``re``). The SDK is used only when a container must be created.
+own import pulls in ``re``). The SDK is used only to pull. Which paths to ask is the back end's
+business (backend.py); errors come out by kind (base.error_for).
 """
 
 from __future__ import annotations
 
 import _socket
 
-from dockersh.errors import DockershError
+from dockersh.backend.base import EngineError, Unreachable, error_for
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def dumps(value: Any) -> str:
 
 def socket_path(host: str) -> str:
     if not host.startswith("unix://"):
-        raise DockershError(f"[docker] host must be a unix:// socket, not {host!r}")
+        raise EngineError(f"[docker] host must be a unix:// socket, not {host!r}")
     return host[len("unix://"):]
 
 
@@ -80,7 +81,7 @@ class Engine:
             sock.connect(self.path)
         except OSError as exc:
             sock.close()
-            raise DockershError(
+            raise Unreachable(
                 f"cannot reach the Docker engine at {self.path} ({exc.strerror}); "
                 "is dockerd running?"
             ) from None
@@ -120,7 +121,7 @@ class Engine:
                     break
                 chunks.append(chunk)
         except TimeoutError:
-            raise DockershError("the Docker engine did not answer in time") from None
+            raise Unreachable("the Docker engine did not answer in time") from None
         finally:
             sock.close()
         status, head, data = parse_head(b"".join(chunks))
@@ -141,7 +142,7 @@ class Engine:
             while b"\r\n\r\n" not in received:
                 chunk = sock.recv(4096)
                 if not chunk:
-                    raise DockershError("the Docker engine closed the connection")
+                    raise Unreachable("the Docker engine closed the connection")
                 received += chunk
         except BaseException:
             sock.close()
@@ -149,18 +150,19 @@ class Engine:
         status, _, rest = parse_head(received)
         if status not in (101, 200):
             sock.close()
-            raise DockershError(f"the Docker engine refused to start the session ({status})")
+            raise error_for(status, f"the Docker engine refused to start the session ({status})")
         sock.settimeout(None)
         return sock, rest
 
     def call(self, method: str, path: str, body: Any = None, *,
              what: str = "the Docker engine answered", missing_ok: bool = False) -> Any:
-        """A request whose error status becomes one line: ``what: the engine's message``."""
+        """A request whose error status becomes one line, ``what: the engine's message``, in
+        an error of its kind (base.error_for)."""
         status, answer = self.request(method, path, body)
         if status < 300 or status == 304 or (missing_ok and status == 404):
             return answer
         message = answer.get("message") if isinstance(answer, dict) else answer
-        raise DockershError(f"{what}: {message}")
+        raise error_for(status, f"{what}: {message}")
 
     def get(self, path: str) -> Any:
         """GET that returns the body, None on 404, and a clear error on anything else."""
@@ -176,24 +178,6 @@ class Engine:
             answers.append(answer if status == 200 else None)
         return answers
 
-    def container(self, name: str) -> dict[str, Any] | None:
-        return self.get(container_path(name))  # type: ignore[no-any-return]
-
-    def image_id(self, ref: str) -> str | None:
-        return image_id(self.get(image_path(ref)))
-
-
-def container_path(name: str) -> str:
-    return f"/containers/{quote(name)}/json"
-
-
-def image_path(ref: str) -> str:
-    return f"/images/{quote(ref)}/json"
-
-
-def image_id(image: dict[str, Any] | None) -> str | None:
-    return None if image is None else str(image["Id"])
-
 
 def quote(part: str) -> str:
     """Percent-encode a path segment (names and image references may hold ':' and '/')."""
@@ -206,7 +190,7 @@ def parse_head(response: bytes) -> tuple[int, bytes, bytes]:
     try:
         return int(head.split(b"\r\n", 1)[0].split()[1]), head, rest
     except (IndexError, ValueError):
-        raise DockershError("the Docker engine sent a malformed answer") from None
+        raise EngineError("the Docker engine sent a malformed answer") from None
 
 
 def _dechunk(body: bytes) -> bytes:
