@@ -10,7 +10,7 @@ import os
 import syslog
 import time
 
-from dockersh.backend.docker.engine import dumps
+from dockersh.jsontext import dumps
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ container (create.py) and pulling (pull.py, the Docker SDK) are imported when us
 from __future__ import annotations
 
 from dockersh.backend.base import Container, Exec, Mount, Summary
-from dockersh.backend.docker.engine import TIMEOUT, Engine, dumps, quote
+from dockersh.backend.docker.engine import TIMEOUT, Engine, quote
+from dockersh.jsontext import dumps
 from dockersh.labels import LABEL_PROBE
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login

@@ -1,9 +1,9 @@
 """A tiny Docker Engine API client for the warm login path.
 
 The Docker SDK costs ~165 ms to import; a warm login needs two GETs. So: HTTP over the unix
-socket with the builtin ``_socket`` and JSON with the C scanner behind the ``json`` module (whose
-own import pulls in ``re``). The SDK is used only to pull. Which paths to ask is the back end's
-business (backend.py); errors come out by kind (base.error_for).
+socket with the builtin ``_socket`` and JSON without the ``json`` module (jsontext.py). The SDK
+is used only to pull. Which paths to ask is the back end's business (backend.py); errors come
+out by kind (base.error_for).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import _socket
 
 from dockersh.backend.base import EngineError, Unreachable, error_for
+from dockersh.jsontext import dumps, loads
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
@@ -18,48 +19,6 @@ if TYPE_CHECKING:
 
 API = "/v1.41"
 TIMEOUT = 30.0
-
-
-class _JSONContext:
-    """The attributes the C scanner reads from json.JSONDecoder, with json's defaults."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = float
-
-
-def loads(text: str) -> Any:
-    try:
-        from _json import make_scanner
-    except ImportError:  # an interpreter without the C accelerator
-        import json
-
-        return json.loads(text)
-    value, end = make_scanner(_JSONContext())(text, 0)  # type: ignore[arg-type]
-    if text[end:].strip():
-        raise ValueError("trailing data after JSON value")
-    return value
-
-
-def dumps(value: Any) -> str:
-    """JSON for the few shapes dockersh sends (dicts, lists, strings, numbers, bools, None),
-    with the C string encoder: ``json`` itself would cost 10 ms to import."""
-    from _json import encode_basestring_ascii as string
-
-    if isinstance(value, str):
-        return string(value)
-    if value is None or isinstance(value, bool):
-        return {None: "null", True: "true", False: "false"}[value]
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{string(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
-    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 def socket_path(host: str) -> str:
