@@ -71,8 +71,9 @@ def check_engine(ctx: Context) -> Iterator[Finding]:
         backend = get_backend(ctx.config)
         version = backend.version()
     except DockershError as exc:
-        yield problem(exc.message, f"start the {ctx.config.engine.backend} engine (systemctl "
-                      f"start {ctx.config.engine.backend}), or fix its host in the config")
+        name = ctx.config.engine.backend
+        yield problem(exc.message, f"start the {name} engine (systemctl start {name}), or fix "
+                      f"[{name}] host")
         return
     ctx.backend = backend
     yield OK, f"{version} at {backend.where}"

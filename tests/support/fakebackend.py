@@ -17,6 +17,7 @@ from dockersh.backend.base import Conflict, Container, EngineError, Exec, Mount,
 if TYPE_CHECKING:
     from _socket import socket
 
+    from dockersh.backend.base import Backend
     from dockersh.plan.planner import ContainerSpec
 
 IMAGE = "img:1"
@@ -174,6 +175,13 @@ class FakeBackend:
     def version(self) -> str:
         self._call("version")
         return "Fake engine 1.0"
+
+
+if TYPE_CHECKING:
+
+    def _is_a_backend(fake: FakeBackend) -> Backend:
+        """mypy checks here that the fake keeps up with the protocol."""
+        return fake
 
 
 # --- canned Engine API answers (the Docker back end's unit tests) ------------------------------
