@@ -254,3 +254,12 @@ def test_why_ended_tells_removed_stopped_restarted(world: World,
                                        "login starts it again")
     world.backend.add(container(NAME, world.labels(), started_at="2026-12-01T12:00:00Z"))
     assert why(world, monkeypatch) == "your container was restarted"
+
+
+def test_nsenter_mode_needs_a_back_end_whose_containers_are_on_this_host(world: World) -> None:
+    world.configure('[session]\nexec = "nsenter"\n')
+    world.backend.can_nsenter = False
+    ours = world.backend.add(container(NAME, world.labels()))
+    with pytest.raises(DockershError, match='exec = "nsenter" cannot enter fake containers'):
+        handoff.run(world.backend, world.plan(), world.user, ours, "true", (), {},
+                    world.sessions_fd)
