@@ -18,6 +18,8 @@ sudoers=/etc/sudoers.d/dockersh
 sshd_dropin=/etc/ssh/sshd_config.d/dockersh.conf
 sshd_include='Include /etc/ssh/sshd_config.d/*.conf'
 units=(dockersh-gc.service dockersh-gc.timer)
+pam_sshd=/etc/pam.d/sshd
+user_manager_dropin=/etc/systemd/system/user@.service.d/dockersh.conf
 
 usage() {
     cat <<EOF
@@ -143,6 +145,26 @@ install_venv() {
     say "installed dockersh $("$venv/bin/python3" -I -c 'import dockersh; print(dockersh.__version__)') into $venv"
 }
 
+# The login shell front, compiled here from bin/dockersh-front.c and linked statically: it runs
+# as the user with an environment the user may have written (~/.pam_environment), and a static
+# program has no dynamic loader to honour LD_PRELOAD, LD_AUDIT or LD_LIBRARY_PATH. Refused when
+# the result has a program interpreter or a dynamic section.
+install_front() {
+    local tmp
+    command -v gcc >/dev/null || apt_install gcc
+    [ -e /usr/include/stdio.h ] && [ -e "$(gcc -print-file-name=libc.a)" ] || apt_install libc6-dev
+    tmp=$(mktemp -d)
+    gcc -static -O2 -s -Wall -Wextra -o "$tmp/dockersh" "$src/bin/dockersh-front.c" ||
+        die "could not compile $src/bin/dockersh-front.c"
+    if LC_ALL=C readelf -lW "$tmp/dockersh" | grep -q 'INTERP' ||
+        LC_ALL=C readelf -dW "$tmp/dockersh" | grep -q 'Dynamic section'; then
+        rm -rf "$tmp"
+        die "the compiled front is not statically linked: refused"
+    fi
+    put_file 755 "$tmp/dockersh" "$front"
+    rm -rf "$tmp"
+}
+
 install_programs() {
     local tmp purelib
     tmp=$(mktemp)
@@ -154,7 +176,7 @@ install_programs() {
         'raise SystemExit(main())' >"$tmp"
     put_file 755 "$tmp" "$entry"
     rm -f "$tmp"
-    put_file 755 "$src/bin/dockersh" "$front"
+    install_front
     if grep -qxF "$front" /etc/shells; then
         say "unchanged /etc/shells"
     else
@@ -215,11 +237,67 @@ reload_sshd() {
     say "reloaded sshd (${how[*]})"
 }
 
-install_sshd() {
-    if [ ! -x /usr/sbin/sshd ] || [ ! -e /etc/ssh/sshd_config ]; then
-        say "no OpenSSH server here: skipped the sshd drop-in"
+# The block install.sh puts before each pam_env line of sshd's PAM stack that reads the user's
+# ~/.pam_environment (Debian's and Ubuntu's `pam_env.so user_readenv=1`): members of group
+# dockersh get the same line without user_readenv (the system files only), everyone else the
+# line as it was. A failed group lookup counts as a member. `--uninstall` deletes the block.
+pam_begin='# BEGIN dockersh (install.sh): members of group dockersh never read ~/.pam_environment'
+pam_end='# END dockersh: ~/.pam_environment'
+
+# The file without the block. A block without its end line (a hand edit) is kept as it is;
+# the end line of an earlier install.sh was the bare "# END dockersh".
+pam_without_block() {
+    awk -v b="$pam_begin" '
+        $0 == b { held = $0 "\n"; inside = 1; next }
+        inside { held = held $0 "\n"; if (index($0, "# END dockersh") == 1) { inside = 0; held = "" }; next }
+        { print }
+        END { if (inside) printf "%s", held }' "$1"
+}
+
+pam_with_block() {
+    pam_without_block "$1" | awk -v b="$pam_begin" -v e="$pam_end" -v g="$group" '
+        {
+            line = $0; sub(/#.*/, "", line)
+            if (line !~ /pam_env\.so/ || line !~ /[ \t]user_readenv=1([ \t]|$)/) { print; next }
+            split(line, f, /[ \t]+/); type = (f[1] == "" ? f[2] : f[1]); sub(/^-/, "", type)
+            args = substr(line, index(line, "pam_env.so") + length("pam_env.so"))
+            gsub(/[ \t]+user_(readenv|envfile)=[^ \t]*/, "", args)
+            print b
+            print type " [success=1 default=ignore] pam_succeed_if.so quiet user notingroup " g
+            print type " [success=1 ignore=1 default=die] pam_env.so" args
+            print e
+            print
+        }'
+}
+
+# put_pam MODE: rewrite $pam_sshd with (add) or without (remove) the block, when that differs.
+put_pam() {
+    local tmp
+    [ -e "$pam_sshd" ] || { [ "$1" = remove ] && return; die "$pam_sshd is missing"; }
+    tmp=$(mktemp)
+    if [ "$1" = add ]; then pam_with_block "$pam_sshd" >"$tmp"; else pam_without_block "$pam_sshd" >"$tmp"; fi
+    if cmp -s "$tmp" "$pam_sshd"; then
+        rm -f "$tmp"
+        say "unchanged $pam_sshd"
         return
     fi
+    chmod --reference="$pam_sshd" "$tmp"
+    chown --reference="$pam_sshd" "$tmp"
+    mv -f "$tmp" "$pam_sshd"
+    if [ "$1" = add ]; then
+        say "$pam_sshd: members of group $group no longer read ~/.pam_environment"
+    else
+        say "$pam_sshd: removed the dockersh block"
+    fi
+}
+
+install_sshd() {
+    # Fail closed: without sshd here now, one installed later would run without the drop-in
+    # and the PAM block. Install it, so both are in place before any dockersh user logs in.
+    if [ ! -x /usr/sbin/sshd ] || [ ! -e /etc/ssh/sshd_config ] || [ ! -e "$pam_sshd" ]; then
+        apt_install openssh-server
+    fi
+    put_pam add
     put_file 644 "$src/etc/sshd_config.d/dockersh.conf" "$sshd_dropin"
     local reload=$changed
     if ! grep -qxF "$sshd_include" /etc/ssh/sshd_config; then
@@ -241,6 +319,12 @@ make_dirs() {
     install -d -o root -g root -m 0755 /var/lib/dockersh
     install -d -o root -g adm -m 0750 /var/log/dockersh
     say "directories /run/dockersh (0700) /var/lib/dockersh (0755) /var/log/dockersh (0750)"
+}
+
+# Always installed (a host may boot systemd later): no systemd --user for group members.
+install_user_manager_dropin() {
+    put_file 644 "$src/etc/systemd/user@.service.d/dockersh.conf" "$user_manager_dropin"
+    if [ "$changed" = yes ] && systemd_booted; then systemctl daemon-reload; fi
 }
 
 install_timer() {
@@ -300,6 +384,7 @@ do_install() {
     install_sudoers
     put_file 644 "$src/etc/pam.d/dockersh" /etc/pam.d/dockersh
     install_sshd
+    install_user_manager_dropin
     make_dirs
     put_file 644 "$src/etc/logrotate.d/dockersh" /etc/logrotate.d/dockersh
     install_timer
@@ -328,6 +413,12 @@ do_uninstall() {
     if [ -e "$sshd_dropin" ]; then
         remove "$sshd_dropin"
         reload_sshd
+    fi
+    put_pam remove
+    if [ -e "$user_manager_dropin" ]; then
+        remove "$user_manager_dropin"
+        rmdir --ignore-fail-on-non-empty "$(dirname "$user_manager_dropin")"
+        if systemd_booted; then systemctl daemon-reload; fi
     fi
     remove /etc/pam.d/dockersh /etc/logrotate.d/dockersh "$front" "$prefix" /run/dockersh \
         /var/lib/dockersh

@@ -7,7 +7,7 @@ import sys
 
 from dockersh import __version__
 from dockersh.errors import EXIT_ERROR, DockershError
-from dockersh.login import identity, invocation
+from dockersh.login import identity, invocation, rlimits
 from dockersh.paths import GLOBAL_CONFIG, GROUP
 
 USAGE = """\
@@ -66,6 +66,7 @@ def run(argv: list[str], environ: os._Environ[str]) -> int:
     if os.geteuid() != 0:
         raise DockershError("the privileged part must run as root; log in or run "
                             "/usr/local/bin/dockersh, which goes through sudo")
+    rlimits.reset()
     caller, _ = identity.caller_uid(environ)
     if caller != 0 and inv.privileged_options:
         raise DockershError(f"only root may use {inv.privileged_options[0]}")

@@ -15,7 +15,12 @@ GLOBAL_CONFIG = "/etc/dockersh/dockersh.toml"
 USER_FILE = ".dockersh.toml"
 
 SUDOERS = "/etc/sudoers.d/dockersh"
-PAM_SERVICE = "/etc/pam.d/dockersh"
+PAM_DIR = "/etc/pam.d"
+PAM_SERVICE = f"{PAM_DIR}/dockersh"
+#: sshd's PAM stack, where install.sh puts its block before pam_env's user_readenv=1 line.
+PAM_SSHD = f"{PAM_DIR}/sshd"
+#: Skips systemd's user manager (user@UID.service) for members of the group.
+USER_MANAGER_DROPIN = "/etc/systemd/system/user@.service.d/dockersh.conf"
 SSHD = "/usr/sbin/sshd"
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/dockersh.conf"
 SHELLS = "/etc/shells"

@@ -5,6 +5,7 @@ dockersh runs as root from this checkout with the test's own config (support/ops
 
 from __future__ import annotations
 
+import calendar
 import grp
 import os
 import pwd
@@ -12,8 +13,9 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -317,7 +319,8 @@ def test_doctor_is_healthy_on_an_installed_host(
     assert lines[-1] == "healthy"
     assert all(line.split()[0] in ("ok", "note", "warn") for line in lines[:-1]), proc.stdout
     assert any(line.startswith("ok    Docker engine ") for line in lines)
-    assert any(re.match(r"ok    sshd for dockersh users \(asked as \S+\): no forwarding", line)
+    assert any(re.match(r"ok    \d+ member\(s\) of group dockersh: login shells, sshd's "
+                        r"settings and authorized keys keep the host out of reach", line)
                for line in lines), proc.stdout
 
 
@@ -388,7 +391,124 @@ def test_audit_records_every_session_start_and_end(dsh: Dockersh, make_user: Use
         assert record["uid"] == user.uid
         assert record["remote"] == "127.0.0.9:50123"
         assert record["container"] == container_name(user)
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", record["time"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["time"])
+
+
+def test_audit_time_is_utc_whatever_tz_the_session_brings(dsh: Dockersh,
+                                                         make_user: UserFactory) -> None:
+    user = make_user()
+    assert dsh.login(user, "true", env={"TZ": "EST5"}).returncode == 0
+    for record in dsh.audit_records(user):
+        stamp = time.strptime(record["time"], "%Y-%m-%dT%H:%M:%SZ")
+        assert abs(calendar.timegm(stamp) - time.time()) < 120, record  # UTC, not 5 h off
+
+
+@pytest.mark.parametrize("mode", ["docker", "nsenter"])
+def test_a_session_whose_start_cannot_be_audited_does_not_start(
+        dsh: Dockersh, make_user: UserFactory, mode: str) -> None:
+    """Fail closed: the audit file unwritable (a directory in its place) refuses the session
+    before its command runs, in one line."""
+    dsh.write(f'[session]\nexec = "{mode}"\n')
+    dsh.audit.mkdir()
+    user = make_user()
+    proc = dsh.login(user, "touch ~/ran")
+    assert (proc.returncode, proc.stdout) == (125, ""), proc.stderr
+    assert proc.stderr == (f"dockersh: cannot write the audit file {dsh.audit} (Is a directory); "
+                           "refusing to start the session\n")
+    assert not (user.home / "ran").exists()
+
+
+def test_the_containers_log_on_the_host_is_bounded(dsh: Dockersh, make_user: UserFactory) -> None:
+    """The init's stdout is the user's to write (/proc/1/fd/1), and the engine keeps it on the
+    host's disk: 40 MB written leave at most [container] log_size there."""
+    dsh.write(log_size="1m")
+    user = make_user()
+    proc = dsh.login(user, "yes 0123456789abcdef | head -c 40000000 > /proc/1/fd/1")
+    assert proc.returncode == 0, proc.stderr
+    info = inspect(container_name(user))
+    assert info is not None
+    assert info["HostConfig"]["LogConfig"] == {
+        "Type": "json-file", "Config": {"max-size": str(2**20), "max-file": "1"}}
+    assert os.stat(info["LogPath"]).st_size <= 2**20 + 64 * 1024
+
+
+@pytest.fixture
+def extra_group() -> Iterator[tuple[str, int]]:
+    name = f"dg{os.urandom(3).hex()}"
+    run(["groupadd", name])
+    yield name, grp.getgrnam(name).gr_gid
+    run(["groupdel", name])
+
+
+def test_a_revoked_group_never_reaches_a_new_session(dsh: Dockersh, make_user: UserFactory,
+                                                     extra_group: tuple[str, int]) -> None:
+    """docker mode: an exec gets the container's GroupAdd, fixed when it was created. While a
+    session keeps that container (it cannot be recreated), a new docker-mode session is refused
+    rather than handed a group the admin took away; nsenter mode sets the current groups."""
+    name, gid = extra_group
+    user = make_user(groups=[name])
+    assert str(gid) in dsh.login(user, "id -G").stdout.split()
+    live = dsh.spawn(user, "sleep 60")
+    try:
+        wait_until(lambda: bool(dsh.ls().get(user.name, {}).get("sessions")), 20, "a session")
+        run(["gpasswd", "-d", user.name, name])
+        proc = dsh.login(user, "id -G")
+        assert (proc.returncode, proc.stdout) == (125, ""), proc.stdout
+        assert proc.stderr.startswith("dockersh: your container still has a group you were "
+                                      f"removed from ({gid})"), proc.stderr
+        dsh.write('[session]\nexec = "nsenter"\n')
+        proc = dsh.login(user, "id -G")
+        assert proc.returncode == 0, proc.stderr
+        assert str(gid) not in proc.stdout.split()
+    finally:
+        dsh.end(live)
+
+
+def test_a_login_never_blocks_on_its_stderr_while_it_holds_the_lock(
+        dsh: Dockersh, make_user: UserFactory) -> None:
+    """The session's stderr full (a client that never reads): a login whose container must be
+    recreated says so with the user's lock held, and blocked there, so `dockersh stop` timed
+    out. Now it finishes its work and releases the lock first (through sshd: test_security_host)."""
+    dsh.write('[docker]\nlock_timeout = "3s"\n')
+    user = make_user()
+    assert dsh.login(user).returncode == 0
+    before = inspect(container_name(user))
+    dsh.write('[docker]\nlock_timeout = "3s"\n', memory="512m")  # stale: recreated, with a notice
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        while True:
+            os.write(w, b"x" * 4096)
+    except BlockingIOError:
+        pass
+    os.set_blocking(w, True)
+    login = subprocess.Popen(dsh.argv("--user", user.name, "-c", "true"), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=w, start_new_session=True,
+                             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    os.close(w)
+    try:
+        wait_until(lambda: "pipe_write" in Path(f"/proc/{login.pid}/wchan").read_text(), 30,
+                   "the login blocked writing")  # anon_pipe_write on newer kernels
+        stop = dsh("stop", user.name)
+        assert stop.returncode == 0, stop.stderr
+        after = inspect(container_name(user))
+        assert before is not None and after is not None and after["Id"] != before["Id"]
+    finally:
+        os.close(r)  # the login gets EPIPE and ends
+        login.wait(timeout=60)
+
+
+@pytest.mark.parametrize("mode", ["docker", "nsenter"])
+def test_command_bytes_that_are_not_utf8_pass_exactly_or_are_refused(
+        dsh: Dockersh, make_user: UserFactory, mode: str) -> None:
+    dsh.write(f'[session]\nexec = "{mode}"\n')
+    user = make_user()
+    proc = dsh.login(user, "printf '\udcff' | od -An -tx1")  # surrogateescape: the byte 0xff
+    if mode == "nsenter":
+        assert (proc.returncode, proc.stdout.split()) == (0, ["ff"]), proc.stderr
+    else:
+        assert (proc.returncode, proc.stdout) == (125, ""), proc.stdout
+        assert proc.stderr.startswith("dockersh: the command is not valid UTF-8")
 
 
 def test_gc_removes_image_probes_left_by_a_killed_login(

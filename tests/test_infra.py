@@ -180,7 +180,8 @@ def test_skipped_test_fails_the_run(pytester: pytest.Pytester, monkeypatch: Any)
 
 def test_shell_scripts_pass_shellcheck() -> None:
     scripts = [REPO / ".ci" / "run", REPO / "tests" / "run", REPO / "tests" / "setup-host.sh",
-               REPO / "tests" / "images" / "make-busybox.sh"]
+               REPO / "tests" / "images" / "make-busybox.sh",
+               REPO / "tests" / "support" / "user-manager-check.sh"]
     assert all(os.access(s, os.X_OK) for s in scripts)
     done = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 from support import docker
 from support.cmd import run
-from support.install import REPO, Installation
+from support.install import (
+    PAM_BEGIN,
+    PAM_END,
+    PAM_SSHD,
+    REPO,
+    USER_MANAGER_DROPIN,
+    Installation,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +41,12 @@ def test_install_put_everything_in_place_with_safe_modes(installed: Installation
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, mode), path
     assert installed.entry.read_text().startswith("#!/opt/dockersh/venv/bin/python3 -IS\n")
     assert Path("/etc/shells").read_text().splitlines().count(str(FRONT)) == 1
+    # The front is a static program: no program interpreter (the dynamic loader), no dynamic
+    # section (LD_PRELOAD from ~/.pam_environment has nothing to act on).
+    headers = run(["readelf", "-lW", FRONT]).stdout
+    assert "INTERP" not in headers and "DYNAMIC" not in headers, headers
+    assert PAM_BEGIN in PAM_SSHD.read_text().splitlines()
+    assert USER_MANAGER_DROPIN.is_file()
     run(["visudo", "-c"])
     assert stat.S_IMODE(os.stat("/run/dockersh").st_mode) == 0o700
 
@@ -47,8 +60,16 @@ def test_reinstall_is_idempotent_and_keeps_the_admins_config(installed: Installa
     assert Path("/etc/shells").read_text().splitlines().count(str(FRONT)) == 1
 
 
+def pam_block(text: str) -> str:
+    """install.sh's block in sshd's PAM file: from its first line to its end line."""
+    start = text.index(PAM_BEGIN)
+    end = text.index(PAM_END, start)
+    return text[start:text.index("\n", end) + 1]
+
+
 def test_uninstall_then_install_again(installed: Installation) -> None:
     config = installed.config.read_bytes()
+    pam_before = PAM_SSHD.read_text()
     try:
         proc = install("--uninstall")
         assert proc.returncode == 0
@@ -63,6 +84,10 @@ def test_uninstall_then_install_again(installed: Installation) -> None:
             assert not path.exists(), path
         assert str(FRONT) not in Path("/etc/shells").read_text().splitlines()
         assert installed.config.read_bytes() == config  # the admin's file is kept
+        # sshd's PAM stack is as the package shipped it again (the block removed, nothing else).
+        assert PAM_BEGIN not in PAM_SSHD.read_text()
+        assert PAM_SSHD.read_text() == pam_before.replace(pam_block(pam_before), "")
+        assert not USER_MANAGER_DROPIN.exists()
     finally:
         install()
     assert FRONT.exists() and installed.entry.exists() and installed.config.exists()
@@ -84,3 +109,22 @@ def test_quick_start_demo_shows_a_command_running_in_the_demo_users_container(
         docker.remove_labelled("dockersh.user=dockersh-demo")
         if not existed:
             run(["userdel", "-r", "dockersh-demo"], check=False)
+
+
+@pytest.mark.integration
+def test_without_sshd_install_puts_in_openssh_server_with_the_dropin_and_the_pam_block(
+    docker_engine: Any,
+) -> None:
+    """Fail closed: on a host with no OpenSSH server yet, install.sh installs it, so an sshd is
+    never there without the drop-in and the PAM block (a fresh Debian 12 in a container, whose
+    install_sshd step runs from this repository)."""
+    from support.images import ensure_debian_base
+
+    script = ("cd /src && source <(sed '$d' install.sh) && test ! -e /usr/sbin/sshd && "
+              "install_sshd && /usr/sbin/sshd -t && cat /etc/pam.d/sshd && "
+              "cat /etc/ssh/sshd_config.d/dockersh.conf")
+    proc = run(["docker", "run", "--rm", "-v", f"{REPO}:/src:ro", ensure_debian_base(),
+                "bash", "-c", script], timeout=600)
+    assert "install.sh: installed package(s): openssh-server" in proc.stdout
+    assert PAM_BEGIN in proc.stdout.splitlines()
+    assert "    PermitUserRC no" in proc.stdout.splitlines()

@@ -499,6 +499,9 @@ DANGEROUS = [
     ('mounts = [{ source = "/dev/shm", target = "/x" }]', "/dev/shm"),
     ('mounts = [{ source = "/sys/fs/cgroup", target = "/x" }]', "/sys/fs/cgroup"),
     ('mounts = [{ source = "/proc/1/root", target = "/x" }]', "/proc/1/root"),
+    ('mounts = [{ source = "/var/lib/containerd", target = "/x" }]', "/var/lib/containerd"),
+    # A symlink on this host: /var/lock is /run/lock (Debian's base-files makes it).
+    ('mounts = [{ source = "/var/lock", target = "/x" }]', "/var/lock"),
     ('network = "container:dockersh-bob"', "container:dockersh-bob"),
 ]
 
@@ -533,6 +536,35 @@ def test_dangerous_values_are_refused_in_group_and_user_tables_too(line: str) ->
         text = f"[{table}]\n{line}\n"
         with pytest.raises(ConfigError, match="gives sessions root on the host"):
             schema.resolve(schema.parse_toml(text, "g"), "g", "alice", ("staff",))
+
+
+@pytest.mark.parametrize("target, below", [
+    ("/", ""), ("/proc", ""), ("/var/lib", "docker"), ("/run", "lock"), ("/etc", ""),
+    ("../" * 20 + "sys", "fs"),  # a relative link
+])
+def test_mount_sources_are_resolved_through_symlinks(tmp_path: Path, target: str,
+                                                     below: str) -> None:
+    """Docker follows symlinks in a bind source: /srv/x -> / mounts the host's root, so the
+    check walks them too (at create, `config check` and `doctor` alike)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "link").symlink_to(target)
+    source = str(tmp_path / "a" / "link" / below).rstrip("/")
+    text = f'[container]\nmounts = [{{ source = "{source}", target = "/x" }}]\n'
+    with pytest.raises(ConfigError, match="gives sessions root on the host"):
+        schema.resolve(schema.parse_toml(text, "g"), "g", "alice", ())
+    (tmp_path / "a" / "link").unlink()
+    (tmp_path / "a" / "link").mkdir()  # the same spelling, a plain directory: fine
+    schema.resolve(schema.parse_toml(text, "g"), "g", "alice", ())
+
+
+def test_config_check_resolves_symlinked_mount_sources(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    (tmp_path / "root").symlink_to("/")
+    path = write_global(tmp_path, f'[container]\nmounts = [{{ source = "{tmp_path}/root", '
+                                  'target = "/x" }]\n')
+    assert cli.main(["dockersh", "--config", path, "config", "check"]) == 125
+    assert "gives sessions root on the host" in capsys.readouterr().err
 
 
 def test_unknown_capability_is_refused_even_with_the_switch() -> None:
@@ -672,3 +704,20 @@ def test_config_errors_stay_one_printable_line(home: Path, text: str) -> None:
     own(f)
     _, warnings = user_layer(home)
     assert len(warnings) == 1 and warnings[0].isprintable(), warnings
+
+
+def test_an_end_record_the_audit_file_refuses_goes_to_syslog(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session already ran: its end is never dropped silently, syslog gets it instead."""
+    import syslog
+
+    from dockersh.login import audit
+
+    said: list[tuple[int, str]] = []
+    monkeypatch.setattr(syslog, "syslog", lambda priority, line: said.append((priority, line)))
+    audit.write({"audit_file": str(tmp_path), "audit_syslog": False},
+                {"user": "alice", "event": "session-end"})
+    assert len(said) == 1 and said[0][0] == syslog.LOG_ERR
+    problem, _, line = said[0][1].partition("; the record: ")
+    assert problem == f"cannot write the audit file {tmp_path} (Is a directory)"
+    assert line.endswith('"user":"alice","event":"session-end"}')

@@ -8,13 +8,13 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import stat
 import subprocess
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from dockersh.admin import inventory
+from dockersh.admin import hostchain, inventory
 from dockersh.admin.configverb import check_config
+from dockersh.admin.findings import FAIL, INSTALL, NOTE, OK, WARN, Finding, problem, root_file
 from dockersh.backend.registry import get_backend
 from dockersh.config import schema
 from dockersh.errors import DockershError
@@ -25,8 +25,6 @@ from dockersh.paths import (
     GROUP,
     PAM_SERVICE,
     SHELLS,
-    SSHD,
-    SSHD_DROPIN,
     SUDOERS,
     VISUDO,
 )
@@ -34,10 +32,6 @@ from dockersh.paths import (
 if TYPE_CHECKING:
     from dockersh.backend.base import Backend
 
-INSTALL = "run install.sh from the dockersh source"
-
-OK, FAIL, WARN, NOTE = "ok", "FAIL", "warn", "note"
-Finding = tuple[str, str]  # (OK | FAIL | WARN | NOTE, one line)
 Check = Callable[["Context"], Iterator[Finding]]
 
 
@@ -48,10 +42,6 @@ class Context:
         self.config_path = config_path
         self.config = schema.Config()
         self.backend: Backend | None = None
-
-
-def problem(what: str, fix: str) -> Finding:
-    return FAIL, f"{what}; fix: {fix}"
 
 
 def check_config_file(ctx: Context) -> Iterator[Finding]:
@@ -88,19 +78,6 @@ def check_image(ctx: Context) -> Iterator[Finding]:
                       f"`dockersh pull`, or {INSTALL} (it builds dockersh-session:latest)")
     else:
         yield OK, f"the default image {image} is present"
-
-
-def root_file(path: str, executable: bool) -> str | None:
-    """What is wrong with a file only root may change, or None."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        return f"{path} is missing ({exc.strerror})"
-    if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"{path} is writable by someone other than root"
-    if executable and not st.st_mode & stat.S_IXOTH:
-        return f"{path} is not executable"
-    return None
 
 
 def check_programs(ctx: Context) -> Iterator[Finding]:
@@ -152,77 +129,8 @@ def check_pam(ctx: Context) -> Iterator[Finding]:
     yield (OK, f"{PAM_SERVICE} is in place") if wrong is None else problem(wrong, INSTALL)
 
 
-def dockersh_user() -> str | None:
-    """A user in the group (the first listed one that exists), to ask sshd about."""
-    try:
-        members = grp.getgrnam(GROUP).gr_mem
-    except KeyError:
-        return None
-    for name in members:
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            continue
-        return name
-    return None
-
-
-def sshd_effective(user: str) -> dict[str, list[str]]:
-    proc = subprocess.run([SSHD, "-T", "-C", f"user={user},host=localhost,addr=127.0.0.1"],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise DockershError(f"sshd -T failed: {' '.join(proc.stderr.split())}")
-    settings: dict[str, list[str]] = {}
-    for line in proc.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        settings.setdefault(key, []).append(value)
-    return settings
-
-
-FORWARDING = ("allowtcpforwarding", "allowagentforwarding", "allowstreamlocalforwarding",
-              "x11forwarding", "permittunnel")
-
-
-def sshd_problems(settings: dict[str, list[str]]) -> list[str]:
-    def value(key: str) -> str:
-        return (settings.get(key) or [""])[0]
-
-    found = []
-    if value("disableforwarding") != "yes":
-        found += [f"{key} is {value(key)}" for key in FORWARDING if value(key) != "no"]
-    elif value("permittunnel") != "no":
-        found.append(f"permittunnel is {value('permittunnel')}")
-    found += [f"subsystem {line} runs on the host" for line in settings.get("subsystem", [])
-              if "internal-sftp" in line]
-    if value("permituserenvironment") != "no":
-        found.append(f"permituserenvironment is {value('permituserenvironment')}")
-    return found
-
-
-def check_sshd(ctx: Context) -> Iterator[Finding]:
-    if not os.access(SSHD, os.X_OK):
-        yield NOTE, f"{SSHD} is not installed; its config was not checked"
-        return
-    wrong = root_file(SSHD_DROPIN, executable=False)
-    if wrong is not None:
-        yield problem(wrong, INSTALL)
-    user = dockersh_user()
-    if user is None:
-        yield NOTE, (f"no user in group {GROUP} yet: sshd's effective config for them was not "
-                     "checked (run doctor again after `dockersh enroll USER`)")
-        return
-    try:
-        found = sshd_problems(sshd_effective(user))
-    except DockershError as exc:
-        yield problem(exc.message, "fix the sshd config (sshd -t says where)")
-        return
-    fix = (f"make /etc/ssh/sshd_config Include {SSHD_DROPIN} before any setting it changes, "
-           "and keep `Subsystem sftp /usr/lib/openssh/sftp-server`")
-    for what in found:
-        yield problem(f"sshd for dockersh users (asked as {user}): {what}", fix)
-    if not found:
-        yield OK, f"sshd for dockersh users (asked as {user}): no forwarding, no internal-sftp, " \
-                  "no user environment"
+def check_host_chain(ctx: Context) -> Iterator[Finding]:
+    yield from hostchain.check_chain()
 
 
 def check_users(ctx: Context) -> Iterator[Finding]:
@@ -253,7 +161,8 @@ def check_orphans(ctx: Context) -> Iterator[Finding]:
 
 CHECKS: tuple[Check, ...] = (
     check_config_file, check_engine, check_image, check_programs,
-    check_shells, check_group, check_sudoers, check_pam, check_sshd, check_users, check_orphans,
+    check_shells, check_group, check_sudoers, check_pam, check_host_chain, check_users,
+    check_orphans,
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import grp
 import os
+import pwd
 import subprocess
 from collections.abc import Callable
 from typing import NoReturn
@@ -144,8 +145,19 @@ def enroll(name: str) -> int:
     user = identity.by_name(name)
     if user.uid == 0:
         raise DockershError("root cannot be enrolled: root has no dockersh container")
+    was_member = GROUP in user.group_names
     group_members()
     tool([USERMOD, "--shell", FRONT, "--append", "--groups", GROUP, user.name])
+    # sshd's Match Group blocks apply only once the account is in the group: ask it now, and
+    # take the enrollment back when the account's chain lets the host be reached.
+    from dockersh.admin import hostchain
+
+    found = hostchain.member_problems(pwd.getpwnam(user.name))
+    if found:
+        tool([USERMOD, "--shell", user.shell, user.name])
+        if not was_member:
+            tool([GPASSWD, "--delete", user.name, GROUP])
+        raise DockershError(f"did not enroll {user.name}: {found[0][1]}")
     print(f"enrolled {user.name}: login shell {FRONT}, group {GROUP}")
     return 0
 

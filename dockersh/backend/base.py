@@ -75,14 +75,15 @@ class Container:
     (a restart changes ``started_at``) and parsed only by the admin verbs.
     """
 
-    __slots__ = ("created", "env", "exit_code", "finished_at", "id", "image", "image_id",
-                 "labels", "mounts", "name", "oom_killed", "paused", "pid", "running",
+    __slots__ = ("created", "env", "exit_code", "finished_at", "group_add", "id", "image",
+                 "image_id", "labels", "mounts", "name", "oom_killed", "paused", "pid", "running",
                  "started_at", "status")
 
     def __init__(self, *, id: str, name: str, image: str, image_id: str,
                  labels: dict[str, str], status: str, running: bool, paused: bool, pid: int,
                  created: str, started_at: str, finished_at: str, exit_code: int,
-                 oom_killed: bool, mounts: list[Mount], env: list[str]) -> None:
+                 oom_killed: bool, mounts: list[Mount], env: list[str],
+                 group_add: list[str]) -> None:
         self.id = id
         self.name = name  # without Docker's leading "/"
         self.image = image  # the reference it was created from
@@ -99,6 +100,7 @@ class Container:
         self.oom_killed = oom_killed
         self.mounts = mounts
         self.env = env  # "NAME=value", the image's and the create's
+        self.group_add = group_add  # the supplementary gids given at create, as text
 
     def describe_exit(self) -> str:
         """Why it is not running, for one line to a user or an admin."""

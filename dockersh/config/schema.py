@@ -11,6 +11,7 @@ is validated and whether a user's own file may set it. etc/dockersh.toml documen
 from __future__ import annotations
 
 import dataclasses
+import os
 import posixpath
 import tomllib
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class ContainerConfig:
     memory: str = opt("2g", "size")
     cpus: float = opt(1.0, "float")
     pids_limit: int = opt(512, "int")
+    log_size: str = opt("10m", "size")
     network: str = opt("bridge", "str")
     cap_add: tuple[str, ...] = opt((), "caps")
     read_only: bool = opt(False, "bool")
@@ -347,13 +349,22 @@ def dangers(config: Config) -> list[str]:
 
 def dangerous_source(path: str) -> bool:
     """A mount source that hands out the host: one of DANGEROUS_SOURCES, anything inside the
-    runtime's and the kernel's trees, a directory above them, or a socket. Spelled any way:
-    "//run", "/var/run/" and "/srv/../run" are "/run" to Docker too."""
-    source = "/" + posixpath.normpath(path).lstrip("/")
+    runtime's and the kernel's trees, a directory above them, or a socket. Spelled any way
+    ("//run", "/var/run/", "/srv/../run") and through the host's symlinks as they are now
+    (/var/lock is /run/lock, a link to / is /): Docker resolves both."""
+    spelled = "/" + posixpath.normpath(path).lstrip("/")
+    try:
+        resolved = os.path.realpath(spelled)
+    except OSError:  # a link this root cannot read (/proc/1/root): cannot tell, so refuse
+        return True
+    return _dangerous(spelled) or _dangerous(resolved)
+
+
+def _dangerous(source: str) -> bool:
     inside = ("/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker",
               "/var/lib/containerd", "/boot")
     return (source in DANGEROUS_SOURCES or "docker.sock" in source or source.endswith(".sock")
-            or any(source.startswith(d + "/") for d in inside)
+            or any(source == d or source.startswith(d + "/") for d in inside)
             or any(d.startswith(source + "/") for d in inside))
 
 

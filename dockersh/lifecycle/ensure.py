@@ -64,6 +64,20 @@ def is_stale(backend: Backend, container: Container, plan: SessionPlan) -> bool:
     return image_id is not None and image_id != container.image_id
 
 
+def refuse_revoked_groups(container: Container, plan: SessionPlan) -> None:
+    """docker mode: an exec gets the container's GroupAdd, fixed at create, and a container
+    with live sessions cannot be recreated. A group the account has lost must not reach a new
+    session, so it is refused (nsenter mode sets the current groups itself)."""
+    if plan.exec == "nsenter":
+        return
+    kept = set(container.group_add) - {str(g) for g in plan.groups}
+    if kept:
+        raise DockershError(
+            f"your container still has a group you were removed from ({', '.join(sorted(kept))}) "
+            "and sessions keep it running; end your other sessions and log in again, or ask "
+            f"the administrator to run `dockersh restart {plan.user}`")
+
+
 def ensure(backend: Backend, user: User, plan: SessionPlan, config_path: str,
            container: Container | None, sessions_fd: int) -> Container:
     """Return the user's running container; hold ``sessions_fd`` shared."""
@@ -76,6 +90,7 @@ def ensure(backend: Backend, user: User, plan: SessionPlan, config_path: str,
                 backend.remove(name)
                 container = None
             else:
+                refuse_revoked_groups(container, plan)
                 say("the configuration of your container changed; it applies after your last "
                     "session ends")
     if container is None:

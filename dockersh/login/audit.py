@@ -10,6 +10,7 @@ import os
 import syslog
 import time
 
+from dockersh.errors import DockershError
 from dockersh.jsontext import dumps
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
@@ -46,19 +47,33 @@ def remote(connection: list[str]) -> str:
 
 
 def write(plan: SessionPlan, record: Mapping[str, Any]) -> None:
-    """Best effort: an audit sink that fails must not kill a running session."""
-    line = dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **record})
+    """Write one record to every sink; fail closed when the file cannot take it.
+
+    A start record that cannot be written stops the session before it starts (DockershError);
+    an end record (the session already ran) goes to syslog instead, with why. Time in UTC,
+    whatever TZ the session brought."""
+    line = dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record})
     if plan.audit_syslog:
-        syslog.openlog("dockersh", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
-        syslog.syslog(syslog.LOG_INFO, line)
+        log(syslog.LOG_INFO, line)
     path = plan.audit_file
-    if path:
+    if not path:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
-            os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-            try:
-                os.write(fd, (line + "\n").encode())
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
+            data = (line + "\n").encode()
+            if os.write(fd, data) != len(data):
+                raise OSError(0, "short write")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        problem = f"cannot write the audit file {path} ({exc.strerror or exc})"
+        if record.get("event") == "session-start":
+            raise DockershError(f"{problem}; refusing to start the session") from None
+        log(syslog.LOG_ERR, f"{problem}; the record: {line}")
+
+
+def log(priority: int, line: str) -> None:
+    syslog.openlog("dockersh", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
+    syslog.syslog(priority, line)

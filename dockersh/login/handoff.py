@@ -86,27 +86,35 @@ def run(backend: Backend, plan: SessionPlan, user: User, container: Container,
         print(plan.banner, file=sys.stderr, flush=True)
     for sig in (_signal.SIGINT, _signal.SIGQUIT):
         _signal.signal(sig, _signal.SIG_IGN)
+    if plan.exec != "nsenter":
+        refuse_non_utf8(argv, env)
+    # Before anything starts: a session whose start cannot be recorded does not start.
+    record = start_record(plan, user, container, command, environ)
     began = time.time()
     failure = ""
     if plan.exec == "nsenter":
-        code, record, failure = enter(plan, user, container, command, environ,
-                                      container_env(container, env), argv)
+        code, failure = enter(plan, container, container_env(container, env), argv)
     else:
         from dockersh.backend.docker import attach
 
-        records = []
-
-        def started() -> None:  # written while the engine starts the command
-            records.append(start_record(plan, user, container, command, environ))
-
         try:
             code = attach.run(backend, container.id, argv, f"{plan.uid}:{plan.gid}", plan.home,
-                              env, tty, started)
+                              env, tty)
         except DockershError as exc:  # the engine failed us mid-way: still end the record
             failure, code = exc.message, 125
-        record = records[0] if records else start_record(plan, user, container, command,
-                                                         environ)
     finish(plan, container, record, code, began, sessions_fd, failure)
+
+
+def refuse_non_utf8(argv: list[str], env: list[tuple[str, str]]) -> None:
+    """docker mode: the Engine API carries text as JSON, which is UTF-8, so a byte that is not
+    (kept by Python as a surrogate) would reach the container as U+FFFD: another command.
+    Refused in one line instead; nsenter mode passes the bytes exactly."""
+    for what, text in [("the command", " ".join(argv)), *((f"variable {k}", v) for k, v in env)]:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DockershError(f"{what} is not valid UTF-8, which docker mode cannot pass "
+                                'exactly; use UTF-8 (or [session] exec = "nsenter")') from None
 
 
 def container_env(container: Container, env: list[tuple[str, str]]) -> dict[str, str]:
@@ -116,12 +124,11 @@ def container_env(container: Container, env: list[tuple[str, str]]) -> dict[str,
     return {**base, **dict(env)}
 
 
-def enter(plan: SessionPlan, user: User, container: Container, command: str | None,
-          environ: Mapping[str, str], env: dict[str, str],
-          argv: list[str]) -> tuple[int, dict[str, Any], str]:
+def enter(plan: SessionPlan, container: Container, env: dict[str, str],
+          argv: list[str]) -> tuple[int, str]:
     """nsenter mode: through the container's spare when there is one and no terminal, else
-    directly (then leaving a spare for the next login). Returns the exit code, the start record
-    and what went wrong (or "")."""
+    directly (then leaving a spare for the next login). Returns the exit code and what went
+    wrong (or "")."""
     use_spare = plan.spare and not any(os.isatty(fd) for fd in (0, 1, 2))
     if use_spare:
         from dockersh.enter import spare
@@ -131,8 +138,7 @@ def enter(plan: SessionPlan, user: User, container: Container, command: str | No
         if forked is not None:
             for sig in (_signal.SIGHUP, _signal.SIGTERM):
                 _signal.signal(sig, forked.forward)
-            record = start_record(plan, user, container, command, environ)
-            return forked.wait(), record, forked.failure
+            return forked.wait(), forked.failure
     from dockersh.enter import nsenter
 
     target = nsenter.Target(container, plan, env, argv)
@@ -142,8 +148,7 @@ def enter(plan: SessionPlan, user: User, container: Container, command: str | No
         from dockersh.enter import spare
 
         spare.start(target, container.id)
-    record = start_record(plan, user, container, command, environ)
-    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), record, ""
+    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), ""
 
 
 def spawn(enter: Callable[[], None]) -> int:

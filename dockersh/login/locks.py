@@ -82,3 +82,51 @@ def count_sessions(user: str) -> int:
         # Whole fields ("00:1a:123" is not inode 1234's); "->" marks a waiter, not a holder.
         fields = (set(line.split()) for line in f)
         return sum(1 for s in fields if {"FLOCK", "READ", ident} <= s and "->" not in s)
+
+
+class HeldOutput:
+    """stderr while the user's lock is held: never blocks.
+
+    The session's stderr is the user's: a client that opens its channel with a zero window
+    never drains it, and a root process blocked writing there with the lock held would lock
+    out every login and admin verb for that user. So it is written through a non-blocking
+    description of its own (a reopen: the session's flags are untouched), and what does not
+    fit now waits in memory until ``release``, called after the lock is."""
+
+    def __init__(self, fd: int = 2) -> None:
+        self.real = fd
+        self.pending = b""
+        self.tty = os.isatty(fd)
+        try:
+            self.fd = os.open(f"/proc/self/fd/{fd}",
+                              os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:  # a socket cannot be reopened: everything waits for release
+            self.fd = -1
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.pending += text.encode(errors="replace")
+        while self.pending and self.fd >= 0:
+            try:
+                self.pending = self.pending[os.write(self.fd, self.pending):]
+            except BlockingIOError:
+                break
+            except OSError:
+                self.fd = -1
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def release(self) -> None:
+        """The lock is free: write what is left, blocking as any output may."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        try:
+            while self.pending:
+                self.pending = self.pending[os.write(self.real, self.pending):]
+        except OSError:
+            self.pending = b""

@@ -58,6 +58,7 @@ def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: st
     backend = open_backend(plan.backend, plan.engine_host)
     lock_path, sessions_path = locks.paths(user.name)
     lock_fd = locks.acquire(lock_path, fcntl.LOCK_EX, float(plan.lock_timeout))
+    output = None
     try:
         sessions_fd = locks.open_lock(sessions_path)
         container, image_id = backend.inspect_with_image(plan.name, plan.image)
@@ -66,8 +67,14 @@ def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: st
         else:
             from dockersh.lifecycle import ensure
 
+            # Its notices and progress go to a stderr that cannot block while the lock is held.
+            output = locks.HeldOutput()
+            saved, sys.stderr = sys.stderr, output
             container = ensure.ensure(backend, user, plan, config_path, container, sessions_fd)
     finally:
         locks.release(lock_fd)
+        if output is not None:
+            sys.stderr = saved
+            output.release()
     assert container is not None
     handoff.run(backend, plan, user, container, inv.command, inv.args, environ, sessions_fd)

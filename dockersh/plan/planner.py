@@ -36,6 +36,7 @@ class ContainerSpec:
     memory: int
     nano_cpus: int
     pids_limit: int
+    log_size: int  # bytes of the init's output the engine keeps on disk; 0: none at all
     network: str
     cap_add: tuple[str, ...]
     read_only: bool
@@ -113,6 +114,7 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         memory=units.parse_size(c.memory) or 0,
         nano_cpus=int(c.cpus * 1e9),
         pids_limit=c.pids_limit,
+        log_size=units.parse_size(c.log_size) or 0,
         network=c.network,
         cap_add=tuple(sorted(set(c.cap_add))),
         read_only=c.read_only,

@@ -412,8 +412,7 @@ def test_banner_at_interactive_login_only(
 
 def check_forced_entry(server: SshServer, user: LinuxUser,
                        tmux_terminal: Callable[..., TmuxTerminal]) -> None:
-    """A user whose login shell is bash lands in the container through a forced dockersh."""
-    assert user.shell == "/bin/bash"
+    """A user lands in the container through a forced dockersh."""
     seen = ok(server.ssh(user, FACTS))
     assert_in_container(seen, user)
     proc = server.ssh(user, "echo out; echo err >&2; exit 5")
@@ -431,7 +430,9 @@ def test_sshd_force_command(
     default_mode: str, sshd: SshdFactory, make_user: UserFactory,
     tmux_terminal: Callable[..., TmuxTerminal],
 ) -> None:
-    user = make_user(shell="/bin/bash")
+    """ForceCommand with dash as login shell (dash reads no file for `-c`; bash would read
+    ~/.bashrc on the host, which doctor refuses)."""
+    user = make_user(shell="/bin/sh")
     server = sshd([f"Match User {user.name}", f"    ForceCommand {DOCKERSH}"])
     check_forced_entry(server, user, tmux_terminal)
 
@@ -440,12 +441,21 @@ def test_authorized_keys_command(
     default_mode: str, sshd: SshdFactory, make_user: UserFactory,
     tmux_terminal: Callable[..., TmuxTerminal], tmp_path: Path,
 ) -> None:
-    user = make_user(shell="/bin/bash", key_options=f'command="{DOCKERSH}"')
-    server = sshd()
-    check_forced_entry(server, user, tmux_terminal)
-    # sshd puts the client's command (scp -t, rsync --server, the sftp subsystem) into
-    # SSH_ORIGINAL_COMMAND: file transfer works through the forced key too.
-    check_file_transfer(server, user, tmp_path)
+    """A command= key in a root-owned AuthorizedKeysFile (in ~/.ssh the user could rewrite it
+    from inside the container and drop the restriction)."""
+    user = make_user(key_options=f'command="{DOCKERSH}"')
+    keys = Path(f"/etc/ssh/dockersh-test-keys-{user.name}")
+    (user.home / ".ssh" / "authorized_keys").rename(keys)
+    os.chown(keys, 0, 0)
+    keys.chmod(0o644)  # sshd reads it as the user
+    try:
+        server = sshd([f"Match User {user.name}", f"    AuthorizedKeysFile {keys}"])
+        check_forced_entry(server, user, tmux_terminal)
+        # sshd puts the client's command (scp -t, rsync --server, the sftp subsystem) into
+        # SSH_ORIGINAL_COMMAND: file transfer works through the forced key too.
+        check_file_transfer(server, user, tmp_path)
+    finally:
+        keys.unlink()
 
 
 # --- Concurrency ------------------------------------------------------------------------------

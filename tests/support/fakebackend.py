@@ -36,7 +36,7 @@ def container(name: str, labels: dict[str, str], *, running: bool = True, paused
         status=status or ("paused" if paused else "running" if running else "exited"),
         running=running, paused=paused, pid=0, created="2026-12-01T09:00:00Z",
         started_at=started_at, finished_at="", exit_code=exit_code, oom_killed=oom_killed,
-        mounts=mounts or [], env=["PATH=/usr/bin:/bin"],
+        mounts=mounts or [], env=["PATH=/usr/bin:/bin"], group_add=[],
     )
 
 
@@ -204,6 +204,7 @@ INSPECT_RUNNING: dict[str, Any] = {
         "Labels": {"dockersh.user": "alice", "dockersh.uid": "1001",
                    "dockersh.config-hash": "0123456789abcdef", "dockersh.shell": "/bin/bash"},
     },
+    "HostConfig": {"GroupAdd": ["995"], "CapDrop": ["ALL"], "Init": True},
     "Mounts": [{"Type": "bind", "Source": "/home/alice", "Destination": "/home/alice",
                 "Mode": "", "RW": True, "Propagation": "rprivate"}],
 }

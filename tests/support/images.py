@@ -20,10 +20,12 @@ DEBIAN_BASE = "debian:bookworm-slim"
 BUSYBOX_BUILDER = REPO / "tests" / "images" / "make-busybox.sh"
 DEBIAN_BUILDER = REPO / "tests" / "images" / "make-debian-base.sh"
 DOCKERFILE = REPO / "Dockerfile"
+SYSTEMD_HOST_IMAGE = "dockersh-test/systemd-host:latest"
+SYSTEMD_HOST_DOCKERFILE = REPO / "tests" / "images" / "systemd-host.Dockerfile"
 
 #: Set by make-busybox.sh to its own sha256.
 BUSYBOX_LABEL = "dockersh.test.source-sha256"
-#: Set on the session image to the sha256 of the Dockerfile it was built from.
+#: Set on an image built here to the sha256 of the Dockerfile it was built from.
 DOCKERFILE_LABEL = "dockersh.test.dockerfile-sha256"
 
 _LOCK = Path("/run/lock/dockersh-test-images.lock")
@@ -79,20 +81,28 @@ def ensure_session_image() -> str:
 
     Its base, debian:bookworm-slim, is made by make-debian-base.sh (debootstrap) when missing.
     """
-    if not DOCKERFILE.is_file():
-        raise AssertionError(f"{DOCKERFILE} is missing: the session image cannot be built")
-    sha = sha256_file(DOCKERFILE)
+    return _ensure_built(SESSION_IMAGE, DOCKERFILE)
+
+
+def ensure_systemd_host_image() -> str:
+    """dockersh-test/systemd-host:latest: a systemd-booted Debian 12 with sshd and pam_systemd."""
+    return _ensure_built(SYSTEMD_HOST_IMAGE, SYSTEMD_HOST_DOCKERFILE)
+
+
+def _ensure_built(image: str, dockerfile: Path) -> str:
+    """image built from dockerfile (FROM debian:bookworm-slim, no build context), rebuilt when
+    the Dockerfile changed."""
+    if not dockerfile.is_file():
+        raise AssertionError(f"{dockerfile} is missing: {image} cannot be built")
+    sha = sha256_file(dockerfile)
     ensure_debian_base()
     with _build_lock():
-        if not _is_current(SESSION_IMAGE, DOCKERFILE_LABEL, sha):
+        if not _is_current(image, DOCKERFILE_LABEL, sha):
             # The classic builder: what Debian's docker.io client uses, whichever client is first
             # on PATH here, so the build behaves the same on every machine.
             env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-            run(
-                ["docker", "build", "-q", "--label", f"{DOCKERFILE_LABEL}={sha}",
-                 "-t", SESSION_IMAGE, "-f", DOCKERFILE, REPO],
-                cwd=REPO, env=env, timeout=1800,
-            )
-    if not _is_current(SESSION_IMAGE, DOCKERFILE_LABEL, sha):
-        raise AssertionError(f"docker build did not produce {SESSION_IMAGE} labelled {sha}")
-    return SESSION_IMAGE
+            run(["docker", "build", "-q", "--label", f"{DOCKERFILE_LABEL}={sha}", "-t", image, "-"],
+                input=dockerfile.read_text(), cwd=REPO, env=env, timeout=1800)
+    if not _is_current(image, DOCKERFILE_LABEL, sha):
+        raise AssertionError(f"docker build did not produce {image} labelled {sha}")
+    return image

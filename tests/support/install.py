@@ -13,6 +13,13 @@ from .images import BUSYBOX_IMAGE
 from .users import DOCKERSH_GROUP, DOCKERSH_SHELL
 
 INSTALL_SH = REPO / "install.sh"
+#: sshd's PAM stack and install.sh's block in it (members of group dockersh skip user_readenv).
+PAM_SSHD = Path("/etc/pam.d/sshd")
+PAM_BEGIN = ("# BEGIN dockersh (install.sh): members of group dockersh never read "
+             "~/.pam_environment")
+PAM_END = "# END dockersh: ~/.pam_environment"
+#: No systemd --user for members of group dockersh.
+USER_MANAGER_DROPIN = Path("/etc/systemd/system/user@.service.d/dockersh.conf")
 ETC = Path("/etc/dockersh")
 CONFIG = ETC / "dockersh.toml"
 
@@ -88,3 +95,13 @@ def write_config(text: str) -> Path:
     tmp.chmod(0o644)
     tmp.replace(CONFIG)
     return CONFIG
+
+
+def pam_with_block(text: str, workdir: Path) -> str:
+    """text (an sshd PAM file) as install.sh rewrites /etc/pam.d/sshd: its own shell function."""
+    source = workdir / "pam-sshd"
+    source.write_text(text)
+    script = f"source <(sed '$d' {INSTALL_SH}); pam_with_block \"$1\""
+    edited = run(["bash", "-c", script, "bash", source]).stdout
+    assert PAM_BEGIN in edited and PAM_END in edited, edited
+    return edited

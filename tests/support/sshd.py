@@ -189,8 +189,13 @@ def start_sshd(
     options: Mapping[str, str] | None = None,
     *,
     attempts: int = 5,
+    program: str = SSHD,
 ) -> SshServer:
-    """Start `sshd -D -f CONFIG -E LOG` on a free port of 127.0.0.1 and wait until it listens."""
+    """Start `sshd -D -f CONFIG -E LOG` on a free port of 127.0.0.1 and wait until it listens.
+
+    program: the path sshd is started by; its base name is sshd's PAM service (a link to sshd
+    named sshd-X uses /etc/pam.d/sshd-X).
+    """
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
     hostkey = workdir / "ssh_host_ed25519_key"
     if not hostkey.exists():
@@ -201,10 +206,10 @@ def start_sshd(
     for _ in range(attempts):
         port = _free_port()
         config.write_text(render_config(port, workdir, extra, options or {}))
-        run([SSHD, "-t", "-f", config])  # a config error is reported here, plainly
+        run([program, "-t", "-f", config])  # a config error is reported here, plainly
         (workdir / "sshd.pid").unlink(missing_ok=True)
         process = subprocess.Popen(
-            [SSHD, "-D", "-f", str(config), "-E", str(log)],
+            [program, "-D", "-f", str(config), "-E", str(log)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -54,6 +54,7 @@ def test_the_inspect_json_becomes_a_container() -> None:
     assert [(m.kind, m.source, m.target) for m in c.mounts] == [
         ("bind", "/home/alice", "/home/alice")]
     assert c.env == ["HOME=/home/alice", "PATH=/usr/bin:/bin"]
+    assert c.group_add == ["995"]
     oom = container_view(INSPECT_OOM_KILLED)
     assert oom is not None and not oom.running and oom.exit_code == 137
     assert oom.describe_exit() == "killed for using too much memory"

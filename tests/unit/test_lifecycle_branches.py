@@ -263,3 +263,17 @@ def test_nsenter_mode_needs_a_back_end_whose_containers_are_on_this_host(world: 
     with pytest.raises(DockershError, match='exec = "nsenter" cannot enter fake containers'):
         handoff.run(world.backend, world.plan(), world.user, ours, "true", (), {},
                     world.sessions_fd)
+
+
+def test_a_group_the_account_lost_is_refused_while_sessions_keep_the_container(
+    world: World,
+) -> None:
+    old = container(NAME, world.labels(**{"dockersh.config-hash": "old"}))
+    old.group_add = ["1001", "4242"]  # 4242: a group the account no longer has
+    world.backend.add(old)
+    other = world.live_session()
+    try:
+        with pytest.raises(DockershError, match=r"a group you were removed from \(4242\)"):
+            world.ensure()
+    finally:
+        os.close(other)

@@ -24,7 +24,6 @@ TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     import signal as _signal
     from _socket import socket
-    from collections.abc import Callable
 
     from dockersh.backend.base import Backend
 else:
@@ -146,12 +145,10 @@ def signal_command(backend: Backend, exec_id: str, container_id: str, signum: in
 
 
 def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir: str,
-        env: list[tuple[str, str]], tty: bool, started: Callable[[], None]) -> int:
-    """The exec, its bytes and its exit code; ``started`` is called once the engine is
-    starting the command."""
+        env: list[tuple[str, str]], tty: bool) -> int:
+    """The exec, its bytes and its exit code."""
     exec_id = backend.exec_create(container_id, argv, user, workdir, env, tty)
     sock, early = backend.exec_start(exec_id, tty)
-    started()
 
     def hang_up(signum: int, _frame: object) -> None:
         """SSH went away: the command in the container gets the signal, as a host shell would."""

@@ -179,6 +179,7 @@ def container_view(data: dict[str, Any] | None) -> Container | None:
         return None
     state = data.get("State") or {}
     config = data.get("Config") or {}
+    host = data.get("HostConfig") or {}
     return Container(
         id=str(data["Id"]),
         name=str(data.get("Name") or "").lstrip("/"),
@@ -197,6 +198,7 @@ def container_view(data: dict[str, Any] | None) -> Container | None:
         mounts=[Mount(str(m.get("Type") or ""), str(m.get("Source") or ""),
                       str(m.get("Destination") or "")) for m in data.get("Mounts") or []],
         env=[str(v) for v in config.get("Env") or []],
+        group_add=[str(g) for g in host.get("GroupAdd") or []],
     )
 
 
