@@ -558,10 +558,10 @@ def test_gc_removes_image_probes_left_by_a_killed_login(
     left = docker_engine.containers.create(test_image, "true", labels={"dockersh.probe": "1"})
     try:
         monkeypatch.setattr(ops, "PROBE_MAX_AGE", 0)
-        engine = inventory.engine_for("/nonexistent.toml")  # the defaults: the local engine
-        ops.remove_stale_probes(engine, dry_run=True)
+        backend = inventory.backend_for("/nonexistent.toml")  # the defaults: the local engine
+        ops.remove_stale_probes(backend, dry_run=True)
         docker_engine.containers.get(left.id)  # a dry run removes nothing
-        ops.remove_stale_probes(engine, dry_run=False)
+        ops.remove_stale_probes(backend, dry_run=False)
         assert not docker_engine.containers.list(all=True, filters={"id": left.id})
     finally:
         subprocess.run(["docker", "rm", "-f", left.id], capture_output=True, check=False)

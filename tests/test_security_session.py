@@ -334,21 +334,27 @@ def test_nsenter_never_enters_a_process_that_is_not_the_containers(tenant: Tenan
     """The inspect said Pid N; by the time nsenter opens /proc/N the container may have stopped
     (its user can end their own init) and N belong to another process: entering that one's
     namespaces and cgroups would be a session on the host."""
+    from dockersh.backend.docker.backend import container_view
+    from dockersh.config import schema
     from dockersh.enter import nsenter
     from dockersh.errors import DockershError
+    from dockersh.login import identity
+    from dockersh.plan import planner
 
-    container = tenant.container()
-    session = {"uid": tenant.user.uid, "gid": tenant.user.gid, "groups": [tenant.user.gid],
-               "home": str(tenant.user.home)}
+    data = tenant.container()
+    container = container_view(data)
+    assert container is not None
+    plan = planner.make(schema.Config(), identity.by_uid(tenant.user.uid), "host").session
     host = subprocess.Popen(["sleep", "30"])  # what a recycled pid would be: a host process
     try:
-        stale = {**container, "State": {**container["State"], "Pid": host.pid}}
+        stale = container_view({**data, "State": {**data["State"], "Pid": host.pid}})
+        assert stale is not None
         with pytest.raises(DockershError, match="not the container's"):
-            nsenter.Target(stale, session, [], ["/bin/cat", str(tenant.host_marker)])
+            nsenter.Target(stale, plan, {}, ["/bin/cat", str(tenant.host_marker)])
     finally:
         host.kill()
         host.wait()
-    nsenter.Target(container, session, [], ["/bin/true"])  # the real one is fine
+    nsenter.Target(container, plan, {}, ["/bin/true"])  # the real one is fine
 
 
 def test_a_mount_source_the_user_can_redirect_is_refused(
@@ -405,13 +411,15 @@ def test_a_mount_source_the_user_can_redirect_is_refused(
 
 
 class StaleEngine:
-    """An engine whose exec inspect names a given pid as the running command."""
+    """A back end whose exec inspect names a given pid as the running command."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
 
-    def get(self, path: str) -> dict[str, Any]:
-        return {"Running": True, "Pid": self.pid}
+    def exec_inspect(self, exec_id: str) -> Any:
+        from dockersh.backend.base import Exec
+
+        return Exec(True, None, self.pid)
 
 
 def test_hangup_signals_only_a_process_of_the_container(tenant: Tenant) -> None:

@@ -10,11 +10,12 @@ import os
 import pwd
 import subprocess
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from dockersh.admin import hostchain, inventory
 from dockersh.admin.configverb import check_config
 from dockersh.admin.findings import FAIL, INSTALL, NOTE, OK, WARN, Finding, problem, root_file
-from dockersh.backend.docker.engine import Engine
+from dockersh.backend.registry import get_backend
 from dockersh.config import schema
 from dockersh.errors import DockershError
 from dockersh.labels import LABEL_UID, LABEL_USER
@@ -28,6 +29,9 @@ from dockersh.paths import (
     VISUDO,
 )
 
+if TYPE_CHECKING:
+    from dockersh.backend.base import Backend
+
 Check = Callable[["Context"], Iterator[Finding]]
 
 
@@ -37,7 +41,7 @@ class Context:
     def __init__(self, config_path: str) -> None:
         self.config_path = config_path
         self.config = schema.Config()
-        self.engine: Engine | None = None
+        self.backend: Backend | None = None
 
 
 def check_config_file(ctx: Context) -> Iterator[Finding]:
@@ -52,23 +56,24 @@ def check_config_file(ctx: Context) -> Iterator[Finding]:
         yield WARN, warning
 
 
-def check_docker(ctx: Context) -> Iterator[Finding]:
-    engine = Engine(ctx.config.docker.host)
+def check_engine(ctx: Context) -> Iterator[Finding]:
     try:
-        version = engine.get("/version")
+        backend = get_backend(ctx.config)
+        version = backend.version()
     except DockershError as exc:
-        yield problem(exc.message, "start dockerd (systemctl start docker), or fix [docker] host")
+        name = ctx.config.engine.backend
+        yield problem(exc.message, f"start the {name} engine (systemctl start {name}), or fix "
+                      f"[{name}] host")
         return
-    ctx.engine = engine
-    yield OK, (f"Docker engine {version.get('Version')} (API {version.get('ApiVersion')}) "
-               f"at {engine.path}")
+    ctx.backend = backend
+    yield OK, f"{version} at {backend.where}"
 
 
 def check_image(ctx: Context) -> Iterator[Finding]:
     image = ctx.config.container.image
-    if ctx.engine is None:
+    if ctx.backend is None:
         yield NOTE, f"image {image} not checked: the engine is not reachable"
-    elif ctx.engine.image_id(image) is None:
+    elif ctx.backend.image_id(image) is None:
         yield problem(f"the default image {image} is not on this host",
                       f"`dockersh pull`, or {INSTALL} (it builds dockersh-session:latest)")
     else:
@@ -143,11 +148,11 @@ def check_users(ctx: Context) -> Iterator[Finding]:
 
 
 def check_orphans(ctx: Context) -> Iterator[Finding]:
-    if ctx.engine is None:
+    if ctx.backend is None:
         return
-    orphans = [inventory.name_of(c) for c in inventory.find(ctx.engine)
-               if inventory.account(inventory.labels_of(c).get(LABEL_USER, ""),
-                                    inventory.labels_of(c).get(LABEL_UID, "")) is None]
+    orphans = [c.name for c in inventory.find(ctx.backend)
+               if inventory.account(c.labels.get(LABEL_USER, ""),
+                                    c.labels.get(LABEL_UID, "")) is None]
     if orphans:
         yield NOTE, (f"{len(orphans)} container(s) of users who no longer exist "
                      f"({', '.join(orphans[:5])}{' ...' if len(orphans) > 5 else ''}); "
@@ -155,7 +160,7 @@ def check_orphans(ctx: Context) -> Iterator[Finding]:
 
 
 CHECKS: tuple[Check, ...] = (
-    check_config_file, check_docker, check_image, check_programs,
+    check_config_file, check_engine, check_image, check_programs,
     check_shells, check_group, check_sudoers, check_pam, check_host_chain, check_users,
     check_orphans,
 )

@@ -7,20 +7,22 @@ host (sessions entered by docker exec or nsenter, whether or not a dockersh moni
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dockersh.backend.docker.engine import Engine, quote
+from dockersh.backend.registry import get_backend
 from dockersh.config import schema, units
 from dockersh.errors import DockershError
 from dockersh.labels import LABEL_UID, LABEL_USER
 from dockersh.lifecycle import ensure
 from dockersh.login import identity, locks
 from dockersh.plan import pipeline, planner
+
+if TYPE_CHECKING:
+    from dockersh.backend.base import Backend, Container
 
 #: ``config`` of a container: built from the config that applies now, or not, or nobody's.
 CURRENT, STALE, ORPHAN, INVALID = "current", "stale", "orphan", "invalid"
@@ -60,9 +62,9 @@ def iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
 
 
-def engine_time(text: str | None) -> float | None:
-    """The engine's RFC 3339 times (nanoseconds, ``Z``); None for its zero time."""
-    if not text or text.startswith("0001-"):
+def engine_time(text: str) -> float | None:
+    """The engine's RFC 3339 times (nanoseconds, ``Z``); None for "" (never)."""
+    if not text:
         return None
     head, _, frac = text.rstrip("Z").partition(".")
     stamp = datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
@@ -75,30 +77,16 @@ def global_config(config_path: str) -> schema.Config:
     return schema.build(schema.merge([base]))
 
 
-def engine_for(config_path: str) -> Engine:
-    return Engine(global_config(config_path).docker.host)
+def backend_for(config_path: str) -> Backend:
+    return get_backend(global_config(config_path))
 
 
-def listed(engine: Engine, label: str) -> list[dict[str, Any]]:
-    """The engine's list entries of every container, running or not, with ``label``."""
-    filters = quote(json.dumps({"label": [label]}))
-    return engine.get(f"/containers/json?all=1&filters={filters}") or []
-
-
-def find(engine: Engine, user: str | None = None) -> list[dict[str, Any]]:
-    """Inspect data of every managed container (of one user), sorted by user then name."""
+def find(backend: Backend, user: str | None = None) -> list[Container]:
+    """Every managed container (of one user), sorted by user then name."""
     label = LABEL_USER if user is None else f"{LABEL_USER}={user}"
-    listed_ = listed(engine, label)
-    found = [c for c in (engine.container(item["Id"]) for item in listed_) if c is not None]
-    return sorted(found, key=lambda c: (labels_of(c).get(LABEL_USER, ""), c["Name"]))
-
-
-def labels_of(container: dict[str, Any]) -> dict[str, str]:
-    return container.get("Config", {}).get("Labels") or {}
-
-
-def name_of(container: dict[str, Any]) -> str:
-    return str(container["Name"]).lstrip("/")
+    found = [c for c in (backend.inspect(item.id) for item in backend.list_by_label(label))
+             if c is not None]
+    return sorted(found, key=lambda c: (c.labels.get(LABEL_USER, ""), c.name))
 
 
 def entered_processes() -> dict[int, set[int]]:
@@ -130,11 +118,11 @@ def entered_processes() -> dict[int, set[int]]:
     return entered
 
 
-def session_count(container: dict[str, Any], user: str, entered: dict[int, set[int]]) -> int:
+def session_count(container: Container, user: str, entered: dict[int, set[int]]) -> int:
     """Live sessions: the shared flocks of session monitors, or processes entered from outside
     (a session whose monitor was killed still counts), whichever is more."""
     flocks = locks.count_sessions(user)
-    init = int(container.get("State", {}).get("Pid") or 0)
+    init = container.pid
     if init <= 0:
         return flocks
     try:
@@ -146,12 +134,11 @@ def session_count(container: dict[str, Any], user: str, entered: dict[int, set[i
     return max(flocks, len(entered.get(ns, set()) - {init}))
 
 
-def idle_since(container: dict[str, Any], user: str) -> float:
+def idle_since(container: Container, user: str) -> float:
     """The later of the last session's end (the sessions file's mtime) and the container's
     last start or stop."""
-    state = container.get("State", {})
-    times = [engine_time(state.get("StartedAt")), engine_time(state.get("FinishedAt")),
-             engine_time(container.get("Created"))]
+    times = [engine_time(container.started_at), engine_time(container.finished_at),
+             engine_time(container.created)]
     try:
         times.append(os.stat(locks.paths(user)[1]).st_mtime)
     except OSError:
@@ -171,10 +158,10 @@ def account(name: str, uid_label: str) -> identity.User | None:
     return identity.by_uid(entry.pw_uid)
 
 
-def judge(engine: Engine, container: dict[str, Any], config_path: str,
+def judge(backend: Backend, container: Container, config_path: str,
           fallback: schema.Config) -> tuple[str, str, schema.Config]:
     """(CURRENT|STALE|ORPHAN|INVALID, why, the config whose [session] applies)."""
-    labels = labels_of(container)
+    labels = container.labels
     user = account(labels.get(LABEL_USER, ""), labels.get(LABEL_UID, ""))
     if user is None:
         return ORPHAN, "the user no longer exists", fallback
@@ -183,32 +170,30 @@ def judge(engine: Engine, container: dict[str, Any], config_path: str,
     except DockershError as exc:
         return INVALID, exc.message, fallback
     wanted = planner.make(cfg, user, os.uname().nodename)
-    if wanted.spec.name != name_of(container):
+    if wanted.spec.name != container.name:
         return ORPHAN, f"the user's container is now {wanted.spec.name}", cfg
-    if ensure.is_stale(engine, container, wanted.session):
+    if ensure.is_stale(backend, container, wanted.session):
         return STALE, "config or image changed since it was created", cfg
     return CURRENT, "", cfg
 
 
-def describe(engine: Engine, container: dict[str, Any], config_path: str,
+def describe(backend: Backend, container: Container, config_path: str,
              fallback: schema.Config, entered: dict[int, set[int]]) -> Managed:
-    labels = labels_of(container)
+    labels = container.labels
     user = labels.get(LABEL_USER, "")
-    state = container.get("State", {})
-    verdict, why, cfg = judge(engine, container, config_path, fallback)
+    verdict, why, cfg = judge(backend, container, config_path, fallback)
     sessions = session_count(container, user, entered)
-    running = bool(state.get("Running"))
     return Managed(
         user=user,
         uid=int(labels.get(LABEL_UID, "-1") or -1),
-        container=name_of(container),
-        id=str(container["Id"])[:12],
-        image=str(container.get("Config", {}).get("Image", "")),
-        state=str(state.get("Status", "unknown")),
-        exit="" if running else ensure.describe_exit(state),
+        container=container.name,
+        id=container.id[:12],
+        image=container.image,
+        state=container.status or "unknown",
+        exit="" if container.running else container.describe_exit(),
         sessions=sessions,
         idle_since=None if sessions else idle_since(container, user),
-        created=engine_time(container.get("Created")) or 0.0,
+        created=engine_time(container.created) or 0.0,
         config=verdict,
         why=why,
         idle_timeout=units.parse_duration(cfg.session.idle_timeout) or 0,
@@ -216,7 +201,7 @@ def describe(engine: Engine, container: dict[str, Any], config_path: str,
     )
 
 
-def inventory(engine: Engine, config_path: str, user: str | None = None) -> list[Managed]:
+def inventory(backend: Backend, config_path: str, user: str | None = None) -> list[Managed]:
     fallback = global_config(config_path)
     entered = entered_processes()
-    return [describe(engine, c, config_path, fallback, entered) for c in find(engine, user)]
+    return [describe(backend, c, config_path, fallback, entered) for c in find(backend, user)]

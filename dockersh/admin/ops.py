@@ -14,11 +14,10 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 from dockersh.admin import inventory, leftovers
 from dockersh.admin.inventory import Managed
-from dockersh.backend.docker.engine import Engine, quote
 from dockersh.config import schema, units
 from dockersh.enter import spare
 from dockersh.errors import DockershError
@@ -26,6 +25,9 @@ from dockersh.labels import LABEL_PROBE, LABEL_UID, LABEL_USER
 from dockersh.lifecycle import ensure, pulling
 from dockersh.login import locks
 from dockersh.plan import pipeline
+
+if TYPE_CHECKING:
+    from dockersh.backend.base import Backend, Container
 
 STOP_TIMEOUT = 10  # seconds a container's processes get between SIGTERM and SIGKILL
 COLUMNS = ("USER", "CONTAINER", "IMAGE", "STATE", "SESSIONS", "IDLE", "AGE", "CONFIG")
@@ -79,8 +81,8 @@ def table(rows: list[tuple[str, ...]]) -> str:
 
 
 def ls(config_path: str, as_json: bool) -> int:
-    engine = inventory.engine_for(config_path)
-    managed = inventory.inventory(engine, config_path)
+    backend = inventory.backend_for(config_path)
+    managed = inventory.inventory(backend, config_path)
     now = time.time()
     if as_json:
         print(json.dumps([m.to_json(now) for m in managed], indent=2))
@@ -94,52 +96,45 @@ def ls(config_path: str, as_json: bool) -> int:
 # --- stop, restart, rm --------------------------------------------------------------------------
 
 
-def containers_of(engine: Engine, user: str) -> list[dict[str, Any]]:
-    found = inventory.find(engine, user)
+def containers_of(backend: Backend, user: str) -> list[Container]:
+    found = inventory.find(backend, user)
     if not found:
         raise DockershError(f"{user} has no dockersh container")
     return found
 
 
-def ending(container: dict[str, Any], user: str) -> str:
+def ending(container: Container, user: str) -> str:
     """ ", ending N live session(s)" when stopping it ends sessions."""
     count = inventory.session_count(container, user, inventory.entered_processes())
     return f", ending {count} live session{'s' * (count != 1)}" if count else ""
 
 
 def stop(config_path: str, user: str) -> int:
-    engine = inventory.engine_for(config_path)
+    backend = inventory.backend_for(config_path)
     with user_locked(user, lock_timeout(config_path)):
-        for container in containers_of(engine, user):
-            name = inventory.name_of(container)
-            if not container["State"].get("Running"):
+        for container in containers_of(backend, user):
+            name = container.name
+            if not container.running:
                 print(f"{name} is not running")
                 continue
             note = ending(container, user)
-            stop_container(engine, name)
+            backend.stop(name, STOP_TIMEOUT)
             print(f"stopped {name}{note}")
     return 0
 
 
-def stop_container(engine: Engine, name: str) -> None:
-    engine.call("POST", f"/containers/{quote(name)}/stop?t={STOP_TIMEOUT}",
-                what=f"cannot stop container {name}")
-
-
 def restart(config_path: str, user: str) -> int:
-    engine = inventory.engine_for(config_path)
+    backend = inventory.backend_for(config_path)
     with user_locked(user, lock_timeout(config_path)):
-        for container in containers_of(engine, user):
-            name = inventory.name_of(container)
+        for container in containers_of(backend, user):
+            name = container.name
             note = ending(container, user)
-            labels = inventory.labels_of(container)
-            account = inventory.account(user, labels.get(LABEL_UID, ""))
+            account = inventory.account(user, container.labels.get(LABEL_UID, ""))
             if account is not None:  # its passwd and group may be gone (install.sh --uninstall)
-                ensure.restore_identity_files(engine, account, config_path, container)
-            engine.call("POST", f"/containers/{quote(name)}/restart?t={STOP_TIMEOUT}",
-                        what=f"cannot restart container {name}")
+                ensure.restore_identity_files(backend, account, config_path, container)
+            backend.restart(name, STOP_TIMEOUT)
             print(f"restarted {name}{note}")
-    stale = [m for m in inventory.inventory(engine, config_path, user)
+    stale = [m for m in inventory.inventory(backend, config_path, user)
              if m.config == inventory.STALE]
     for m in stale:
         print(f"note: {m.container} was made from an older config; `dockersh rm {user}` makes "
@@ -147,18 +142,18 @@ def restart(config_path: str, user: str) -> int:
     return 0
 
 
-def remove_container(engine: Engine, name: str) -> None:
-    ensure.remove(engine, name)
+def remove_container(backend: Backend, name: str) -> None:
+    backend.remove(name)
     leftovers.remove_state(name)
 
 
 def rm(config_path: str, user: str) -> int:
-    engine = inventory.engine_for(config_path)
+    backend = inventory.backend_for(config_path)
     with user_locked(user, lock_timeout(config_path)):
-        for container in containers_of(engine, user):
-            name = inventory.name_of(container)
+        for container in containers_of(backend, user):
+            name = container.name
             note = ending(container, user)
-            remove_container(engine, name)
+            remove_container(backend, name)
             print(f"removed {name}{note} (the home directory is kept)")
     return 0
 
@@ -188,28 +183,28 @@ def decide(m: Managed, idle: int | None, now: float) -> tuple[str, str] | None:
     return None
 
 
-def act(engine: Engine, action: str, name: str) -> None:
+def act(backend: Backend, action: str, name: str) -> None:
     if action == "remove":
-        remove_container(engine, name)
+        remove_container(backend, name)
     else:
-        stop_container(engine, name)
+        backend.stop(name, STOP_TIMEOUT)
 
 
-def act_locked(engine: Engine, config_path: str, m: Managed, idle: int | None,
+def act_locked(backend: Backend, config_path: str, m: Managed, idle: int | None,
                timeout: float) -> tuple[str, str] | None:
     """Under the user's lock, look again and act if it still holds; what was done."""
     with user_locked(m.user, timeout) as sessions_fd:
         if not locks.try_exclusive(sessions_fd):
             return None  # a session started meanwhile: the login won
-        container = engine.container(m.id)
+        container = backend.inspect(m.id)
         if container is None:
             return None
-        fresh = inventory.describe(engine, container, config_path,
+        fresh = inventory.describe(backend, container, config_path,
                                    inventory.global_config(config_path),
                                    inventory.entered_processes())
         decision = decide(fresh, idle, time.time())
         if decision is not None:
-            act(engine, decision[0], fresh.container)
+            act(backend, decision[0], fresh.container)
         return decision
 
 
@@ -217,26 +212,26 @@ def act_locked(engine: Engine, config_path: str, m: Managed, idle: int | None,
 PROBE_MAX_AGE = 600
 
 
-def remove_stale_probes(engine: Engine, dry_run: bool) -> None:
-    for item in inventory.listed(engine, LABEL_PROBE):
-        if time.time() - int(item.get("Created", 0)) < PROBE_MAX_AGE:
+def remove_stale_probes(backend: Backend, dry_run: bool) -> None:
+    for item in backend.list_by_label(LABEL_PROBE):
+        if time.time() - item.created < PROBE_MAX_AGE:
             continue
         if dry_run:
-            print(f"would remove {item['Id'][:12]} (an image probe left by a killed login)")
+            print(f"would remove {item.id[:12]} (an image probe left by a killed login)")
         else:
-            ensure.remove(engine, item["Id"])
-            print(f"removed {item['Id'][:12]} (an image probe left by a killed login)")
+            backend.remove(item.id)
+            print(f"removed {item.id[:12]} (an image probe left by a killed login)")
 
 
 def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> int:
     """Stop or remove what is idle or orphaned (only ``users``' containers when given), and
     image probes a killed login left behind, and the files kept for removed containers."""
-    engine = inventory.engine_for(config_path)
+    backend = inventory.backend_for(config_path)
     timeout = lock_timeout(config_path)
     if not users:
-        remove_stale_probes(engine, dry_run)
+        remove_stale_probes(backend, dry_run)
     failed = 0
-    for m in inventory.inventory(engine, config_path):
+    for m in inventory.inventory(backend, config_path):
         if users and m.user not in users:
             continue
         decision = decide(m, idle, time.time())
@@ -246,7 +241,7 @@ def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> i
             print(f"would {decision[0]} {m.container} ({m.user}): {decision[1]}")
             continue
         try:
-            done = act_locked(engine, config_path, m, idle, timeout)
+            done = act_locked(backend, config_path, m, idle, timeout)
         except DockershError as exc:
             print(f"dockersh: gc: {m.container}: {exc.message}", file=sys.stderr)
             failed += 1
@@ -255,18 +250,16 @@ def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> i
             verb = "stopped" if done[0] == "stop" else "removed"
             print(f"{verb} {m.container} ({m.user}): {done[1]}")
     if not users and not dry_run:
-        sweep(engine)
+        sweep(backend)
     return 1 if failed else 0
 
 
-def sweep(engine: Engine) -> None:
+def sweep(backend: Backend) -> None:
     """Remove the files kept for containers and users that are gone (after the removals above)."""
-    listed = inventory.listed(engine, LABEL_USER)
-    spare.sweep({item["Id"] for item in listed})
-    state = leftovers.sweep_state({name.lstrip("/") for item in listed
-                                   for name in item.get("Names") or []})
-    users = leftovers.sweep_users({str((item.get("Labels") or {}).get(LABEL_USER))
-                                   for item in listed})
+    listed = backend.list_by_label(LABEL_USER)
+    spare.sweep({item.id for item in listed})
+    state = leftovers.sweep_state({name for item in listed for name in item.names})
+    users = leftovers.sweep_users({item.labels.get(LABEL_USER, "") for item in listed})
     if state or users:
         print(f"removed the state of {state} containers and {users} users that are gone")
 
@@ -289,7 +282,7 @@ def configured_images(config_path: str, everything: bool) -> list[str]:
 
 
 def pull(config_path: str, everything: bool) -> int:
-    engine = inventory.engine_for(config_path)
+    backend = inventory.backend_for(config_path)
     images = configured_images(config_path, everything)
-    results = [pulling.pull_one(engine, image) for image in images]
+    results = [pulling.pull_one(backend, image) for image in images]
     return 0 if all(results) else 1

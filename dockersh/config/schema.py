@@ -93,6 +93,12 @@ class UserConfigPolicy:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    #: Which container engine runs the users' containers (dockersh/backend/registry.py).
+    backend: str = opt("docker", "choice", choices=("docker",))
+
+
+@dataclass(frozen=True)
 class DockerConfig:
     host: str = opt("unix:///var/run/docker.sock", "str")
     lock_timeout: str = opt("30s", "duration")
@@ -130,10 +136,15 @@ class Config:
     container: ContainerConfig = field(default_factory=ContainerConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     user_config: UserConfigPolicy = field(default_factory=UserConfigPolicy)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     docker: DockerConfig = field(default_factory=DockerConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     web: WebConfig = field(default_factory=WebConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+
+    def engine_host(self) -> str:
+        """Where the chosen back end's engine listens (each back end's own table)."""
+        return self.docker.host
 
 
 SECTIONS: dict[str, type[Any]] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]

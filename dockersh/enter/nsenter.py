@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     import signal as _signal
     from collections.abc import Callable, Mapping
     from typing import Any
+
+    from dockersh.backend.base import Container
+    from dockersh.plan.sessionplan import SessionPlan
 else:
     import _signal  # signal without the enum import (8 ms)
 
@@ -62,14 +65,14 @@ def _check(result: int, what: str) -> None:
 class Target:
     """What to enter and what to run there, all read before any namespace is entered."""
 
-    def __init__(self, container: dict[str, Any], session: dict[str, Any],
-                 env: Mapping[str, str], argv: list[str]) -> None:
-        self.pid = int(container["State"]["Pid"])
+    def __init__(self, container: Container, plan: SessionPlan, env: Mapping[str, str],
+                 argv: list[str]) -> None:
+        self.pid = container.pid
         if self.pid <= 0:
             raise DockershError("the container is not running")
-        self.uid, self.gid = int(session["uid"]), int(session["gid"])
-        self.groups = [int(g) for g in session["groups"]]
-        self.home = str(session["home"])
+        self.uid, self.gid = plan.uid, plan.gid
+        self.groups = list(plan.groups)
+        self.home = plan.home
         self.env = dict(env)
         self.argv = argv
         # The pid comes from an inspect made a moment ago: since then the container may have
@@ -83,15 +86,13 @@ class Target:
                 fd = os.open("cgroup", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
                 with open(fd) as f:
                     cgroups = f.read()
-                if str(container["Id"]) not in cgroups:
+                if container.id not in cgroups:
                     raise DockershError(f"process {self.pid} is not the container's (it has "
                                         "stopped or restarted); log in again")
                 self.ns_fds = {ns: os.open(f"ns/{ns}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
                                for ns in (*NAMESPACES, "pid")}
-                started = "".join(c for c in str(container["State"].get("StartedAt")) if
-                                  c.isdigit())
-                self.seccomp = seccomp_filters(proc, self.pid,
-                                               f"{container['Id']}.{started}")
+                started = "".join(c for c in container.started_at if c.isdigit())
+                self.seccomp = seccomp_filters(proc, self.pid, f"{container.id}.{started}")
             finally:
                 os.close(proc)
         except OSError as exc:

@@ -14,12 +14,7 @@ The spare lives in the container's pid namespace, adopted by its init, so it end
 container. To the user it is one of their own processes, not dumpable (no ptrace, no
 /proc/PID/fd): killing or stopping it costs them the fast path and nothing else, since a login
 falls back to entering directly when the spare does not answer within ``READY_TIMEOUT``.
-
-Protocol (SOCK_SEQPACKET, one message each): the login sends the request; the spare answers
-``R`` (or ``N``: built for other ids, it retires); the login says ``G`` with its fds 0-2; the
-spare forks the session and says ``S`` (``E`` when it cannot fork); the login may send
-``K<signal>`` (a hangup to pass on); the spare ends with ``X<wait status>``. A login that goes
-away leaves its session a SIGHUP, as a closed SSH channel would.
+What the two ends say to each other is in protocol.py.
 """
 
 from __future__ import annotations
@@ -30,6 +25,17 @@ import os
 import select
 import sys
 
+from dockersh.enter import protocol
+from dockersh.enter.protocol import (
+    EXITED,
+    FORK_FAILED,
+    GO,
+    KILL,
+    MAX_MESSAGE,
+    MAX_REQUEST,
+    READY,
+    STARTED,
+)
 from dockersh.paths import SECCOMP_DIR, SPARE_DIR
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
@@ -45,7 +51,6 @@ else:
 #: How long a login waits for the spare's first answer before entering directly.
 READY_TIMEOUT = 1.0
 MSG_CMSG_CLOEXEC = 0x40000000
-MAX_REQUEST = 1 << 20
 
 
 def path(container_id: str) -> str:
@@ -66,7 +71,7 @@ class Session:
     def forward(self, signum: int, _frame: object = None) -> None:
         """A hangup for the session (signal handler): the spare sends it to the shell."""
         try:
-            self.sock.send(b"K%d" % signum)
+            self.sock.send(protocol.kill(signum))
         except OSError:
             pass
 
@@ -74,12 +79,12 @@ class Session:
         """The exit code as os.waitstatus_to_exitcode gives it (negative: the signal)."""
         while not self.failure:
             try:
-                message = self.sock.recv(64)
+                message = self.sock.recv(MAX_MESSAGE)
             except OSError:
                 message = b""
-            if message.startswith(b"X"):
+            if message.startswith(EXITED):
                 self.sock.close()
-                return os.waitstatus_to_exitcode(int(message[1:]))
+                return os.waitstatus_to_exitcode(protocol.number(message))
             if not message:  # the spare died: with its container (or its user killed it)
                 self.sock.close()
                 return -_signal.SIGKILL
@@ -129,25 +134,25 @@ def begin(container_id: str, uid: int, gid: int, groups: list[int], argv: list[s
             raise OSError("not the user's spare")
         sock.send(marshal.dumps((ids(uid, gid, groups), list(argv), dict(env), home)))
         sock.settimeout(READY_TIMEOUT)
-        if sock.recv(8) != b"R":
+        if sock.recv(MAX_MESSAGE) != READY:
             raise OSError("the spare refused")
         # The fds travel only now that the spare answers: fds in flight to a spare that never
-        # reads them would keep the SSH channel open. From "G" on the session may run, so no
+        # reads them would keep the SSH channel open. From GO on the session may run, so no
         # more falling back.
         sock.settimeout(None)
         fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
-        sock.sendmsg([b"G"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        sock.sendmsg([GO], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
     except OSError:  # timeouts included
         sock.close()
         return None
     try:
-        answer = sock.recv(8)
+        answer = sock.recv(MAX_MESSAGE)
     except OSError:
         answer = b""
-    if answer == b"E":  # it could not fork: nothing runs, entering directly is safe
+    if answer == FORK_FAILED:  # nothing runs: entering directly is safe
         sock.close()
         return None
-    if answer != b"S":  # it went away after "G": the command may have started; never twice
+    if answer != STARTED:  # it went away after GO: the command may have started; never twice
         sock.close()
         return Session(sock, "your container's spare went away as it started the command, "
                              "which may or may not have run; log in again")
@@ -223,7 +228,7 @@ def close_all_but(keep: set[int]) -> None:
 
 
 class Peer:
-    """One login's connection: its request, then (after "G") its session."""
+    """One login's connection: its request, then (after GO) its session."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -264,11 +269,11 @@ class Server:
             self.hear_go(peer)
             return True
         try:
-            message = peer.conn.recv(64)
+            message = peer.conn.recv(MAX_MESSAGE)
         except OSError:
             message = b""
-        if message.startswith(b"K"):
-            os.kill(peer.child, int(message[1:]))  # not reaped yet: still our child
+        if message.startswith(KILL):
+            os.kill(peer.child, protocol.number(message))  # not reaped yet: still our child
         elif not message:  # its login went away, and so did the SSH channel
             os.kill(peer.child, _signal.SIGHUP)
             self.drop(peer)
@@ -281,18 +286,18 @@ class Server:
         except (OSError, EOFError, ValueError, TypeError, IndexError, KeyError):
             wanted = None
         if wanted == self.own:
-            send(peer.conn, b"R")
+            send(peer.conn, READY)
             return True
-        send(peer.conn, b"N")
+        send(peer.conn, protocol.NOT_MINE)
         self.drop(peer)
         return wanted is None  # asked for other ids: this spare is stale
 
     def hear_go(self, peer: Peer) -> None:
-        """ "G" with the login's fds 0-2: fork the session on them."""
+        """GO with the login's fds 0-2: fork the session on them."""
         import socket
 
         try:
-            message, ancillary, _, _ = peer.conn.recvmsg(64, socket.CMSG_SPACE(12),
+            message, ancillary, _, _ = peer.conn.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(12),
                                                          MSG_CMSG_CLOEXEC)
         except OSError:
             message, ancillary = b"", []
@@ -300,18 +305,18 @@ class Server:
                for level, kind, data in ancillary
                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
                for i in range(0, len(data) - len(data) % 4, 4)]
-        if message == b"G" and len(fds) == 3:
+        if message == GO and len(fds) == 3:
             try:
                 peer.child = fork_session(fds, peer.request)
             except OSError:
-                send(peer.conn, b"E")
+                send(peer.conn, FORK_FAILED)
             else:
-                send(peer.conn, b"S")
+                send(peer.conn, STARTED)
                 try:
                     pidfd = os.pidfd_open(peer.child)
                 except OSError:  # out of fds: the session could not be followed; end it
                     os.kill(peer.child, _signal.SIGKILL)
-                    send(peer.conn, b"X%d" % os.waitpid(peer.child, 0)[1])
+                    send(peer.conn, protocol.exited(os.waitpid(peer.child, 0)[1]))
                     self.drop(peer)
                 else:
                     self.children[pidfd] = peer
@@ -327,7 +332,7 @@ class Server:
         os.close(pidfd)
         status = os.waitpid(peer.child, 0)[1]
         if peer.conn.fileno() >= 0:
-            send(peer.conn, b"X%d" % status)
+            send(peer.conn, protocol.exited(status))
             self.drop(peer)
 
     def drop(self, peer: Peer) -> None:

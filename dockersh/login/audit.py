@@ -10,27 +10,29 @@ import os
 import syslog
 import time
 
-from dockersh.backend.docker.engine import dumps
 from dockersh.errors import DockershError
+from dockersh.jsontext import dumps
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
+    from dockersh.backend.base import Container
     from dockersh.login.identity import User
+    from dockersh.plan.sessionplan import SessionPlan
 
 
-def session_record(session: Mapping[str, Any], user: User, container: Mapping[str, Any],
+def session_record(plan: SessionPlan, user: User, container: Container,
                    command: str | None, environ: Mapping[str, str], pid: int) -> dict[str, Any]:
     connection = environ.get("SSH_CONNECTION", "").split()
     return {
         "user": user.name,
         "uid": user.uid,
         "remote": remote(connection),
-        "container": session["name"],
-        "container_id": str(container.get("Id", ""))[:12],
-        "mode": session["exec"],
+        "container": plan.name,
+        "container_id": container.id[:12],
+        "mode": plan.exec,
         "command": "interactive" if command is None else command,
         "pid": pid,
     }
@@ -44,16 +46,16 @@ def remote(connection: list[str]) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def write(session: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+def write(plan: SessionPlan, record: Mapping[str, Any]) -> None:
     """Write one record to every sink; fail closed when the file cannot take it.
 
     A start record that cannot be written stops the session before it starts (DockershError);
     an end record (the session already ran) goes to syslog instead, with why. Time in UTC,
     whatever TZ the session brought."""
     line = dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record})
-    if session.get("audit_syslog"):
+    if plan.audit_syslog:
         log(syslog.LOG_INFO, line)
-    path = str(session.get("audit_file") or "")
+    path = plan.audit_file
     if not path:
         return
     try:

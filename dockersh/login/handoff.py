@@ -14,15 +14,19 @@ import os
 import sys
 import time
 
+from dockersh.backend.base import Unreachable
 from dockersh.errors import DockershError
+from dockersh.labels import LABEL_SHELL
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     import signal as _signal
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any, NoReturn
 
+    from dockersh.backend.base import Backend, Container
     from dockersh.login.identity import User
+    from dockersh.plan.sessionplan import SessionPlan
 else:
     import _signal  # signal without the enum import (8 ms)
 
@@ -49,14 +53,14 @@ def glob_match(pattern: str, name: str) -> bool:
     return pattern[p:].strip("*") == ""
 
 
-def session_env(session: dict[str, Any], shell: str, environ: Mapping[str, str],
+def session_env(plan: SessionPlan, shell: str, environ: Mapping[str, str],
                 tty: bool) -> list[tuple[str, str]]:
     """Fixed variables, then the ones the admin lets through from the SSH session."""
-    env = dict(session["env"])
+    env = dict(plan.env)
     env["SHELL"] = shell
     for name, value in environ.items():
         if name not in env and "\0" not in value and any(
-            glob_match(p, name) for p in session["env_pass"]
+            glob_match(p, name) for p in plan.env_pass
         ):
             env[name] = value
     if tty and env.get("TERM", "unknown") == "unknown":  # sudo says "unknown" for none
@@ -68,35 +72,37 @@ def shell_argv(shell: str, command: str | None, args: tuple[str, ...]) -> list[s
     return [shell, "-l"] if command is None else [shell, "-c", command, *args]
 
 
-def run(session: dict[str, Any], user: User, container: dict[str, Any], command: str | None,
-        args: tuple[str, ...], environ: Mapping[str, str], sessions_fd: int) -> NoReturn:
-    shell = str((container["Config"].get("Labels") or {}).get("dockersh.shell") or "/bin/sh")
+def run(backend: Backend, plan: SessionPlan, user: User, container: Container,
+        command: str | None, args: tuple[str, ...], environ: Mapping[str, str],
+        sessions_fd: int) -> NoReturn:
+    shell = container.labels.get(LABEL_SHELL) or "/bin/sh"
     tty = os.isatty(0) and os.isatty(1)
-    env = session_env(session, shell, environ, tty)
+    env = session_env(plan, shell, environ, tty)
     argv = shell_argv(shell, command, args)
-    if command is None and session["banner"]:
-        print(session["banner"], file=sys.stderr, flush=True)
+    if plan.exec == "nsenter" and not backend.can_nsenter:
+        raise DockershError(f'[session] exec = "nsenter" cannot enter {backend.name} '
+                            'containers; use exec = "docker"')
+    if command is None and plan.banner:
+        print(plan.banner, file=sys.stderr, flush=True)
     for sig in (_signal.SIGINT, _signal.SIGQUIT):
         _signal.signal(sig, _signal.SIG_IGN)
-    if session["exec"] != "nsenter":
+    if plan.exec != "nsenter":
         refuse_non_utf8(argv, env)
     # Before anything starts: a session whose start cannot be recorded does not start.
-    record = start_record(session, user, container, command, environ)
+    record = start_record(plan, user, container, command, environ)
     began = time.time()
     failure = ""
-    if session["exec"] == "nsenter":
-        code, failure = enter(session, container, container_env(container, env), argv)
+    if plan.exec == "nsenter":
+        code, failure = enter(plan, container, container_env(container, env), argv)
     else:
         from dockersh.backend.docker import attach
-        from dockersh.backend.docker.engine import Engine
 
         try:
-            code = attach.run(Engine(str(session["docker_host"])), container["Id"], argv,
-                              f"{session['uid']}:{session['gid']}", str(session["home"]), env,
-                              tty)
+            code = attach.run(backend, container.id, argv, f"{plan.uid}:{plan.gid}", plan.home,
+                              env, tty)
         except DockershError as exc:  # the engine failed us mid-way: still end the record
             failure, code = exc.message, 125
-    finish(session, container, record, code, began, sessions_fd, failure)
+    finish(plan, container, record, code, began, sessions_fd, failure)
 
 
 def refuse_non_utf8(argv: list[str], env: list[tuple[str, str]]) -> None:
@@ -111,41 +117,41 @@ def refuse_non_utf8(argv: list[str], env: list[tuple[str, str]]) -> None:
                                 'exactly; use UTF-8 (or [session] exec = "nsenter")') from None
 
 
-def container_env(container: dict[str, Any], env: list[tuple[str, str]]) -> dict[str, str]:
+def container_env(container: Container, env: list[tuple[str, str]]) -> dict[str, str]:
     """nsenter mode's environment: the container's own (image and config), then the session's
     (docker exec merges them the same way)."""
-    base = dict(v.split("=", 1) for v in container["Config"].get("Env") or [] if "=" in v)
+    base = dict(v.split("=", 1) for v in container.env if "=" in v)
     return {**base, **dict(env)}
 
 
-def enter(session: dict[str, Any], container: dict[str, Any], env: dict[str, str],
+def enter(plan: SessionPlan, container: Container, env: dict[str, str],
           argv: list[str]) -> tuple[int, str]:
     """nsenter mode: through the container's spare when there is one and no terminal, else
     directly (then leaving a spare for the next login). Returns the exit code and what went
     wrong (or "")."""
-    use_spare = session["spare"] and not any(os.isatty(fd) for fd in (0, 1, 2))
+    use_spare = plan.spare and not any(os.isatty(fd) for fd in (0, 1, 2))
     if use_spare:
         from dockersh.enter import spare
 
-        forked = spare.begin(str(container["Id"]), int(session["uid"]), int(session["gid"]),
-                             session["groups"], argv, env, str(session["home"]))
+        forked = spare.begin(container.id, plan.uid, plan.gid, plan.groups, argv, env,
+                             plan.home)
         if forked is not None:
             for sig in (_signal.SIGHUP, _signal.SIGTERM):
                 _signal.signal(sig, forked.forward)
             return forked.wait(), forked.failure
     from dockersh.enter import nsenter
 
-    target = nsenter.Target(container, session, env, argv)
+    target = nsenter.Target(container, plan, env, argv)
     nsenter.prepare_pid_namespace(target)
     child = spawn(lambda: nsenter.enter(target))
-    if session["spare"]:
+    if plan.spare:
         from dockersh.enter import spare
 
-        spare.start(target, str(container["Id"]))
+        spare.start(target, container.id)
     return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), ""
 
 
-def spawn(enter: Any) -> int:
+def spawn(enter: Callable[[], None]) -> int:
     """Fork the child that becomes the session; hangups reach it through the monitor."""
     from dockersh.enter.nsenter import fork_child
 
@@ -162,29 +168,29 @@ def spawn(enter: Any) -> int:
     return child
 
 
-def start_record(session: dict[str, Any], user: User, container: dict[str, Any],
+def start_record(plan: SessionPlan, user: User, container: Container,
                  command: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
     from dockersh.login import audit
 
-    record = audit.session_record(session, user, container, command, environ, os.getpid())
-    audit.write(session, {**record, "event": "session-start"})
+    record = audit.session_record(plan, user, container, command, environ, os.getpid())
+    audit.write(plan, {**record, "event": "session-start"})
     return record
 
 
-def finish(session: dict[str, Any], container: dict[str, Any], record: dict[str, Any],
+def finish(plan: SessionPlan, container: Container, record: dict[str, Any],
            code: int, began: float, sessions_fd: int, failure: str = "") -> NoReturn:
     """End the record, say in one line why a failed session ended (the container's or the
     engine's fate, else ``failure``), and exit as the session did."""
     from dockersh.login import audit
 
-    audit.write(session, {**record, "event": "session-end", "exit": code,
+    audit.write(plan, {**record, "event": "session-end", "exit": code,
                           "duration": round(time.time() - began, 3)})
     try:
         os.utime(sessions_fd)  # "idle since" for ls and gc
     except OSError:
         pass
     if code != 0:
-        cause = why_ended(session, container)
+        cause = why_ended(plan, container)
         line = f"the session ended: {cause}" if cause else failure
         if line:
             os.write(2, f"dockersh: {line}\n".encode())
@@ -197,31 +203,34 @@ def finish(session: dict[str, Any], container: dict[str, Any], record: dict[str,
     os._exit(code)
 
 
-def why_ended(session: dict[str, Any], container: dict[str, Any]) -> str | None:
+def why_ended(plan: SessionPlan, container: Container) -> str | None:
     """After a session failed: one line when the engine or the container went away under it
-    (dockerd restarted, the container killed, OOM-killed or removed), else None.
+    (the engine restarted, the container killed, OOM-killed or removed), else None.
 
     The container's init still alive means the container is fine: no engine call. Otherwise the
     engine is asked, for a few seconds, since it records the end a moment after it happens.
     """
-    if init_alive(int(container["State"].get("Pid") or 0)):
+    if init_alive(container.pid):
         return None
-    from dockersh.backend.docker.engine import Engine
+    from dockersh.backend.registry import open_backend
 
-    engine = Engine(str(session["docker_host"]), timeout=5)
+    backend = open_backend(plan.backend, plan.engine_host, timeout=5)
+    engine = backend.name.capitalize()
     for _ in range(30):
         try:
-            now = engine.container(str(container["Id"]))
-        except DockershError:
-            return "the Docker engine is not reachable (restarted?); log in again once it is back"
+            now = backend.inspect(container.id)
+        except Unreachable:
+            return f"the {engine} engine is not reachable (restarted?); log in again once it " \
+                   "is back"
+        except DockershError as exc:
+            return f"the {engine} engine cannot tell what became of your container " \
+                   f"({exc.message})"
         if now is None:
             return "your container was removed; the next login creates it again"
-        if not now["State"].get("Running"):
-            from dockersh.lifecycle.ensure import describe_exit
-
-            return f"your container stopped ({describe_exit(now['State'])}); the next login " \
-                   "starts it again"
-        if now["State"].get("StartedAt") != container["State"].get("StartedAt"):
+        if not now.running:
+            return f"your container stopped ({now.describe_exit()}); the next login starts " \
+                   "it again"
+        if now.started_at != container.started_at:
             return "your container was restarted"
         time.sleep(0.1)
     return "your container stopped"

@@ -1,7 +1,8 @@
 """A login: the plan (cached), the user's container (running, current), then the handoff.
 
-The warm path — container running with the current config — costs one lock, two engine GETs
-and no heavy import; everything else goes to ``lifecycle`` with the user's lock held.
+The warm path — container running with the current config — costs one lock, one round trip to
+the engine (the container and the image asked at once) and no heavy import; everything else
+goes to ``lifecycle`` with the user's lock held.
 """
 
 from __future__ import annotations
@@ -9,57 +10,59 @@ from __future__ import annotations
 import fcntl
 import sys
 
-from dockersh.backend.docker.engine import Engine, container_path, image_id, image_path
+from dockersh.backend.registry import open_backend
+from dockersh.labels import LABEL_HASH, LABEL_UID, LABEL_USER
 from dockersh.login import handoff, locks
 from dockersh.plan import cache
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any, NoReturn
+    from typing import NoReturn
 
+    from dockersh.backend.base import Container
     from dockersh.login.identity import User
     from dockersh.login.invocation import Invocation
+    from dockersh.plan.sessionplan import SessionPlan
 
 
-def is_current(container: dict[str, Any] | None, image: dict[str, Any] | None,
-               session: dict[str, Any], user: User) -> bool:
-    """Running, ours, built from the current config and the current image (``image``: the
-    inspect of the configured one, None when it is missing)."""
-    if container is None or not container["State"].get("Running"):
+def is_current(container: Container | None, image_id: str | None, plan: SessionPlan,
+               user: User) -> bool:
+    """Running, ours, built from the current config and the current image (``image_id``: the
+    configured image's, None when it is missing)."""
+    if container is None or not container.running:
         return False
-    labels = container["Config"].get("Labels") or {}
+    labels = container.labels
     return (
-        labels.get("dockersh.user") == user.name
-        and labels.get("dockersh.uid") == str(user.uid)
-        and labels.get("dockersh.config-hash") == session["hash"]
-        and image_id(image) in (container["Image"], None)
+        labels.get(LABEL_USER) == user.name
+        and labels.get(LABEL_UID) == str(user.uid)
+        and labels.get(LABEL_HASH) == plan.hash
+        and image_id in (container.image_id, None)
     )
 
 
-def load_plan(user: User, config_path: str) -> dict[str, Any]:
+def load_plan(user: User, config_path: str) -> SessionPlan:
     cache_key = cache.key(user, config_path, f"{user.home}/.dockersh.toml")
-    session = cache.load(user, cache_key)
-    if session is None:
+    plan = cache.load(user, cache_key)
+    if plan is None:
         from dockersh.plan import pipeline
 
-        session = pipeline.full_plan(user, config_path)[1].session
-    return session
+        plan = pipeline.full_plan(user, config_path)[1].session
+    return plan
 
 
 def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: str) -> NoReturn:
-    session = load_plan(user, config_path)
-    for warning in session["warnings"]:
+    plan = load_plan(user, config_path)
+    for warning in plan.warnings:
         print(f"dockersh: {warning}", file=sys.stderr, flush=True)
-    engine = Engine(str(session["docker_host"]))
+    backend = open_backend(plan.backend, plan.engine_host)
     lock_path, sessions_path = locks.paths(user.name)
-    lock_fd = locks.acquire(lock_path, fcntl.LOCK_EX, float(session["lock_timeout"]))
+    lock_fd = locks.acquire(lock_path, fcntl.LOCK_EX, float(plan.lock_timeout))
     output = None
     try:
         sessions_fd = locks.open_lock(sessions_path)
-        container, image = engine.gets(container_path(str(session["name"])),
-                                       image_path(str(session["image"])))
-        if is_current(container, image, session, user):
+        container, image_id = backend.inspect_with_image(plan.name, plan.image)
+        if is_current(container, image_id, plan, user):
             locks.share(sessions_fd)
         else:
             from dockersh.lifecycle import ensure
@@ -67,12 +70,11 @@ def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: st
             # Its notices and progress go to a stderr that cannot block while the lock is held.
             output = locks.HeldOutput()
             saved, sys.stderr = sys.stderr, output
-            container = ensure.ensure(engine, user, session, config_path, container,
-                                      sessions_fd)
+            container = ensure.ensure(backend, user, plan, config_path, container, sessions_fd)
     finally:
         locks.release(lock_fd)
         if output is not None:
             sys.stderr = saved
             output.release()
     assert container is not None
-    handoff.run(session, user, container, inv.command, inv.args, environ, sessions_fd)
+    handoff.run(backend, plan, user, container, inv.command, inv.args, environ, sessions_fd)

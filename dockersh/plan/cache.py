@@ -14,13 +14,15 @@ import os
 from dockersh import __version__, statefiles
 from dockersh.paths import PLAN_DIR, RUN_DIR
 from dockersh.plan.naming import escape
+from dockersh.plan.sessionplan import SessionPlan
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     from dockersh.login.identity import User
 
 _PACKAGE = os.path.dirname(os.path.dirname(__file__))
-_CODE = (f"{_PACKAGE}/config/schema.py", f"{_PACKAGE}/plan/planner.py")
+_CODE = (f"{_PACKAGE}/config/schema.py", f"{_PACKAGE}/plan/planner.py",
+         f"{_PACKAGE}/plan/sessionplan.py")
 
 
 def _stat_key(path: str) -> tuple[int, ...] | None:
@@ -40,17 +42,17 @@ def _path(user: User) -> str:
     return f"{PLAN_DIR}/{escape(user.name)}"
 
 
-def load(user: User, cache_key: tuple[object, ...]) -> dict[str, object] | None:
+def load(user: User, cache_key: tuple[object, ...]) -> SessionPlan | None:
     stored = statefiles.read_marshal(_path(user))
     if isinstance(stored, tuple) and len(stored) == 2 and stored[0] == cache_key:
-        return stored[1]  # type: ignore[no-any-return]
+        return SessionPlan.from_values(stored[1])
     return None
 
 
-def store(user: User, cache_key: tuple[object, ...], session: dict[str, object]) -> None:
+def store(user: User, cache_key: tuple[object, ...], session: SessionPlan) -> None:
     """A failure only costs the next login its speed."""
     try:
         os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
-        statefiles.write_marshal(_path(user), (cache_key, session))
+        statefiles.write_marshal(_path(user), (cache_key, session.values()))
     except (OSError, ValueError):
         pass

@@ -56,6 +56,6 @@ def full_plan(user: User, config_path: str) -> tuple[Config, planner.Plan]:
     cache_key = cache.key(user, config_path, user_file_path(user))
     cfg, warnings = effective(user, config_path)
     result = planner.make(cfg, user, os.uname().nodename)
-    result.session["warnings"] = warnings
+    result.session.warnings = warnings
     cache.store(user, cache_key, result.session)
     return cfg, result

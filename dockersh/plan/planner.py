@@ -16,6 +16,7 @@ from dockersh.labels import LABEL_HASH, LABEL_UID, LABEL_USER, LABEL_VERSION
 from dockersh.login.identity import User
 from dockersh.paths import STATE_DIR
 from dockersh.plan import naming
+from dockersh.plan.sessionplan import SessionPlan
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class ContainerSpec:
 @dataclass(frozen=True)
 class Plan:
     spec: ContainerSpec
-    session: dict[str, object]
+    session: SessionPlan
 
 
 def substitute(text: str, user: User) -> str:
@@ -126,26 +127,26 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         pull=c.pull,
     )
     s = config.session
-    session: dict[str, object] = {
-        "name": name,
-        "hash": spec.config_hash(),
-        "image": c.image,
-        "user": user.name,
-        "uid": user.uid,
-        "gid": user.gid,
-        "groups": [gid for _, gid in user.groups],
-        "home": user.home,
-        "env": [
-            ("HOME", user.home), ("USER", user.name), ("LOGNAME", user.name),
-            *sorted(env.items()),
-        ],
-        "env_pass": list(s.env_pass),
-        "exec": s.exec,
-        "spare": s.spare,
-        "banner": substitute(s.banner, user),
-        "docker_host": config.docker.host,
-        "lock_timeout": units.parse_duration(config.docker.lock_timeout) or 0,
-        "audit_file": config.audit.file,
-        "audit_syslog": config.audit.syslog,
-    }
+    session = SessionPlan(
+        name=name,
+        hash=spec.config_hash(),
+        image=c.image,
+        user=user.name,
+        uid=user.uid,
+        gid=user.gid,
+        groups=[gid for _, gid in user.groups],
+        home=user.home,
+        env=[("HOME", user.home), ("USER", user.name), ("LOGNAME", user.name),
+             *sorted(env.items())],
+        env_pass=list(s.env_pass),
+        exec=s.exec,
+        spare=s.spare,
+        banner=substitute(s.banner, user),
+        backend=config.engine.backend,
+        engine_host=config.engine_host(),
+        lock_timeout=units.parse_duration(config.docker.lock_timeout) or 0,
+        audit_file=config.audit.file,
+        audit_syslog=config.audit.syslog,
+        warnings=[],
+    )
     return Plan(spec, session)

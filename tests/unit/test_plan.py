@@ -1,11 +1,12 @@
 """The plan is data: config + user → container spec and session, asserted exactly."""
 
-from dockersh.backend.docker import attach
+from dockersh.backend.docker import backend, create
 from dockersh.config import schema
 from dockersh.lifecycle import ensure
 from dockersh.login import handoff
 from dockersh.login.identity import User
 from dockersh.plan import planner
+from dockersh.plan.sessionplan import SessionPlan
 
 ALICE = User(
     "alice",
@@ -79,25 +80,37 @@ def test_placeholders_and_mounts() -> None:
 
 def test_session_plan() -> None:
     session = make('[session]\nexec = "nsenter"\nbanner = "hi {user}"\n').session
-    assert session == {
-        "name": "dockersh-alice",
-        "hash": make().spec.config_hash(),
-        "image": "dockersh-session:latest",
-        "user": "alice",
-        "uid": 1001,
-        "gid": 1001,
-        "groups": [1001, 995, 50],
-        "home": "/home/alice",
-        "env": [("HOME", "/home/alice"), ("USER", "alice"), ("LOGNAME", "alice")],
-        "env_pass": ["TERM", "LANG", "LC_*", "TZ", "COLORTERM"],
-        "exec": "nsenter",
-        "spare": True,
-        "banner": "hi alice",
-        "docker_host": "unix:///var/run/docker.sock",
-        "lock_timeout": 30,
-        "audit_file": "/var/log/dockersh/audit.jsonl",
-        "audit_syslog": True,
-    }
+    assert session == SessionPlan(
+        name="dockersh-alice",
+        hash=make().spec.config_hash(),
+        image="dockersh-session:latest",
+        user="alice",
+        uid=1001,
+        gid=1001,
+        groups=[1001, 995, 50],
+        home="/home/alice",
+        env=[("HOME", "/home/alice"), ("USER", "alice"), ("LOGNAME", "alice")],
+        env_pass=["TERM", "LANG", "LC_*", "TZ", "COLORTERM"],
+        exec="nsenter",
+        spare=True,
+        banner="hi alice",
+        backend="docker",
+        engine_host="unix:///var/run/docker.sock",
+        lock_timeout=30,
+        audit_file="/var/log/dockersh/audit.jsonl",
+        audit_syslog=True,
+        warnings=[],
+    )
+
+
+def test_session_plan_survives_marshal_as_builtins() -> None:
+    """The plan cache stores ``values()`` with marshal: builtins only, read back equal."""
+    import marshal
+
+    session = make().session
+    assert SessionPlan.from_values(marshal.loads(marshal.dumps(session.values()))) == session
+    assert SessionPlan.from_values(session.values()[:-1]) is None
+    assert SessionPlan.from_values({"name": "x"}) is None
 
 
 def test_config_hash_changes_with_the_container_not_with_session_or_pull() -> None:
@@ -149,7 +162,7 @@ def test_exec_argv_and_config() -> None:
         "--user root; id",
         "a0",
     ]
-    assert attach.exec_config(
+    assert backend.exec_config(
         ["/bin/sh", "-l"], "1001:1001", "/home/alice", [("HOME", "/home/alice")], True
     ) == {
         "AttachStdin": True,
@@ -184,7 +197,8 @@ def test_glob_match() -> None:
 
 def test_engine_create_body_is_hardened() -> None:
     spec = make('[container]\ncap_add = ["NET_BIND_SERVICE"]\ntmpfs = ["/tmp:size=64m"]\n').spec
-    assert ensure.create_body(spec, ALICE, "/bin/bash") == {
+    labels = {**spec.labels(ALICE), "dockersh.shell": "/bin/bash"}
+    assert create.create_body(spec, labels) == {
         "Image": "dockersh-session:latest",
         "Cmd": ["sleep", "infinity"],
         "Hostname": "host1",

@@ -1,4 +1,4 @@
-"""``docker exec`` through the Engine API, in this process.
+"""``docker exec`` through the back end's exec calls, in this process.
 
 What the docker CLI would do, without its ~75 ms start: create the exec, start it on a hijacked
 connection, and move bytes between the SSH session's stdin/stdout/stderr and the stream until
@@ -20,29 +20,16 @@ import os
 import select
 import time
 
-from dockersh.backend.docker.engine import Engine
-
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     import signal as _signal
     from _socket import socket
-    from typing import Any
+
+    from dockersh.backend.base import Backend
 else:
     import _signal  # signal without the enum import (8 ms)
 
-#: The daemon holds back the first key of the detach sequence (ctrl-p,ctrl-q by default, and
-#: bash uses ctrl-p). It cannot be turned off; ctrl-] then ctrl-@ is practically never typed.
-DETACH_KEYS = "ctrl-],ctrl-@"
 CHUNK = 65536
-
-
-def exec_config(argv: list[str], user: str, workdir: str, env: list[tuple[str, str]],
-                tty: bool) -> dict[str, Any]:
-    return {
-        "AttachStdin": True, "AttachStdout": True, "AttachStderr": True, "Tty": tty,
-        "DetachKeys": DETACH_KEYS, "Privileged": False, "User": user, "WorkingDir": workdir,
-        "Env": [f"{name}={value}" for name, value in env], "Cmd": argv,
-    }
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -120,27 +107,27 @@ def pump(sock: socket, early: bytes, tty: bool) -> None:
             half_closed = True
 
 
-def exit_code(engine: Engine, exec_id: str) -> int:
+def exit_code(backend: Backend, exec_id: str) -> int:
     """The command's exit status; the engine records it a moment after the stream closes."""
     for _ in range(100):
-        info = engine.get(f"/exec/{exec_id}/json")
-        if info is not None and not info.get("Running") and info.get("ExitCode") is not None:
-            return int(info["ExitCode"])
+        info = backend.exec_inspect(exec_id)
+        if info is not None and not info.running and info.exit_code is not None:
+            return info.exit_code
         time.sleep(0.02)
     return 255
 
 
-def signal_command(engine: Engine, exec_id: str, container_id: str, signum: int) -> None:
+def signal_command(backend: Backend, exec_id: str, container_id: str, signum: int) -> None:
     """Send ``signum`` to the exec's command, by the host pid the engine reports.
 
     That pid may be stale: the command may just have ended and its number gone to another
     process, a host one (this runs as root). So the process is pinned with a pidfd, must be
     in the container's cgroup, and gets the signal through the same pidfd.
     """
-    info = engine.get(f"/exec/{exec_id}/json") or {}
-    if not (info.get("Running") and info.get("Pid")):
+    info = backend.exec_inspect(exec_id)
+    if info is None or not (info.running and info.pid):
         return
-    pid = int(info["Pid"])
+    pid = info.pid
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:  # gone already (or no pidfd): nothing to signal safely
@@ -157,17 +144,15 @@ def signal_command(engine: Engine, exec_id: str, container_id: str, signum: int)
         os.close(pidfd)
 
 
-def run(engine: Engine, container_id: str, argv: list[str], user: str, workdir: str,
+def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir: str,
         env: list[tuple[str, str]], tty: bool) -> int:
     """The exec, its bytes and its exit code."""
-    exec_id = str(engine.call("POST", f"/containers/{container_id}/exec",
-                              exec_config(argv, user, workdir, env, tty),
-                              what="cannot start the session")["Id"])
-    sock, early = engine.hijack(f"/exec/{exec_id}/start", {"Detach": False, "Tty": tty})
+    exec_id = backend.exec_create(container_id, argv, user, workdir, env, tty)
+    sock, early = backend.exec_start(exec_id, tty)
 
     def hang_up(signum: int, _frame: object) -> None:
         """SSH went away: the command in the container gets the signal, as a host shell would."""
-        signal_command(engine, exec_id, container_id, signum)
+        signal_command(backend, exec_id, container_id, signum)
 
     for sig in (_signal.SIGHUP, _signal.SIGTERM):
         _signal.signal(sig, hang_up)
@@ -185,7 +170,7 @@ def run(engine: Engine, container_id: str, argv: list[str], user: str, workdir: 
 
             rows, cols = struct.unpack("HHHH", fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 8))[:2]
             if rows and cols:
-                engine.request("POST", f"/exec/{exec_id}/resize?h={rows}&w={cols}")
+                backend.exec_resize(exec_id, rows, cols)
 
         resize()
         _signal.signal(_signal.SIGWINCH, resize)
@@ -200,4 +185,4 @@ def run(engine: Engine, container_id: str, argv: list[str], user: str, workdir: 
                 termios.tcsetattr(0, termios.TCSADRAIN, saved)
             except termios.error:  # the terminal hung up (EIO): nothing to restore, still
                 pass  # end the session's record with its exit code
-    return exit_code(engine, exec_id)
+    return exit_code(backend, exec_id)

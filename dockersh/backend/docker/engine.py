@@ -1,15 +1,17 @@
 """A tiny Docker Engine API client for the warm login path.
 
 The Docker SDK costs ~165 ms to import; a warm login needs two GETs. So: HTTP over the unix
-socket with the builtin ``_socket`` and JSON with the C scanner behind the ``json`` module (whose
-own import pulls in ``re``). The SDK is used only when a container must be created.
+socket with the builtin ``_socket`` and JSON without the ``json`` module (jsontext.py). The SDK
+is used only to pull. Which paths to ask is the back end's business (backend.py); errors come
+out by kind (base.error_for).
 """
 
 from __future__ import annotations
 
 import _socket
 
-from dockersh.errors import DockershError
+from dockersh.backend.base import EngineError, Unreachable, error_for
+from dockersh.jsontext import dumps, loads
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
@@ -21,51 +23,9 @@ API = ""
 TIMEOUT = 30.0
 
 
-class _JSONContext:
-    """The attributes the C scanner reads from json.JSONDecoder, with json's defaults."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = float
-
-
-def loads(text: str) -> Any:
-    try:
-        from _json import make_scanner
-    except ImportError:  # an interpreter without the C accelerator
-        import json
-
-        return json.loads(text)
-    value, end = make_scanner(_JSONContext())(text, 0)  # type: ignore[arg-type]
-    if text[end:].strip():
-        raise ValueError("trailing data after JSON value")
-    return value
-
-
-def dumps(value: Any) -> str:
-    """JSON for the few shapes dockersh sends (dicts, lists, strings, numbers, bools, None),
-    with the C string encoder: ``json`` itself would cost 10 ms to import."""
-    from _json import encode_basestring_ascii as string
-
-    if isinstance(value, str):
-        return string(value)
-    if value is None or isinstance(value, bool):
-        return {None: "null", True: "true", False: "false"}[value]
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{string(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
 def socket_path(host: str) -> str:
     if not host.startswith("unix://"):
-        raise DockershError(f"[docker] host must be a unix:// socket, not {host!r}")
+        raise EngineError(f"[docker] host must be a unix:// socket, not {host!r}")
     return host[len("unix://"):]
 
 
@@ -82,7 +42,7 @@ class Engine:
             sock.connect(self.path)
         except OSError as exc:
             sock.close()
-            raise DockershError(
+            raise Unreachable(
                 f"cannot reach the Docker engine at {self.path} ({exc.strerror}); "
                 "is dockerd running?"
             ) from None
@@ -122,7 +82,7 @@ class Engine:
                     break
                 chunks.append(chunk)
         except TimeoutError:
-            raise DockershError("the Docker engine did not answer in time") from None
+            raise Unreachable("the Docker engine did not answer in time") from None
         finally:
             sock.close()
         status, head, data = parse_head(b"".join(chunks))
@@ -143,7 +103,7 @@ class Engine:
             while b"\r\n\r\n" not in received:
                 chunk = sock.recv(4096)
                 if not chunk:
-                    raise DockershError("the Docker engine closed the connection")
+                    raise Unreachable("the Docker engine closed the connection")
                 received += chunk
         except BaseException:
             sock.close()
@@ -151,18 +111,19 @@ class Engine:
         status, _, rest = parse_head(received)
         if status not in (101, 200):
             sock.close()
-            raise DockershError(f"the Docker engine refused to start the session ({status})")
+            raise error_for(status, f"the Docker engine refused to start the session ({status})")
         sock.settimeout(None)
         return sock, rest
 
     def call(self, method: str, path: str, body: Any = None, *,
              what: str = "the Docker engine answered", missing_ok: bool = False) -> Any:
-        """A request whose error status becomes one line: ``what: the engine's message``."""
+        """A request whose error status becomes one line, ``what: the engine's message``, in
+        an error of its kind (base.error_for)."""
         status, answer = self.request(method, path, body)
         if status < 300 or status == 304 or (missing_ok and status == 404):
             return answer
         message = answer.get("message") if isinstance(answer, dict) else answer
-        raise DockershError(f"{what}: {message}")
+        raise error_for(status, f"{what}: {message}")
 
     def get(self, path: str) -> Any:
         """GET that returns the body, None on 404, and a clear error on anything else."""
@@ -178,24 +139,6 @@ class Engine:
             answers.append(answer if status == 200 else None)
         return answers
 
-    def container(self, name: str) -> dict[str, Any] | None:
-        return self.get(container_path(name))  # type: ignore[no-any-return]
-
-    def image_id(self, ref: str) -> str | None:
-        return image_id(self.get(image_path(ref)))
-
-
-def container_path(name: str) -> str:
-    return f"/containers/{quote(name)}/json"
-
-
-def image_path(ref: str) -> str:
-    return f"/images/{quote(ref)}/json"
-
-
-def image_id(image: dict[str, Any] | None) -> str | None:
-    return None if image is None else str(image["Id"])
-
 
 def quote(part: str) -> str:
     """Percent-encode a path segment (names and image references may hold ':' and '/')."""
@@ -208,7 +151,7 @@ def parse_head(response: bytes) -> tuple[int, bytes, bytes]:
     try:
         return int(head.split(b"\r\n", 1)[0].split()[1]), head, rest
     except (IndexError, ValueError):
-        raise DockershError("the Docker engine sent a malformed answer") from None
+        raise EngineError("the Docker engine sent a malformed answer") from None
 
 
 def _dechunk(body: bytes) -> bytes:
