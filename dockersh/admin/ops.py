@@ -26,8 +26,8 @@ from dockersh.errors import DockershError
 from dockersh.labels import LABEL_PROBE, LABEL_UID, LABEL_USER
 from dockersh.lifecycle import ensure, pulling
 from dockersh.login import locks
-from dockersh.paths import STATE_DIR
-from dockersh.plan import pipeline
+from dockersh.paths import LOCK_DIR, STATE_DIR
+from dockersh.plan import naming, pipeline
 
 if TYPE_CHECKING:
     from dockersh.backend.base import Backend, Container
@@ -93,7 +93,25 @@ def ls(config_path: str, as_json: bool) -> int:
         sys.stdout.write(table([COLUMNS, *(row(m, now) for m in managed)]))
     else:
         print("no dockersh containers", file=sys.stderr)
+    if not as_json and (in_targets := target_sessions()):
+        sys.stdout.write("\n" + table([("TARGET", "USER", "SESSIONS"), *in_targets]))
     return 0
+
+
+def target_sessions() -> list[tuple[str, str, str]]:
+    """Who is in which target now: the target sessions' flock files (login/target.py)."""
+    found = []
+    try:
+        names = sorted(os.listdir(LOCK_DIR))
+    except FileNotFoundError:
+        return []
+    for name in names:
+        if name.startswith("@target@") and name.endswith(".sessions"):
+            target, _, user = name.removeprefix("@target@").removesuffix(".sessions").partition("@")
+            count = locks.holders(f"{LOCK_DIR}/{name}")
+            if count:
+                found.append((naming.unescape(target), naming.unescape(user), str(count)))
+    return found
 
 
 # --- stop, restart, rm --------------------------------------------------------------------------

@@ -74,8 +74,9 @@ def shell_argv(shell: str, command: str | None, args: tuple[str, ...]) -> list[s
 
 def run(backend: Backend, plan: SessionPlan, user: User, container: Container,
         command: str | None, args: tuple[str, ...], environ: Mapping[str, str],
-        sessions_fd: int) -> NoReturn:
-    shell = container.labels.get(LABEL_SHELL) or "/bin/sh"
+        sessions_fd: int, shell: str = "") -> NoReturn:
+    """The session, under its monitor; ``shell``: a target's (else the container's label)."""
+    shell = shell or container.labels.get(LABEL_SHELL) or "/bin/sh"
     tty = os.isatty(0) and os.isatty(1)
     env = session_env(plan, shell, environ, tty)
     argv = shell_argv(shell, command, args)

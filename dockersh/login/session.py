@@ -55,6 +55,10 @@ def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: st
     plan = load_plan(user, config_path)
     for warning in plan.warnings:
         print(f"dockersh: {warning}", file=sys.stderr, flush=True)
+    if inv.target is not None or plan.target:  # an existing container, not the user's own
+        from dockersh.login import target
+
+        target.run(inv, user, plan, environ, config_path)
     backend = open_backend(plan.backend, plan.engine_host)
     lock_path, sessions_path = locks.paths(user.name)
     lock_fd = locks.acquire(lock_path, fcntl.LOCK_EX, float(plan.lock_timeout))

@@ -148,5 +148,30 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         audit_file=config.audit.file,
         audit_syslog=config.audit.syslog,
         warnings=[],
+        target=routed(config, user),
     )
     return Plan(spec, session)
+
+
+def routed(config: Config, user: User) -> dict[str, object]:
+    """The target the admin maps the user to ([users.NAME] or [groups.NAME] target), or {}."""
+    name = config.route.target
+    return target_entry(config, name, user) if name else {}
+
+
+def target_entry(config: Config, name: str, user: User) -> dict[str, object]:
+    """``[targets.NAME]`` for ``user``: placeholders filled, and whether they may enter it.
+    Builtins only (it travels in the cached plan)."""
+    t = dict(config.targets)[name]
+    return {
+        "name": name,
+        "container": substitute(t.container, user),
+        "label": substitute(t.label, user),
+        "allowed": user.name in t.users or bool(set(t.groups) & set(user.group_names)),
+        "user": t.user,
+        "shell": t.shell,
+        "exec": t.exec,
+        "env": [(k, substitute(v, user)) for k, v in t.env],
+        "banner": substitute(t.banner, user),
+        "workdir": substitute(t.workdir, user),
+    }

@@ -1,0 +1,111 @@
+"""Landing in a target: an existing container that dockersh did not make and never changes.
+
+``[targets.NAME]`` names one container (by name, or by a label such as
+``org.example.owner={user}``); the admin maps users or groups to it (``[users.NAME] target``),
+and root tests it with ``dockersh --user U --target T``. Unlike docker-ssh's "the first match is
+used", exactly one running container must match, or the login is refused in one line; only the
+target's ``users`` and ``groups`` may enter; the session runs as the caller's uid:gid unless the
+admin wrote another user (``root`` only when written). The session is the same monitor as for
+a user's own container (audit records name the target, hangups, exit status), in the target's
+exec mode, without a spare; the container's own capabilities and limits are the admin's choice.
+dockersh never creates, starts, recreates, stops or removes a target.
+"""
+
+from __future__ import annotations
+
+import fcntl
+
+from dockersh.backend.registry import open_backend
+from dockersh.errors import DockershError
+from dockersh.login import handoff, locks
+from dockersh.paths import LOCK_DIR
+from dockersh.plan.naming import escape
+from dockersh.plan.sessionplan import SessionPlan
+
+TYPE_CHECKING = False  # importing typing costs 14 ms on every login
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, NoReturn
+
+    from dockersh.backend.base import Backend, Container
+    from dockersh.login.identity import User
+    from dockersh.login.invocation import Invocation
+
+
+def sessions_path(target: str, user: str) -> str:
+    """The flock each live session of ``user`` in ``target`` holds shared (``ls`` counts them).
+    ``@`` never appears in an escaped name: never a user's own lock file, and it splits."""
+    return f"{LOCK_DIR}/@target@{escape(target)}@{escape(user)}.sessions"
+
+
+def find(backend: Backend, entry: Mapping[str, Any]) -> Container:
+    """The one running container the target names; anything else is refused in one line."""
+    name = entry["name"]
+    if entry["container"]:
+        found = backend.inspect(str(entry["container"]))
+        if found is None or not found.running:
+            raise DockershError(f"target {name}: container {entry['container']} is not "
+                                "running")
+        return found
+    label = str(entry["label"])
+    running = [c for c in (backend.inspect(s.id) for s in backend.list_by_label(label))
+               if c is not None and c.running]
+    if len(running) != 1:
+        which = ", ".join(sorted(c.name for c in running)) or "none"
+        raise DockershError(f"target {name}: {len(running)} running containers have the label "
+                            f"{label} ({which}); exactly one must")
+    return running[0]
+
+
+def ids(entry: Mapping[str, Any], user: User) -> tuple[int, int, list[int]]:
+    """uid, gid and groups inside: the caller's own ids (their primary group only: the others
+    mean nothing in a container that is not theirs), root, or the admin's UID[:GID]."""
+    wanted = str(entry["user"])
+    if not wanted:
+        return user.uid, user.gid, [user.gid]
+    if wanted == "root":
+        return 0, 0, [0]
+    uid, _, gid = wanted.partition(":")
+    return int(uid), int(gid or uid), [int(gid or uid)]
+
+
+def plan_for(own: SessionPlan, entry: Mapping[str, Any], user: User,
+             container: Container) -> SessionPlan:
+    """The session plan of a target session: the target's ids, shell, mode, environment and
+    banner; the user's own plan's env_pass, engine and audit settings."""
+    uid, gid, groups = ids(entry, user)
+    home = str(entry["workdir"])
+    name = "root" if uid == 0 else user.name
+    return SessionPlan(
+        name=container.name, hash="", image=container.image, user=user.name, uid=uid, gid=gid,
+        groups=groups, home=home,
+        env=[("HOME", home), ("USER", name), ("LOGNAME", name), *entry["env"]],
+        env_pass=own.env_pass, exec=str(entry["exec"]), spare=False,
+        banner=str(entry["banner"]), backend=own.backend, engine_host=own.engine_host,
+        lock_timeout=own.lock_timeout, audit_file=own.audit_file,
+        audit_syslog=own.audit_syslog, warnings=[], target=dict(entry))
+
+
+def named(name: str, user: User, config_path: str) -> dict[str, object]:
+    """Root's ``--target NAME``: that table for ``user``, from the config files."""
+    from dockersh.plan import pipeline, planner
+
+    config, _ = pipeline.effective(user, config_path)
+    if name not in dict(config.targets):
+        raise DockershError(f"there is no [targets.{name}] in {config_path}")
+    return planner.target_entry(config, name, user)
+
+
+def run(inv: Invocation, user: User, own: SessionPlan, environ: Mapping[str, str],
+        config_path: str) -> NoReturn:
+    entry = own.target if inv.target is None else named(inv.target, user, config_path)
+    if not entry["allowed"]:
+        raise DockershError(f"target {entry['name']}: {user.name} is not among its users or "
+                            "groups; ask the administrator")
+    backend = open_backend(own.backend, own.engine_host)
+    container = find(backend, entry)
+    plan = plan_for(own, entry, user, container)
+    sessions_fd = locks.open_lock(sessions_path(str(entry["name"]), user.name))
+    fcntl.flock(sessions_fd, fcntl.LOCK_SH)
+    handoff.run(backend, plan, user, container, inv.command, inv.args, environ, sessions_fd,
+                shell=str(entry["shell"]))
