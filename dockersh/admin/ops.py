@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -23,10 +22,10 @@ from dockersh.admin.inventory import Managed
 from dockersh.config import schema, units
 from dockersh.enter import spare
 from dockersh.errors import DockershError
-from dockersh.labels import LABEL_PROBE, LABEL_UID, LABEL_USER
+from dockersh.labels import LABEL_LIFETIME, LABEL_PROBE, LABEL_REAPER, LABEL_UID, LABEL_USER
 from dockersh.lifecycle import ensure, pulling
 from dockersh.login import locks
-from dockersh.paths import LOCK_DIR, STATE_DIR
+from dockersh.paths import LOCK_DIR
 from dockersh.plan import naming, pipeline
 
 if TYPE_CHECKING:
@@ -163,16 +162,9 @@ def restart(config_path: str, user: str) -> int:
     return 0
 
 
-def remove_state(name: str) -> None:
-    """/var/lib/dockersh/NAME (the generated passwd and group), never anything else."""
-    if not name or "/" in name or name.startswith("."):
-        return
-    shutil.rmtree(os.path.join(STATE_DIR, name), ignore_errors=True)
-
-
 def remove_container(backend: Backend, name: str) -> None:
     backend.remove(name)
-    remove_state(name)
+    ensure.remove_state(name)
 
 
 def rm(config_path: str, user: str) -> int:
@@ -251,6 +243,24 @@ def remove_stale_probes(backend: Backend, dry_run: bool) -> None:
             print(f"removed {item.id[:12]} (an image probe left by a killed login)")
 
 
+def remove_orphaned_sessions(backend: Backend, dry_run: bool) -> None:
+    """Per-session containers whose reaper is gone (killed with its session's monitor)."""
+    from dockersh.lifecycle import ephemeral
+
+    for item in backend.list_by_label(f"{LABEL_LIFETIME}=session"):
+        if ephemeral.reaper_alive(item.labels.get(LABEL_REAPER, "")):
+            continue
+        what = f"{item.id[:12]} ({item.labels.get(LABEL_USER, '?')}'s session container, whose " \
+               "session ended without removing it)"
+        if dry_run:
+            print(f"would remove {what}")
+            continue
+        found = backend.inspect(item.id)
+        if found is not None:
+            remove_container(backend, found.name)
+            print(f"removed {what}")
+
+
 def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> int:
     """Stop or remove what is idle or orphaned (only ``users``' containers when given), and
     image probes a killed login left behind, and the spare sockets of removed containers."""
@@ -258,6 +268,7 @@ def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> i
     timeout = lock_timeout(config_path)
     if not users:
         remove_stale_probes(backend, dry_run)
+        remove_orphaned_sessions(backend, dry_run)
         if not dry_run:
             spare.sweep({item.id for item in backend.list_by_label(LABEL_USER)})
     failed = 0

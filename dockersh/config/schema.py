@@ -68,6 +68,8 @@ class ContainerConfig:
     env: tuple[tuple[str, str], ...] = opt((), "table", user=True)
     mounts: tuple[Mount, ...] = opt((), "mounts")
     pull: str = opt("if-missing", "choice", choices=("if-missing", "always", "never"))
+    lifetime: str = opt("persistent", "choice", choices=("persistent", "session"))
+    home: str = opt("bind", "choice", choices=("bind", "none"))
     runtime: str = opt("", "str")
     privileged: bool = opt(False, "bool")
     devices: tuple[str, ...] = opt((), "strlist")

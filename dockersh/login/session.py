@@ -59,6 +59,10 @@ def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: st
         from dockersh.login import target
 
         target.run(inv, user, plan, environ, config_path)
+    if plan.lifetime == "session":  # a container of its own for this session
+        from dockersh.lifecycle import ephemeral
+
+        ephemeral.run(inv, user, plan, environ, config_path)
     backend = open_backend(plan.backend, plan.engine_host)
     lock_path, sessions_path = locks.paths(user.name)
     lock_fd = locks.acquire(lock_path, fcntl.LOCK_EX, float(plan.lock_timeout))

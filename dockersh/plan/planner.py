@@ -91,7 +91,8 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
     values = placeholders(user)
     name = naming.container_name(c.name, values)
     state = f"{STATE_DIR}/{name}"
-    mounts = [(user.home, user.home, False)]
+    # home = "none": an empty home of the user's own (a tmpfs) instead of the host's.
+    mounts = [(user.home, user.home, False)] if c.home == "bind" else []
     mounts += [(substitute(m.source, user), substitute(m.target, user), m.read_only)
                for m in c.mounts]
     mounts += [(f"{state}/passwd", "/etc/passwd", True), (f"{state}/group", "/etc/group", True)]
@@ -109,7 +110,9 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         working_dir=user.home,
         environment=tuple(sorted(env.items())),
         mounts=tuple(mounts),
-        tmpfs=tuple(_tmpfs(substitute(t, user)) for t in c.tmpfs),
+        tmpfs=tuple(_tmpfs(substitute(t, user)) for t in c.tmpfs) + (
+            ((user.home, f"uid={user.uid},gid={user.gid},mode=0700,exec"),) if c.home == "none"
+            else ()),
         group_add=tuple(gid for _, gid in user.groups if gid != user.gid),
         memory=units.parse_size(c.memory) or 0,
         nano_cpus=int(c.cpus * 1e9),
@@ -149,6 +152,7 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         audit_syslog=config.audit.syslog,
         warnings=[],
         target=routed(config, user),
+        lifetime=c.lifetime,
     )
     return Plan(spec, session)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 FIELDS = ("name", "hash", "image", "user", "uid", "gid", "groups", "home", "env", "env_pass",
           "exec", "spare", "banner", "backend", "engine_host", "lock_timeout", "audit_file",
-          "audit_syslog", "warnings", "target")
+          "audit_syslog", "warnings", "target", "lifetime")
 
 
 class SessionPlan:
@@ -20,7 +20,8 @@ class SessionPlan:
                  groups: list[int], home: str, env: list[tuple[str, str]], env_pass: list[str],
                  exec: str, spare: bool, banner: str, backend: str, engine_host: str,
                  lock_timeout: int, audit_file: str, audit_syslog: bool,
-                 warnings: list[str], target: dict[str, object] | None = None) -> None:
+                 warnings: list[str], target: dict[str, object] | None = None,
+                 lifetime: str = "persistent") -> None:
         self.name = name  # the container's
         self.hash = hash  # the container spec's config hash: another one means "recreate"
         self.image = image
@@ -43,6 +44,7 @@ class SessionPlan:
         #: the [targets.NAME] the user lands in instead of their own container ({}: none), as
         #: planner.target_entry gives it; a target session's own plan carries its entry too
         self.target = target or {}
+        self.lifetime = lifetime  # "session": a container of its own for each session
 
     def values(self) -> tuple[object, ...]:
         """The plan as builtins, in FIELDS order (for marshal)."""
