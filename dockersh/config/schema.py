@@ -126,6 +126,7 @@ class TargetConfig:
     label: str = opt("", "str")
     users: tuple[str, ...] = opt((), "strlist")
     groups: tuple[str, ...] = opt((), "strlist")
+    keys: tuple[str, ...] = opt((), "strlist")
     user: str = opt("", "str")
     shell: str = opt("/bin/sh", "path")
     exec: str = opt("docker", "choice", choices=("docker", "nsenter"))
@@ -342,6 +343,9 @@ def validate_targets(table: Any, where: str) -> dict[str, TargetConfig]:
         target = TargetConfig(**values)
         if bool(target.container) == bool(target.label):
             raise ConfigError(where, f"[targets.{name}]", "needs container or label (one)")
+        if any(not k.startswith("SHA256:") for k in target.keys):
+            raise ConfigError(where, f"[targets.{name}] keys", "fingerprints as ssh-keygen -l "
+                              "prints them: SHA256:...")
         if target.label and "=" not in target.label:
             raise ConfigError(where, f"[targets.{name}] label", "must be key=value")
         if target.user not in ("", "root") and not all(

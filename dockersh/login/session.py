@@ -55,10 +55,14 @@ def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: st
     plan = load_plan(user, config_path)
     for warning in plan.warnings:
         print(f"dockersh: {warning}", file=sys.stderr, flush=True)
-    if inv.target is not None or plan.target:  # an existing container, not the user's own
-        from dockersh.login import target
+    if inv.target is not None or plan.target or plan.key_targets:
+        from dockersh.login import target  # an existing container, not the user's own
 
-        target.run(inv, user, plan, environ, config_path)
+        # A forced key counts only for the user's own login (root's --user is by hand).
+        entry = target.keyed(plan, environ, user) if plan.key_targets and inv.user is None \
+            else {}
+        if inv.target is not None or entry or plan.target:
+            target.run(inv, user, plan, environ, config_path, entry or plan.target)
     if plan.lifetime == "session":  # a container of its own for this session
         from dockersh.lifecycle import ephemeral
 

@@ -86,6 +86,61 @@ def plan_for(own: SessionPlan, entry: Mapping[str, Any], user: User,
         audit_syslog=own.audit_syslog, warnings=[], target=dict(entry))
 
 
+#: sshd's ExposeAuthInfo file: /tmp/sshauth.XXXXXXXXXXXXXXX, made by mkstemp as the user.
+AUTH_INFO_PREFIX = "/tmp/sshauth."
+MAX_AUTH_INFO = 65536
+
+
+def keys_used(environ: Mapping[str, str], user: User) -> list[str]:
+    """The fingerprints (SHA256:...) of the public keys this SSH session authenticated with,
+    from sshd's ExposeAuthInfo file. Read as root, so checked like a user's file: the path
+    sshd uses, no symlink, a regular file of the user's with one link, bounded. The user has no
+    host shell to write /tmp with; a client cannot send SSH_USER_AUTH (AcceptEnv), nor can
+    ~/.pam_environment (not read for group dockersh)."""
+    import binascii
+    import os
+    import stat
+
+    path = environ.get("SSH_USER_AUTH", "")
+    if not path.startswith(AUTH_INFO_PREFIX) or "/" in path[len(AUTH_INFO_PREFIX):]:
+        return []
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != user.uid or st.st_nlink != 1:
+            return []
+        data = os.read(fd, MAX_AUTH_INFO)
+    finally:
+        os.close(fd)
+    import hashlib
+
+    found = []
+    for line in data.decode("ascii", "replace").splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0] == "publickey":
+            try:
+                blob = binascii.a2b_base64(words[2])
+            except binascii.Error:
+                continue
+            digest = binascii.b2a_base64(hashlib.sha256(blob).digest(), newline=False)
+            found.append("SHA256:" + digest.decode().rstrip("="))
+    return found
+
+
+def keyed(plan: SessionPlan, environ: Mapping[str, str], user: User) -> dict[str, object]:
+    """The target a key of this session is forced into ({}: none). A user with such keys
+    whose key cannot be told (no ExposeAuthInfo) is refused, not let into their own container:
+    a key meant only for a target must never land anywhere else."""
+    used = keys_used(environ, user)
+    if not used and "SSH_CONNECTION" in environ:
+        raise DockershError("cannot tell which key this session used (sshd's ExposeAuthInfo "
+                            "is off); refusing, since some of your keys go to a target only")
+    return next((entry for key, entry in plan.key_targets if key in used), {})
+
+
 def named(name: str, user: User, config_path: str) -> dict[str, object]:
     """Root's ``--target NAME``: that table for ``user``, from the config files."""
     from dockersh.plan import pipeline, planner
@@ -97,8 +152,10 @@ def named(name: str, user: User, config_path: str) -> dict[str, object]:
 
 
 def run(inv: Invocation, user: User, own: SessionPlan, environ: Mapping[str, str],
-        config_path: str) -> NoReturn:
-    entry = own.target if inv.target is None else named(inv.target, user, config_path)
+        config_path: str, entry: Mapping[str, Any]) -> NoReturn:
+    """``entry``: the target (a keyed or mapped one; {} with root's --target)."""
+    if inv.target is not None:
+        entry = named(inv.target, user, config_path)
     if not entry["allowed"]:
         raise DockershError(f"target {entry['name']}: {user.name} is not among its users or "
                             "groups; ask the administrator")

@@ -153,6 +153,8 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         warnings=[],
         target=routed(config, user),
         lifetime=c.lifetime,
+        key_targets=[(key, entry) for name, t in config.targets
+                     if (entry := target_entry(config, name, user))["allowed"] for key in t.keys],
     )
     return Plan(spec, session)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 FIELDS = ("name", "hash", "image", "user", "uid", "gid", "groups", "home", "env", "env_pass",
           "exec", "spare", "banner", "backend", "engine_host", "lock_timeout", "audit_file",
-          "audit_syslog", "warnings", "target", "lifetime")
+          "audit_syslog", "warnings", "target", "lifetime", "key_targets")
 
 
 class SessionPlan:
@@ -21,7 +21,8 @@ class SessionPlan:
                  exec: str, spare: bool, banner: str, backend: str, engine_host: str,
                  lock_timeout: int, audit_file: str, audit_syslog: bool,
                  warnings: list[str], target: dict[str, object] | None = None,
-                 lifetime: str = "persistent") -> None:
+                 lifetime: str = "persistent",
+                 key_targets: list[tuple[str, dict[str, object]]] | None = None) -> None:
         self.name = name  # the container's
         self.hash = hash  # the container spec's config hash: another one means "recreate"
         self.image = image
@@ -45,6 +46,8 @@ class SessionPlan:
         #: planner.target_entry gives it; a target session's own plan carries its entry too
         self.target = target or {}
         self.lifetime = lifetime  # "session": a container of its own for each session
+        #: (key fingerprint, target entry): a login with that key lands in that target
+        self.key_targets = key_targets or []
 
     def values(self) -> tuple[object, ...]:
         """The plan as builtins, in FIELDS order (for marshal)."""

@@ -5,6 +5,7 @@ through the real sshd for a mapped user."""
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -169,3 +170,30 @@ def test_a_target_needs_exactly_one_way_to_name_it(dsh: Dockersh) -> None:
     assert "[targets.x]: needs container or label (one)" in proc.stderr
     dsh.write('[users.nobody]\ntarget = "missing"\n')
     assert "there is no [targets] table of that name" in dsh("config", "check").stderr
+
+
+def test_a_forced_key_lands_in_its_target_and_the_others_in_the_own_container(
+    dockersh_config: Callable[..., Path], test_image: str, sshd: SshdFactory,
+    make_user: UserFactory, foreign: Foreign, tmp_path: Path
+) -> None:
+    """An ops key of the user goes into the target (sshd's ExposeAuthInfo tells which key was
+    used); the user's other key into their own container."""
+    app = foreign()
+    user: LinuxUser = make_user()
+    ops_key = tmp_path / "ops_ed25519"
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", ops_key])
+    authorized = user.home / ".ssh" / "authorized_keys"
+    authorized.write_text(authorized.read_text() + ops_key.with_suffix(".pub").read_text())
+    fingerprint = run(["ssh-keygen", "-lf", ops_key]).stdout.split()[1]
+    dockersh_config(f'[container]\nimage = "{test_image}"\npull = "never"\nshell = "/bin/sh"\n\n'
+                    f'[targets.debug]\ncontainer = "{app}"\nusers = ["{user.name}"]\n'
+                    f'keys = ["{fingerprint}"]\n')
+    server = sshd()
+    argv = server.ssh_argv(user, "hostname")
+    argv[argv.index(str(user.key))] = str(ops_key)
+    forced = subprocess.run(argv, capture_output=True, timeout=60, check=False,
+                            stdin=subprocess.DEVNULL)
+    assert (forced.returncode, forced.stdout.decode().strip()) == (0, hostname_of(app)), \
+        forced.stderr
+    own = server.ssh(user, "hostname")
+    assert own.returncode == 0 and own.stdout.decode().strip() != hostname_of(app), own.stderr
