@@ -84,6 +84,8 @@ class SessionConfig:
     env_pass: tuple[str, ...] = opt(("TERM", "LANG", "LC_*", "TZ", "COLORTERM"), "strlist",
                                     user=True)
     banner: str = opt("", "str")
+    forwarding: bool = opt(True, "bool")
+    forward_agent: bool = opt(True, "bool")
     idle_timeout: str = opt("12h", "duration")
     idle_action: str = opt("stop", "choice", choices=("stop", "remove"))
 

@@ -14,9 +14,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 #: Admin verbs: the first argument, when it is one of these, names a root-only action.
-VERBS = frozenset(
-    {"config", "ls", "stop", "restart", "rm", "gc", "pull", "doctor", "enroll", "unenroll"}
-)
+VERBS = frozenset({
+    "config", "ls", "stop", "restart", "rm", "gc", "pull", "doctor", "enroll", "unenroll",
+    "netns",  # pam_dockersh.so's: ready the container, send its network namespace
+})
 
 #: Options with a value, and the Invocation field each sets.
 OPTIONS = {"--user": "user", "--target": "target", "--config": "config_path"}

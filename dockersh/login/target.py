@@ -81,6 +81,7 @@ def plan_for(own: SessionPlan, entry: Mapping[str, Any], user: User,
         groups=groups, home=home,
         env=[("HOME", home), ("USER", name), ("LOGNAME", name), *entry["env"]],
         env_pass=own.env_pass, exec=str(entry["exec"]), spare=False,
+        forwarding=own.forwarding, forward_agent=own.forward_agent,
         banner=str(entry["banner"]), backend=own.backend, engine_host=own.engine_host,
         lock_timeout=own.lock_timeout, audit_file=own.audit_file,
         audit_syslog=own.audit_syslog, warnings=[], target=dict(entry))

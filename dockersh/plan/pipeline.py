@@ -10,7 +10,6 @@ from dockersh.login.identity import User
 from dockersh.paths import USER_FILE
 from dockersh.plan import cache, planner
 
-
 #: The global file parsed, by its identity: ls and gc judge hundreds of containers with one
 #: parse (the file does not change under them; when it does, its identity does too).
 _parsed: dict[tuple[object, ...], dict[str, object]] = {}

@@ -144,6 +144,8 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         env_pass=list(s.env_pass),
         exec=s.exec,
         spare=s.spare,
+        forwarding=s.forwarding,
+        forward_agent=s.forward_agent,
         banner=substitute(s.banner, user),
         backend=config.engine.backend,
         engine_host=config.engine_host(),

@@ -9,8 +9,9 @@ warm login path imports it and cannot afford typing or dataclasses.
 from __future__ import annotations
 
 FIELDS = ("name", "hash", "image", "user", "uid", "gid", "groups", "home", "env", "env_pass",
-          "exec", "spare", "banner", "backend", "engine_host", "lock_timeout", "audit_file",
-          "audit_syslog", "warnings", "target", "lifetime", "key_targets")
+          "exec", "spare", "forwarding", "forward_agent", "banner", "backend", "engine_host",
+          "lock_timeout", "audit_file", "audit_syslog", "warnings", "target", "lifetime",
+          "key_targets")
 
 
 class SessionPlan:
@@ -18,8 +19,9 @@ class SessionPlan:
 
     def __init__(self, *, name: str, hash: str, image: str, user: str, uid: int, gid: int,
                  groups: list[int], home: str, env: list[tuple[str, str]], env_pass: list[str],
-                 exec: str, spare: bool, banner: str, backend: str, engine_host: str,
-                 lock_timeout: int, audit_file: str, audit_syslog: bool,
+                 exec: str, spare: bool, forwarding: bool, forward_agent: bool, banner: str,
+                 backend: str, engine_host: str, lock_timeout: int, audit_file: str,
+                 audit_syslog: bool,
                  warnings: list[str], target: dict[str, object] | None = None,
                  lifetime: str = "persistent",
                  key_targets: list[tuple[str, dict[str, object]]] | None = None) -> None:
@@ -35,6 +37,8 @@ class SessionPlan:
         self.env_pass = env_pass  # patterns of the client's variables let through
         self.exec = exec  # "docker" or "nsenter"
         self.spare = spare
+        self.forwarding = forwarding  # sshd joins the container's network (pam_dockersh.so)
+        self.forward_agent = forward_agent  # ssh -A relayed into the container
         self.banner = banner
         self.backend = backend  # [engine] backend
         self.engine_host = engine_host  # where that engine listens
