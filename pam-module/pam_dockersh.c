@@ -15,10 +15,11 @@
  * fails does the module fail.
  *
  * Fast path (every warm login, no process started): /run/dockersh/netns/UID (root-only) names
- * the container's init pid and id, written by dockersh when it readied the container; the pid
- * is opened as a /proc/PID directory fd, which stays bound to that process, its cgroups must
- * name the container id, and its ns/net is opened through the same fd ("0 - KEY": forwarding is
- * off, the empty namespace). Otherwise (first login,
+ * the container's init pid, start time and id, written by dockersh when it readied the
+ * container; the pid is opened as a /proc/PID directory fd, which stays bound to that process,
+ * its start time must be the one written (a recycled pid is another process) and its cgroups
+ * must name the container id, and its ns/net is opened through the same fd ("0 0 - KEY":
+ * forwarding is off, the empty namespace). Otherwise (first login,
  * restarted or recreated container) the privileged entry readies the container as a login would
  * (`dockersh netns USER`: create, start, recreate, under the user's lock) and sends the netns
  * back as a file descriptor over a socketpair.
@@ -105,9 +106,30 @@ static ssize_t read_all(int fd, char *buf, size_t size) {
 }
 
 /* The netns of the container named in the state file, or -1 (a miss, not an error). */
+/* The start time (field 22 of /proc/PID/stat, clock ticks since boot) through a /proc/PID
+ * directory fd, or -1. A pid and its start time name one process: a recycled pid has another. */
+static long long start_time(int proc) {
+    char stat[1024], *p;
+    long long ticks = -1;
+    int fd = openat(proc, "stat", O_RDONLY | O_CLOEXEC), i;
+
+    if (fd < 0)
+        return -1;
+    if (read_all(fd, stat, sizeof stat) > 0 && (p = strrchr(stat, ')')) != NULL) {
+        /* after ")": state is field 3, so the start time is the 20th space-separated field */
+        for (i = 0; i < 20 && p != NULL; i++)
+            p = strchr(p + 1, ' ');
+        if (p != NULL)
+            ticks = strtoll(p + 1, NULL, 10);
+    }
+    close(fd);
+    return ticks;
+}
+
 static int netns_from_state(const struct passwd *pw) {
     char path[64], text[8192], cgroups[65536], id[80], key[4096], want[4096];
     long pid;
+    long long started;
     int fd, proc, cg, ns = -1;
 
     if (state_key(pw, want, sizeof want) != 0)
@@ -117,7 +139,8 @@ static int netns_from_state(const struct passwd *pw) {
     if (fd < 0)
         return -1;
     if (read_all(fd, text, sizeof text) <= 0 ||
-        sscanf(text, "%ld %79s %4095s", &pid, id, key) != 3 || strcmp(key, want) != 0 ||
+        sscanf(text, "%ld %lld %79s %4095s", &pid, &started, id, key) != 4 ||
+        strcmp(key, want) != 0 ||
         !((pid == 0 && strcmp(id, "-") == 0) || (pid > 1 && strlen(id) == 64))) {
         close(fd);
         return -1;
@@ -129,7 +152,7 @@ static int netns_from_state(const struct passwd *pw) {
     proc = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (proc < 0)
         return -1;
-    cg = openat(proc, "cgroup", O_RDONLY | O_CLOEXEC);
+    cg = start_time(proc) == started ? openat(proc, "cgroup", O_RDONLY | O_CLOEXEC) : -1;
     if (cg >= 0) {
         if (read_all(cg, cgroups, sizeof cgroups) > 0 && strstr(cgroups, id) != NULL)
             ns = openat(proc, "ns/net", O_RDONLY | O_CLOEXEC);

@@ -69,6 +69,7 @@ class ContainerConfig:
     mounts: tuple[Mount, ...] = opt((), "mounts")
     pull: str = opt("if-missing", "choice", choices=("if-missing", "always", "never"))
     lifetime: str = opt("persistent", "choice", choices=("persistent", "session"))
+    max_containers: int = opt(4, "int")
     home: str = opt("bind", "choice", choices=("bind", "none"))
     runtime: str = opt("", "str")
     privileged: bool = opt(False, "bool")

@@ -17,12 +17,13 @@ left behind.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import time
 
 from dockersh.backend.registry import open_backend
 from dockersh.errors import DockershError
-from dockersh.labels import LABEL_LIFETIME, LABEL_REAPER
+from dockersh.labels import LABEL_LIFETIME, LABEL_REAPER, LABEL_USER
 from dockersh.lifecycle import bindcheck, ensure
 from dockersh.login import handoff, locks
 from dockersh.paths import STATE_DIR
@@ -119,7 +120,7 @@ def wait_for_end(monitor: int, session: int) -> None:
 
 def run(inv: Invocation, user: User, plan: SessionPlan, environ: Mapping[str, str],
         config_path: str) -> NoReturn:
-    _, full = pipeline.full_plan(user, config_path)  # every session is a first login
+    config, full = pipeline.full_plan(user, config_path)  # every session is a first login
     name = f"{full.spec.name}-s{os.urandom(5).hex()}"
     state, own_state = f"{STATE_DIR}/{full.spec.name}/", f"{STATE_DIR}/{name}/"
     spec = dataclasses.replace(full.spec, name=name, mounts=tuple(
@@ -127,8 +128,17 @@ def run(inv: Invocation, user: User, plan: SessionPlan, environ: Mapping[str, st
          read_only) for source, target, read_only in full.spec.mounts))
     bindcheck.check([source for source, _, _ in spec.mounts], user)
     backend = open_backend(plan.backend, plan.engine_host)
-    reaper = start_reaper(plan, name)
-    ensure.create(backend, user, spec, {LABEL_LIFETIME: "session", LABEL_REAPER: reaper})
+    lock = locks.acquire(locks.paths(user.name)[0], fcntl.LOCK_EX, float(plan.lock_timeout))
+    try:  # counted and created under the user's lock: sessions at once cannot all get in
+        mine = [s for s in backend.list_by_label(f"{LABEL_USER}={user.name}")
+                if s.labels.get(LABEL_LIFETIME) == "session"]
+        if len(mine) >= config.container.max_containers:
+            raise DockershError(f"you have {len(mine)} sessions open, the most allowed at once "
+                                "([container] max_containers); end one first")
+        reaper = start_reaper(plan, name)
+        ensure.create(backend, user, spec, {LABEL_LIFETIME: "session", LABEL_REAPER: reaper})
+    finally:
+        locks.release(lock)
     backend.start(name)
     container = backend.inspect(name)
     if container is None or not container.running:

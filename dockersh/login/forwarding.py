@@ -58,7 +58,7 @@ def run(name: str, config_path: str) -> int:
     # Forwarding off, or sessions that go elsewhere (a target, a container per session: not
     # one network to join ahead of the session): sshd gets an empty namespace of its own.
     if not plan.forwarding or plan.target or plan.key_targets or plan.lifetime != "persistent":
-        statefiles.write(state_path(user), f"0 - {state_key(user)}\n".encode(), 0o600)
+        statefiles.write(state_path(user), f"0 0 - {state_key(user)}\n".encode(), 0o600)
         reply.send(b"I")
         return 0
     _, container, _ = session.own_container(user, plan, config_path)
@@ -67,11 +67,13 @@ def run(name: str, config_path: str) -> int:
         proc, _ = nsenter.open_init(pid, container_id)
         try:
             netns = os.open("ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+            with open(os.open("stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc), "rb") as f:
+                started = f.read().rpartition(b")")[2].split()[19].decode()
         finally:
             os.close(proc)
     except OSError as exc:
         raise DockershError(f"the container's process {pid} is gone ({exc.strerror})") from None
-    statefiles.write(state_path(user), f"{pid} {container_id} {state_key(user)}\n".encode(),
-                     0o600)
+    statefiles.write(state_path(user),
+                     f"{pid} {started} {container_id} {state_key(user)}\n".encode(), 0o600)
     socket.send_fds(reply, [b"N"], [netns])
     return 0

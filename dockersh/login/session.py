@@ -100,12 +100,13 @@ def own_container(user: User, plan: SessionPlan,
 
 
 def check_network(plan: SessionPlan, environ: Mapping[str, str]) -> None:
-    """A login through sshd, with forwarding on for the user, must find itself in its
-    container's network: sshd's PAM step (pam_dockersh.so) joins it before the login shell
-    starts, or puts sshd into an empty one of its own. Still in the host's network means the
-    PAM block is missing while the sshd drop-in allows forwarding: forwards of this connection
-    would start on the host. Refuse loudly rather than leave that hole silent."""
-    if not (plan.forwarding and "SSH_CONNECTION" in environ):
+    """A login through sshd must find itself in its container's network: sshd's PAM step
+    (pam_dockersh.so) joins it before the login shell starts, or puts sshd into an empty one of
+    its own (forwarding off, or something failed). Still in the host's network means the PAM
+    block is missing while the sshd drop-in allows forwarding: forwards of this connection would
+    start on the host. Refuse loudly rather than leave that hole silent. (A connection that runs
+    no shell, ssh -N or -W, is never seen here: it relies on the PAM block alone.)"""
+    if "SSH_CONNECTION" not in environ:
         return
     import os
 

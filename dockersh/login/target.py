@@ -17,6 +17,7 @@ import fcntl
 
 from dockersh.backend.registry import open_backend
 from dockersh.errors import DockershError
+from dockersh.labels import LABEL_USER
 from dockersh.login import handoff, locks
 from dockersh.paths import LOCK_DIR
 from dockersh.plan.naming import escape
@@ -43,13 +44,16 @@ def find(backend: Backend, entry: Mapping[str, Any]) -> Container:
     name = entry["name"]
     if entry["container"]:
         found = backend.inspect(str(entry["container"]))
-        if found is None or not found.running:
+        # The engine also resolves id prefixes: only the container of exactly that name.
+        if found is None or found.name != entry["container"] or not found.running \
+                or LABEL_USER in found.labels:
             raise DockershError(f"target {name}: container {entry['container']} is not "
                                 "running")
         return found
     label = str(entry["label"])
-    running = [c for c in (backend.inspect(s.id) for s in backend.list_by_label(label))
-               if c is not None and c.running]
+    running = [c for c in backend.inspect_many([s.id for s in backend.list_by_label(label)
+                                                if LABEL_USER not in s.labels])
+               if c is not None and c.running]  # a user's own container is never a target
     if len(running) != 1:
         which = ", ".join(sorted(c.name for c in running)) or "none"
         raise DockershError(f"target {name}: {len(running)} running containers have the label "
@@ -81,7 +85,8 @@ def plan_for(own: SessionPlan, entry: Mapping[str, Any], user: User,
         groups=groups, home=home,
         env=[("HOME", home), ("USER", name), ("LOGNAME", name), *entry["env"]],
         env_pass=own.env_pass, exec=str(entry["exec"]), spare=False,
-        forwarding=own.forwarding, forward_agent=own.forward_agent,
+        # No agent: a target may be shared (other users, root in it) — never hand it a key.
+        forwarding=own.forwarding, forward_agent=False,
         banner=str(entry["banner"]), backend=own.backend, engine_host=own.engine_host,
         lock_timeout=own.lock_timeout, audit_file=own.audit_file,
         audit_syslog=own.audit_syslog, warnings=[], target=dict(entry))
@@ -121,7 +126,11 @@ def keys_used(environ: Mapping[str, str], user: User) -> list[str]:
     found = []
     for line in data.decode("ascii", "replace").splitlines():
         words = line.split()
-        if len(words) >= 3 and words[0] == "publickey":
+        if len(words) < 3 or words[0] != "publickey":
+            continue
+        if words[1].endswith("-cert-v01@openssh.com"):
+            found.append("certificate")  # matches no fingerprint: see keyed()
+        else:
             try:
                 blob = binascii.a2b_base64(words[2])
             except binascii.Error:
@@ -136,9 +145,10 @@ def keyed(plan: SessionPlan, environ: Mapping[str, str], user: User) -> dict[str
     whose key cannot be told (no ExposeAuthInfo) is refused, not let into their own container:
     a key meant only for a target must never land anywhere else."""
     used = keys_used(environ, user)
-    if not used and "SSH_CONNECTION" in environ:
-        raise DockershError("cannot tell which key this session used (sshd's ExposeAuthInfo "
-                            "is off); refusing, since some of your keys go to a target only")
+    if (not used or "certificate" in used) and "SSH_CONNECTION" in environ:
+        raise DockershError("cannot tell which key this session used (a certificate, or sshd's "
+                            "ExposeAuthInfo is off); refusing, since some of your keys go to a "
+                            "target only")
     return next((entry for key, entry in plan.key_targets if key in used), {})
 
 

@@ -100,3 +100,21 @@ def test_a_client_that_vanishes_leaves_nothing(
         client.kill()  # abruptly: no channel close, the TCP connection just goes
         client.wait()
     gone(user)
+
+
+def test_sessions_at_once_are_bounded(dsh: Dockersh, make_user: UserFactory) -> None:
+    """One user cannot start containers without end ([container] max_containers)."""
+    user = make_user()
+    dsh.write(lifetime="session", max_containers=2)
+    sessions = [dsh.spawn(user, "echo up; sleep 60") for _ in range(2)]
+    try:
+        for session in sessions:
+            assert session.stdout is not None and session.stdout.readline() == "up\n"
+        proc = dsh.login(user, "echo never")
+        assert (proc.returncode, proc.stdout) == (125, "")
+        assert proc.stderr == ("dockersh: you have 2 sessions open, the most allowed at once "
+                               "([container] max_containers); end one first\n")
+    finally:
+        for session in sessions:
+            dsh.end(session)
+    gone(user)

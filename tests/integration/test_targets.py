@@ -93,7 +93,10 @@ def test_zero_or_two_matches_and_outsiders_are_refused_in_one_line(
 ) -> None:
     user, outsider = make_user(), make_user()
     two = [foreign("org.example.role=db") for _ in range(2)]
+    # The engine resolves an id prefix too; a target names a container exactly, or nothing.
+    prefix = run(["docker", "inspect", "-f", "{{.Id}}", two[0]]).stdout[:12]
     dsh.write(targets(
+        f'[targets.prefix]\ncontainer = "{prefix}"\nusers = ["{user.name}"]\n'
         f'[targets.none]\nlabel = "org.example.role=nothing"\nusers = ["{user.name}"]\n'
         f'[targets.two]\nlabel = "org.example.role=db"\nusers = ["{user.name}"]\n'
         f'[targets.closed]\ncontainer = "{two[0]}"\nusers = ["{user.name}"]\n'))
@@ -104,6 +107,7 @@ def test_zero_or_two_matches_and_outsiders_are_refused_in_one_line(
                        f"org.example.role=db ({', '.join(sorted(two))}); exactly one must\n",
         (outsider, "closed"): f"dockersh: target closed: {outsider.name} is not among its users "
                               "or groups; ask the administrator\n",
+        (user, "prefix"): f"dockersh: target prefix: container {prefix} is not running\n",
     }
     for (who, target), line in cases.items():
         proc = dsh("--user", who.name, "--target", target, "-c", "echo never")
