@@ -36,7 +36,10 @@ from dockersh.paths import (
 DASH = ("/usr/bin/dash", "/bin/dash")
 #: What sudo may pass to the privileged side (etc/sudoers.d/dockersh); anything more is a hole.
 ENV_KEEP = frozenset(("TERM", "LANG", "LANGUAGE", "LC_*", "TZ", "COLORTERM", "GIT_PROTOCOL",
-                      "SSH_ORIGINAL_COMMAND", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"))
+                      "SSH_ORIGINAL_COMMAND", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY",
+                      # sshd's files in the host's /tmp; the privileged side checks each
+                      # (login/agent.host_socket, login/target.keys_used) before using it.
+                      "SSH_AUTH_SOCK", "SSH_USER_AUTH"))
 #: install.sh's guard before each pam_env line with user_readenv=1 (see install.sh).
 GUARD = (("pam_succeed_if.so", "[success=1 default=ignore]",
           ("quiet", "user", "notingroup", GROUP)),
