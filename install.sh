@@ -324,6 +324,12 @@ pam_block_begin='# BEGIN dockersh: forwarding into the container (install.sh; --
 pam_block_end='# END dockersh: forwarding'
 pam_module_dir() { dirname "$(find /lib /usr/lib -name pam_unix.so -path '*security*' | head -1)"; }
 
+pam_forwarding_block() {
+    printf '%s\n%s\n%s\n%s\n' "$pam_block_begin" \
+        "session [success=1 default=ignore] pam_succeed_if.so quiet user notingroup $group" \
+        'session required pam_dockersh.so' "$pam_block_end"
+}
+
 install_pam_module() {
     local dir tmp
     if ! command -v gcc >/dev/null || [ ! -e /usr/include/security/pam_modules.h ]; then
@@ -342,9 +348,7 @@ install_pam_module() {
         return
     fi
     # Last in the session stack: everything else of the session is set up in the host's network.
-    printf '%s\n%s\n%s\n%s\n' "$pam_block_begin" \
-        'session [success=1 default=ignore] pam_succeed_if.so quiet user notingroup dockersh' \
-        'session required pam_dockersh.so' "$pam_block_end" >>/etc/pam.d/sshd
+    pam_forwarding_block >>/etc/pam.d/sshd
     say "added the dockersh forwarding block to /etc/pam.d/sshd (group dockersh only)"
 }
 

@@ -240,13 +240,16 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
     if (ns >= 0) {
         int joined = setns(ns, CLONE_NEWNET);
         close(ns);
+        /* Said to the login (sshd passes the PAM environment on): it refuses to run without. */
         if (joined == 0)
-            return PAM_SUCCESS;
+            return pam_putenv(pamh, "DOCKERSH_NET=container") == PAM_SUCCESS ? PAM_SUCCESS
+                                                                           : PAM_SESSION_ERR;
         pam_syslog(pamh, LOG_ERR, "setns into %s's container network: %m", user);
     }
     /* Forwarding off, or something failed: never the host's network. */
     if (unshare(CLONE_NEWNET) == 0)
-        return PAM_SUCCESS;
+        return pam_putenv(pamh, "DOCKERSH_NET=isolated") == PAM_SUCCESS ? PAM_SUCCESS
+                                                                       : PAM_SESSION_ERR;
     pam_syslog(pamh, LOG_ERR, "a network namespace for %s: %m", user);
     return PAM_SESSION_ERR;
 }

@@ -39,7 +39,9 @@ ENV_KEEP = frozenset(("TERM", "LANG", "LANGUAGE", "LC_*", "TZ", "COLORTERM", "GI
                       "SSH_ORIGINAL_COMMAND", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY",
                       # sshd's files in the host's /tmp; the privileged side checks each
                       # (login/agent.host_socket, login/target.keys_used) before using it.
-                      "SSH_AUTH_SOCK", "SSH_USER_AUTH"))
+                      "SSH_AUTH_SOCK", "SSH_USER_AUTH",
+                      # pam_dockersh.so's word on sshd's network (login/session.check_network)
+                      "DOCKERSH_NET"))
 #: install.sh's guard before each pam_env line with user_readenv=1 (see install.sh).
 GUARD = (("pam_succeed_if.so", "[success=1 default=ignore]",
           ("quiet", "user", "notingroup", GROUP)),

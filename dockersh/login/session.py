@@ -99,22 +99,20 @@ def own_container(user: User, plan: SessionPlan,
     return backend, container, sessions_fd
 
 
-def check_network(plan: SessionPlan, environ: Mapping[str, str]) -> None:
-    """A login through sshd must find itself in its container's network: sshd's PAM step
-    (pam_dockersh.so) joins it before the login shell starts, or puts sshd into an empty one of
-    its own (forwarding off, or something failed). Still in the host's network means the PAM
-    block is missing while the sshd drop-in allows forwarding: forwards of this connection would
-    start on the host. Refuse loudly rather than leave that hole silent. (A connection that runs
-    no shell, ssh -N or -W, is never seen here: it relies on the PAM block alone.)"""
-    if "SSH_CONNECTION" not in environ:
-        return
-    import os
-
-    if os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino:
-        raise DockershError("sshd did not join your container's network (pam_dockersh.so is "
-                            "missing from /etc/pam.d/sshd): forwarding would reach the host; "
-                            "refusing (the administrator: run install.sh again, or dockersh "
-                            "doctor)")
+def check_network(environ: Mapping[str, str]) -> None:
+    """A login through sshd must come after sshd's PAM step (pam_dockersh.so) put sshd into
+    the container's network, or into an empty one of its own (forwarding off, or something
+    failed); the module says which in DOCKERSH_NET (sshd passes the PAM environment on; a
+    client cannot send it, and ~/.pam_environment is not read for the group). Without it, the
+    PAM block is missing while the sshd drop-in allows forwarding: forwards of this connection
+    would start on the host. Refuse loudly rather than leave that hole silent. (A connection
+    that runs no shell, ssh -N or -W, is never seen here: it relies on the PAM block alone.)"""
+    if "SSH_CONNECTION" in environ and environ.get("DOCKERSH_NET") not in ("container",
+                                                                          "isolated"):
+        raise DockershError("sshd did not put this connection into your container's network "
+                            "(pam_dockersh.so is missing from /etc/pam.d/sshd): forwarding "
+                            "would reach the host; refusing (the administrator: run install.sh "
+                            "again, or dockersh doctor)")
 
 
 def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: str) -> NoReturn:
@@ -122,7 +120,7 @@ def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: st
     for warning in plan.warnings:
         print(f"dockersh: {warning}", file=sys.stderr, flush=True)
     if inv.user is None:  # the login shell (`--user` is root's or a password's, by hand)
-        check_network(plan, environ)
+        check_network(environ)
     elsewhere(inv, user, plan, environ, config_path)
     backend, container, sessions_fd = own_container(user, plan, config_path)
     handoff.run(backend, plan, user, container, inv.command, inv.args, environ, sessions_fd)
