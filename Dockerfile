@@ -15,12 +15,13 @@ ENV LANG=C.UTF-8
 # openssh-client: `scp -t`, which OpenSSH < 9 clients and `scp -O` run on the far side.
 # rsync: `rsync -e ssh` runs `rsync --server` on the far side.
 # tzdata: a TZ that reaches the session (sudo keeps it) names a zone. No sshd, no sudo in here.
+# python3: what tunnelled tools (Jupyter-style servers, `python3 -m http.server`) need.
 # The set-uid/set-gid bits go: nothing in a session needs to gain privilege.
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
         bash coreutils procps iproute2 less vim-tiny tmux git ca-certificates tzdata \
-        openssh-sftp-server openssh-client rsync; \
+        openssh-sftp-server openssh-client rsync python3; \
     apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     find / -xdev -type f -perm /6000 -exec chmod ug-s {} +; \

@@ -344,6 +344,8 @@ install_sshd() {
         apt_install openssh-server
     fi
     put_pam add
+    # The forwarding block before the drop-in that allows forwarding: never one without the other.
+    install_pam_module
     put_file 644 "$src/etc/sshd_config.d/dockersh.conf" "$sshd_dropin"
     local reload=$changed
     if ! grep -qxF "$sshd_include" /etc/ssh/sshd_config; then
@@ -358,6 +360,50 @@ install_sshd() {
         die "sshd -t fails with $sshd_dropin: removed it, sshd left as it was"
     fi
     if [ "$reload" = yes ]; then reload_sshd; fi
+}
+
+# pam_dockersh.so (pam-module/pam_dockersh.c): sshd joins a member's container network at
+# login, so that its forwarding (ssh -L/-D/-W/-R) happens there and never on the host. Built
+# here with the host's compiler and PAM headers; the block at the end of /etc/pam.d/sshd applies
+# to group dockersh only.
+pam_block_begin='# BEGIN dockersh: forwarding into the container (install.sh; --uninstall removes it)'
+pam_block_end='# END dockersh: forwarding'
+pam_module_dir() { dirname "$(find /lib /usr/lib -name pam_unix.so -path '*security*' | head -1)"; }
+
+pam_forwarding_block() {
+    printf '%s\n%s\n%s\n%s\n' "$pam_block_begin" \
+        "session [success=1 default=ignore] pam_succeed_if.so quiet user notingroup $group" \
+        'session required pam_dockersh.so' "$pam_block_end"
+}
+
+install_pam_module() {
+    local dir tmp
+    if ! command -v gcc >/dev/null || [ ! -e /usr/include/security/pam_modules.h ]; then
+        apt_install gcc libc6-dev libpam0g-dev
+    fi
+    dir=$(pam_module_dir)
+    [ -d "$dir" ] || die "cannot find the PAM module directory (no pam_unix.so)"
+    tmp=$(mktemp)
+    gcc -O2 -Wall -Wextra -Werror -fPIC -shared -o "$tmp" "$src/pam-module/pam_dockersh.c" -lpam ||
+        die "cannot build pam-module/pam_dockersh.c"
+    put_file 644 "$tmp" "$dir/pam_dockersh.so"
+    rm -f "$tmp"
+    [ -e /etc/pam.d/sshd ] || die "/etc/pam.d/sshd is missing: no forwarding block, no drop-in"
+    if grep -qxF "$pam_block_begin" /etc/pam.d/sshd; then
+        say "unchanged /etc/pam.d/sshd (dockersh forwarding block)"
+        return
+    fi
+    # Last in the session stack: everything else of the session is set up in the host's network.
+    pam_forwarding_block >>/etc/pam.d/sshd
+    say "added the dockersh forwarding block to /etc/pam.d/sshd (group dockersh only)"
+}
+
+remove_pam_module() {
+    if [ -e /etc/pam.d/sshd ] && grep -qxF "$pam_block_begin" /etc/pam.d/sshd; then
+        sed -i "\|^$pam_block_begin\$|,\|^$pam_block_end\$|d" /etc/pam.d/sshd
+        say "removed the dockersh forwarding block from /etc/pam.d/sshd"
+    fi
+    remove "$(pam_module_dir)/pam_dockersh.so"
 }
 
 make_dirs() {
@@ -478,6 +524,7 @@ do_uninstall() {
         rmdir --ignore-fail-on-non-empty "$(dirname "$user_manager_dropin")"
         if systemd_booted; then systemctl daemon-reload; fi
     fi
+    remove_pam_module
     remove /etc/pam.d/dockersh /etc/logrotate.d/dockersh "$front" "$prefix" /run/dockersh \
         /var/lib/dockersh
     if grep -qxF "$front" /etc/shells; then

@@ -26,7 +26,10 @@ extern char **environ;
 
 /* Names passed as they are (the session's own variables; GIT_PROTOCOL for git over ssh). */
 static const char *const passed[] = {
-    "SSH_ORIGINAL_COMMAND", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY", "GIT_PROTOCOL", 0,
+    "SSH_ORIGINAL_COMMAND", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY", "GIT_PROTOCOL",
+    /* sshd's agent socket and ExposeAuthInfo file, both checked by the privileged side; what
+     * pam_dockersh.so did with sshd's network (the login refuses to run without it) */
+    "SSH_AUTH_SOCK", "SSH_USER_AUTH", "DOCKERSH_NET", 0,
 };
 /* Names whose value must look like a name, not a path or a format (sudo's env_check). */
 static const char *const checked[] = {"TERM", "LANG", "LANGUAGE", "COLORTERM", 0};

@@ -9,3 +9,7 @@ LABEL_VERSION = "dockersh.version"
 LABEL_SHELL = "dockersh.shell"
 #: On the never-started containers that read an image's passwd, group and shells.
 LABEL_PROBE = "dockersh.probe"
+#: On a session's own container ([container] lifetime = "session"): "session", and the pid and
+#: start time of the process that removes it when the session ends (gc sweeps it otherwise).
+LABEL_LIFETIME = "dockersh.lifetime"
+LABEL_REAPER = "dockersh.reaper"

@@ -38,5 +38,7 @@ PROBE_DIR = f"{RUN_DIR}/probes"
 SPARE_DIR = f"{RUN_DIR}/spares"
 #: nsenter mode's copy of each container's seccomp filter, by container id and start time.
 SECCOMP_DIR = f"{RUN_DIR}/seccomp"
+#: The container a member's sshd joins for forwarding, by uid (pam_dockersh.so reads it).
+NETNS_DIR = f"{RUN_DIR}/netns"
 #: The generated passwd and group files, bound read-only into each container (0755).
 STATE_DIR = "/var/lib/dockersh"

@@ -183,7 +183,8 @@ def test_sudoers_keeps_only_the_session_variables(installed: Installation) -> No
     assert keep is not None
     assert keep.group(1).split() == ["TERM", "LANG", "LANGUAGE", "LC_*", "TZ", "COLORTERM",
                                      "SSH_ORIGINAL_COMMAND", "SSH_CONNECTION", "SSH_CLIENT",
-                                     "SSH_TTY", "GIT_PROTOCOL"]
+                                     "SSH_TTY", "GIT_PROTOCOL", "SSH_USER_AUTH", "SSH_AUTH_SOCK",
+                                     "DOCKERSH_NET"]
     assert "env_reset" in text and "!env_reset" not in text
     assert "SETENV" not in text and "env_keep +=" not in text
     assert os.stat(installed.sudoers).st_mode & 0o777 == 0o440

@@ -36,11 +36,20 @@ from dockersh.paths import (
 DASH = ("/usr/bin/dash", "/bin/dash")
 #: What sudo may pass to the privileged side (etc/sudoers.d/dockersh); anything more is a hole.
 ENV_KEEP = frozenset(("TERM", "LANG", "LANGUAGE", "LC_*", "TZ", "COLORTERM", "GIT_PROTOCOL",
-                      "SSH_ORIGINAL_COMMAND", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"))
+                      "SSH_ORIGINAL_COMMAND", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY",
+                      # sshd's files in the host's /tmp; the privileged side checks each
+                      # (login/agent.host_socket, login/target.keys_used) before using it.
+                      "SSH_AUTH_SOCK", "SSH_USER_AUTH",
+                      # pam_dockersh.so's word on sshd's network (login/session.check_network)
+                      "DOCKERSH_NET"))
 #: install.sh's guard before each pam_env line with user_readenv=1 (see install.sh).
 GUARD = (("pam_succeed_if.so", "[success=1 default=ignore]",
           ("quiet", "user", "notingroup", GROUP)),
          ("pam_env.so", "[success=1 ignore=1 default=die]", None))
+#: Where Debian's and Ubuntu's PAM modules are (pam_dockersh.so goes beside pam_unix.so).
+PAM_MODULE_DIRS = ("/lib/x86_64-linux-gnu/security", "/lib/aarch64-linux-gnu/security",
+                   "/usr/lib/x86_64-linux-gnu/security", "/usr/lib/aarch64-linux-gnu/security",
+                   "/lib/security", "/usr/lib/security")
 FORWARDING = ("allowtcpforwarding", "allowagentforwarding", "allowstreamlocalforwarding",
               "x11forwarding", "permittunnel")
 KEYS_LIMIT = 1 << 20
@@ -161,6 +170,13 @@ def read_text(path: str) -> str:
         return f.read()
 
 
+def sshd_pam_stack() -> list[PamEntry]:
+    try:
+        return pam_stack(PAM_SSHD, read_text)
+    except (OSError, DockershError):
+        return []
+
+
 def check_pam_stack() -> Findings:
     try:
         stack = pam_stack(PAM_SSHD, read_text)
@@ -268,15 +284,40 @@ def sshd_effective(user: str) -> dict[str, list[str]]:
     return settings
 
 
-def sshd_problems(settings: Settings) -> list[str]:
+def pam_joins_container(stack: list[PamEntry], module_dirs: Iterable[str] = ()) -> bool:
+    """sshd's session stack ends with install.sh's forwarding block (pam_dockersh.so for
+    members of group dockersh: sshd joins their container's network before it forwards), no
+    rule before it can end the stack early, and the module is installed."""
+    session = [e for e in stack if e.type == "session"]
+    if len(session) < 2 or (session[-1].module, session[-1].control) != ("pam_dockersh.so",
+                                                                        "required"):
+        return False
+    guard = session[-2]
+    if (guard.module, guard.control, guard.args) != (
+            "pam_succeed_if.so", "[success=1 default=ignore]",
+            ("quiet", "user", "notingroup", GROUP)):
+        return False
+    if any(e.control == "sufficient" or "done" in e.control for e in session[:-2]):
+        return False
+    return any(os.path.exists(f"{d}/pam_dockersh.so") for d in module_dirs or PAM_MODULE_DIRS)
+
+
+def sshd_problems(settings: Settings, joined: bool = False) -> list[str]:
     """What sshd would do on the host for this user: forwarding, internal-sftp, ~/.ssh/rc,
-    ~/.ssh/environment and authorized_keys environment=."""
+    ~/.ssh/environment and authorized_keys environment=. TCP and agent forwarding are fine when
+    sshd joins the user's container's network first (``joined``): they happen in there."""
     def value(key: str) -> str:
         return (settings.get(key) or [""])[0]
 
     found = []
+    if value("usepam") != "yes":
+        found.append(f"usepam is {value('usepam') or 'unset'}, so pam_dockersh.so never runs")
     if value("disableforwarding") != "yes":
-        found += [f"{key} is {value(key)}" for key in FORWARDING if value(key) != "no"]
+        found += [f"{key} is {value(key)}" + ("" if joined or key == "x11forwarding" else
+                                               f" and {PAM_SSHD} does not end with the "
+                                               "pam_dockersh.so block, so it happens on the host")
+                  for key in FORWARDING if value(key) != "no"
+                  and not (joined and key in ("allowtcpforwarding", "allowagentforwarding"))]
     elif value("permittunnel") != "no":
         found.append(f"permittunnel is {value('permittunnel')}")
     found += [f"subsystem {line} runs on the host" for line in settings.get("subsystem", [])
@@ -368,7 +409,8 @@ def member_problems(entry: pwd.struct_passwd) -> list[Finding]:
     found = [problem(f"sshd for {entry.pw_name}: {what}",
                      f"make /etc/ssh/sshd_config Include {SSHD_DROPIN} "
                      "before any setting it changes, and keep `Subsystem sftp "
-                     "/usr/lib/openssh/sftp-server`") for what in sshd_problems(settings)]
+                     "/usr/lib/openssh/sftp-server`")
+             for what in sshd_problems(settings, pam_joins_container(sshd_pam_stack()))]
     shell = shell_problem(entry.pw_name, entry.pw_shell, settings)
     found += [shell] if shell else []
     return found + keys_problems(settings, entry)

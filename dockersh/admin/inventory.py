@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dockersh.backend.registry import get_backend
 from dockersh.config import schema, units
 from dockersh.errors import DockershError
-from dockersh.labels import LABEL_UID, LABEL_USER
+from dockersh.labels import LABEL_LIFETIME, LABEL_UID, LABEL_USER
 from dockersh.lifecycle import ensure
 from dockersh.login import identity, locks
 from dockersh.plan import pipeline, planner
@@ -84,8 +84,9 @@ def backend_for(config_path: str) -> Backend:
 def find(backend: Backend, user: str | None = None) -> list[Container]:
     """Every managed container (of one user), sorted by user then name."""
     label = LABEL_USER if user is None else f"{LABEL_USER}={user}"
-    found = [c for c in (backend.inspect(item.id) for item in backend.list_by_label(label))
-             if c is not None]
+    ids = [item.id for item in backend.list_by_label(label)
+           if LABEL_LIFETIME not in item.labels]  # per-session containers: gc sweeps them
+    found = [c for c in backend.inspect_many(ids) if c is not None]
     return sorted(found, key=lambda c: (c.labels.get(LABEL_USER, ""), c.name))
 
 

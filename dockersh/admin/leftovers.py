@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import time
 
+from dockersh.lifecycle import ensure
 from dockersh.paths import LOCK_DIR, PLAN_DIR, STATE_DIR
 from dockersh.plan.naming import escape
 
@@ -17,13 +17,6 @@ STATE_MAX_AGE = 600
 
 #: Lock files in LOCK_DIR that are not a user's (the image probes' own, named per image).
 PROBE_PREFIX = "probe-"
-
-
-def remove_state(name: str) -> None:
-    """/var/lib/dockersh/NAME (the generated passwd and group), never anything else."""
-    if not name or "/" in name or name.startswith("."):
-        return
-    shutil.rmtree(os.path.join(STATE_DIR, name), ignore_errors=True)
 
 
 def _listdir(directory: str) -> list[str]:
@@ -44,7 +37,7 @@ def sweep_state(containers: set[str]) -> int:
                 continue
         except FileNotFoundError:
             continue
-        remove_state(name)
+        ensure.remove_state(name)
         removed += 1
     return removed
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -21,10 +22,11 @@ from dockersh.admin.inventory import Managed
 from dockersh.config import schema, units
 from dockersh.enter import spare
 from dockersh.errors import DockershError
-from dockersh.labels import LABEL_PROBE, LABEL_UID, LABEL_USER
+from dockersh.labels import LABEL_LIFETIME, LABEL_PROBE, LABEL_REAPER, LABEL_UID, LABEL_USER
 from dockersh.lifecycle import ensure, pulling
 from dockersh.login import locks
-from dockersh.plan import pipeline
+from dockersh.paths import LOCK_DIR
+from dockersh.plan import naming, pipeline
 
 if TYPE_CHECKING:
     from dockersh.backend.base import Backend, Container
@@ -90,7 +92,25 @@ def ls(config_path: str, as_json: bool) -> int:
         sys.stdout.write(table([COLUMNS, *(row(m, now) for m in managed)]))
     else:
         print("no dockersh containers", file=sys.stderr)
+    if not as_json and (in_targets := target_sessions()):
+        sys.stdout.write("\n" + table([("TARGET", "USER", "SESSIONS"), *in_targets]))
     return 0
+
+
+def target_sessions() -> list[tuple[str, str, str]]:
+    """Who is in which target now: the target sessions' flock files (login/target.py)."""
+    found = []
+    try:
+        names = sorted(os.listdir(LOCK_DIR))
+    except FileNotFoundError:
+        return []
+    for name in names:
+        if name.startswith("@target@") and name.endswith(".sessions"):
+            target, _, user = name.removeprefix("@target@").removesuffix(".sessions").partition("@")
+            count = locks.holders(f"{LOCK_DIR}/{name}")
+            if count:
+                found.append((naming.unescape(target), naming.unescape(user), str(count)))
+    return found
 
 
 # --- stop, restart, rm --------------------------------------------------------------------------
@@ -144,7 +164,7 @@ def restart(config_path: str, user: str) -> int:
 
 def remove_container(backend: Backend, name: str) -> None:
     backend.remove(name)
-    leftovers.remove_state(name)
+    ensure.remove_state(name)
 
 
 def rm(config_path: str, user: str) -> int:
@@ -223,6 +243,24 @@ def remove_stale_probes(backend: Backend, dry_run: bool) -> None:
             print(f"removed {item.id[:12]} (an image probe left by a killed login)")
 
 
+def remove_orphaned_sessions(backend: Backend, dry_run: bool) -> None:
+    """Per-session containers whose reaper is gone (killed with its session's monitor)."""
+    from dockersh.lifecycle import ephemeral
+
+    for item in backend.list_by_label(f"{LABEL_LIFETIME}=session"):
+        if ephemeral.reaper_alive(item.labels.get(LABEL_REAPER, "")):
+            continue
+        what = f"{item.id[:12]} ({item.labels.get(LABEL_USER, '?')}'s session container, whose " \
+               "session ended without removing it)"
+        if dry_run:
+            print(f"would remove {what}")
+            continue
+        found = backend.inspect(item.id)
+        if found is not None:
+            remove_container(backend, found.name)
+            print(f"removed {what}")
+
+
 def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> int:
     """Stop or remove what is idle or orphaned (only ``users``' containers when given), and
     image probes a killed login left behind, and the files kept for removed containers."""
@@ -230,6 +268,7 @@ def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> i
     timeout = lock_timeout(config_path)
     if not users:
         remove_stale_probes(backend, dry_run)
+        remove_orphaned_sessions(backend, dry_run)
     failed = 0
     for m in inventory.inventory(backend, config_path):
         if users and m.user not in users:

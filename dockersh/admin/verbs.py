@@ -110,10 +110,18 @@ def verb_web(p: Parser) -> Handler:
     return lambda a, path: main.run(path, a.listen)
 
 
+def verb_netns(p: Parser) -> Handler:
+    p.add_argument("user")
+    from dockersh.login import forwarding
+
+    return lambda a, path: forwarding.run(a.user, path)
+
+
 VERBS: dict[str, Callable[[Parser], Handler]] = {
     "ls": verb_ls, "stop": verb_stop, "restart": verb_restart, "rm": verb_rm, "gc": verb_gc,
     "pull": verb_pull, "doctor": verb_doctor, "enroll": verb_enroll, "unenroll": verb_unenroll,
     "web": verb_web,
+    "netns": verb_netns,
 }
 
 

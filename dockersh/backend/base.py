@@ -153,6 +153,9 @@ if TYPE_CHECKING:
         def inspect(self, name: str) -> Container | None:
             """The container, or None when there is none by that name."""
 
+        def inspect_many(self, names: list[str]) -> list[Container | None]:
+            """``inspect`` of each, asked together."""
+
         def inspect_with_image(self, name: str,
                                image: str) -> tuple[Container | None, str | None]:
             """The container and the id of ``image`` (None: missing), asked at once: the warm

@@ -68,6 +68,9 @@ class ContainerConfig:
     env: tuple[tuple[str, str], ...] = opt((), "table", user=True)
     mounts: tuple[Mount, ...] = opt((), "mounts")
     pull: str = opt("if-missing", "choice", choices=("if-missing", "always", "never"))
+    lifetime: str = opt("persistent", "choice", choices=("persistent", "session"))
+    max_containers: int = opt(4, "int")
+    home: str = opt("bind", "choice", choices=("bind", "none"))
     runtime: str = opt("", "str")
     privileged: bool = opt(False, "bool")
     devices: tuple[str, ...] = opt((), "strlist")
@@ -82,6 +85,8 @@ class SessionConfig:
     env_pass: tuple[str, ...] = opt(("TERM", "LANG", "LC_*", "TZ", "COLORTERM"), "strlist",
                                     user=True)
     banner: str = opt("", "str")
+    forwarding: bool = opt(True, "bool")
+    forward_agent: bool = opt(True, "bool")
     idle_timeout: str = opt("12h", "duration")
     idle_action: str = opt("stop", "choice", choices=("stop", "remove"))
 
@@ -132,6 +137,32 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class TargetConfig:
+    """``[targets.NAME]``: a container dockersh did not make and never changes, and who may
+    enter it, as whom and how. Exactly one of ``container`` and ``label``."""
+
+    container: str = opt("", "str")
+    label: str = opt("", "str")
+    users: tuple[str, ...] = opt((), "strlist")
+    groups: tuple[str, ...] = opt((), "strlist")
+    keys: tuple[str, ...] = opt((), "strlist")
+    user: str = opt("", "str")
+    shell: str = opt("/bin/sh", "path")
+    exec: str = opt("docker", "choice", choices=("docker", "nsenter"))
+    env: tuple[tuple[str, str], ...] = opt((), "table")
+    banner: str = opt("", "str")
+    workdir: str = opt("/", "path")
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """Where a user lands: ``[users.NAME] target = "T"`` or ``[groups.NAME] target = "T"``
+    ("" = their own container)."""
+
+    target: str = opt("", "str")
+
+
+@dataclass(frozen=True)
 class Config:
     container: ContainerConfig = field(default_factory=ContainerConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
@@ -141,13 +172,20 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
     web: WebConfig = field(default_factory=WebConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    route: RouteConfig = field(default_factory=RouteConfig)
+    targets: tuple[tuple[str, TargetConfig], ...] = ()
 
     def engine_host(self) -> str:
         """Where the chosen back end's engine listens (each back end's own table)."""
         return self.docker.host
 
 
-SECTIONS: dict[str, type[Any]] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+#: The tables of the global file (and of config show); ``route`` is set only inside
+#: [users.X]/[groups.X] (as their ``target`` key), and ``targets`` are tables of their own.
+SECTIONS: dict[str, type[Any]] = {f.name: f.default_factory  # type: ignore[misc]
+                                  for f in dataclasses.fields(Config)
+                                  if f.name not in ("route", "targets")}
+TABLES: dict[str, type[Any]] = {**SECTIONS, "route": RouteConfig, "target": TargetConfig}
 #: Sections that [groups.X], [users.X] and a user's own file may contain.
 PER_USER_SECTIONS = ("container", "session")
 USER_SETTABLE = frozenset(
@@ -161,7 +199,7 @@ Raw = dict[str, dict[str, Any]]
 
 
 def fields_of(section: str) -> dict[str, dataclasses.Field[Any]]:
-    return {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+    return {f.name: f for f in dataclasses.fields(TABLES[section])}
 
 
 class ConfigError(DockershError):
@@ -288,20 +326,54 @@ def validate_global(data: dict[str, Any], where: str) -> tuple[Raw, dict[str, Ra
                     raise ConfigError(where, f"{key}.{name}", "must be a table")
                 layer: Raw = {}
                 for section, values in sub.items():
+                    if section == "target":
+                        layer["route"] = validate_section("route", {"target": values}, where,
+                                                          f"{key}.{name}")
+                        continue
                     if section not in PER_USER_SECTIONS:
                         raise ConfigError(where, f"[{key}.{name}] {section}",
                                           "only container and session tables may go here")
                     layer[section] = validate_section(section, values, where,
                                                       f"{key}.{name}.{section}")
                 overrides[key][name] = layer
+        elif key == "targets":
+            base["targets"] = validate_targets(table, where)
         else:
             raise ConfigError(where, key, "unknown table")
+    for layer in (*overrides["groups"].values(), *overrides["users"].values()):
+        wanted = layer.get("route", {}).get("target", "")
+        if wanted and wanted not in base.get("targets", {}):
+            raise ConfigError(where, f"target {wanted!r}", "there is no [targets] table of "
+                              "that name")
     for entry in base.get("user_config", {}).get("allow", ()):
         if entry not in USER_SETTABLE:
             raise ConfigError(where, "[user_config] allow",
                               f"{entry!r} cannot be given to users (allowed: "
                               f"{', '.join(sorted(USER_SETTABLE))})")
     return base, overrides["groups"], overrides["users"]
+
+
+def validate_targets(table: Any, where: str) -> dict[str, TargetConfig]:
+    """``[targets.NAME]`` tables: each names its container one way, and its user explicitly."""
+    if not isinstance(table, dict):
+        raise ConfigError(where, "targets", "must be a table of tables")
+    targets = {}
+    for name, sub in table.items():
+        values = validate_section("target", sub, where, f"targets.{name}")
+        target = TargetConfig(**values)
+        if bool(target.container) == bool(target.label):
+            raise ConfigError(where, f"[targets.{name}]", "needs container or label (one)")
+        if any(not k.startswith("SHA256:") for k in target.keys):
+            raise ConfigError(where, f"[targets.{name}] keys", "fingerprints as ssh-keygen -l "
+                              "prints them: SHA256:...")
+        if target.label and "=" not in target.label:
+            raise ConfigError(where, f"[targets.{name}] label", "must be key=value")
+        if target.user not in ("", "root") and not all(
+                part.isdigit() for part in target.user.split(":", 1)):
+            raise ConfigError(where, f"[targets.{name}] user",
+                              'must be "" (the caller\'s ids), "root" or "UID[:GID]"')
+        targets[name] = target
+    return targets
 
 
 def validate_user_file(data: dict[str, Any], where: str, policy: UserConfigPolicy) -> Raw:
@@ -340,7 +412,9 @@ def merge(layers: list[Raw]) -> Raw:
 
 
 def build(raw: Raw) -> Config:
-    return Config(**{s: SECTIONS[s](**raw.get(s, {})) for s in SECTIONS})
+    return Config(**{s: SECTIONS[s](**raw.get(s, {})) for s in SECTIONS},
+                  route=RouteConfig(**raw.get("route", {})),
+                  targets=tuple(sorted(raw.get("targets", {}).items())))
 
 
 def dangers(config: Config) -> list[str]:

@@ -81,14 +81,8 @@ class Target:
         # bound to the process it was opened for (reads fail once that one is gone): so the
         # process whose cgroups name this container is the one whose namespaces are taken.
         try:
-            proc = os.open(f"/proc/{self.pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            proc, cgroups = open_init(self.pid, container.id)
             try:
-                fd = os.open("cgroup", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
-                with open(fd) as f:
-                    cgroups = f.read()
-                if container.id not in cgroups:
-                    raise DockershError(f"process {self.pid} is not the container's (it has "
-                                        "stopped or restarted); log in again")
                 self.ns_fds = {ns: os.open(f"ns/{ns}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
                                for ns in (*NAMESPACES, "pid")}
                 started = "".join(c for c in container.started_at if c.isdigit())
@@ -102,6 +96,24 @@ class Target:
             self.cgroup_procs = cgroup_procs(cgroups, f.read())
         with open("/proc/sys/kernel/cap_last_cap") as f:
             self.last_cap = int(f.read())
+
+
+def open_init(pid: int, container_id: str) -> tuple[int, str]:
+    """A /proc/PID directory fd of the container's init, and its cgroups' text: the pid comes
+    from an inspect made a moment ago, and may have gone to another process since (a host one);
+    the fd stays bound to the process it was opened for, and that one's cgroups must name the
+    container. OSError when it is gone."""
+    proc = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with open(os.open("cgroup", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)) as f:
+            cgroups = f.read()
+        if container_id not in cgroups:
+            raise DockershError(f"process {pid} is not the container's (it has stopped or "
+                                "restarted); log in again")
+    except BaseException:
+        os.close(proc)
+        raise
+    return proc, cgroups
 
 
 def seccomp_filters(proc: int, pid: int, run: str) -> list[bytes]:
@@ -190,9 +202,13 @@ def cgroup_procs(cgroups: str, mountinfo: str) -> list[str]:
     return procs
 
 
+def setns(fd: int, name: str) -> None:
+    _check(_libc.setns(fd, 0), f"entering the {name} namespace")
+
+
 def prepare_pid_namespace(target: Target) -> None:
     """In the monitor: children forked from now on are born in the container's pid namespace."""
-    _check(_libc.setns(target.ns_fds["pid"], 0), "entering the pid namespace")
+    setns(target.ns_fds["pid"], "pid")
 
 
 def join(target: Target) -> None:
@@ -202,7 +218,7 @@ def join(target: Target) -> None:
         with open(procs, "w") as f:
             f.write("0")  # "0" is the writing process
     for ns in NAMESPACES:
-        _check(_libc.setns(target.ns_fds[ns], 0), f"entering the {ns} namespace")
+        setns(target.ns_fds[ns], ns)
     for cap in range(target.last_cap + 1):
         _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "dropping capabilities")
     os.setgroups(target.groups)

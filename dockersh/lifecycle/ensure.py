@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 import sys
 from typing import TYPE_CHECKING
 
@@ -229,8 +230,16 @@ def write_identity_files(spec: planner.ContainerSpec, passwd: str, group: str) -
         statefiles.write(f"{directory}/{filename}", text.encode(), 0o644)
 
 
-def create(backend: Backend, user: User, spec: planner.ContainerSpec) -> None:
+def create(backend: Backend, user: User, spec: planner.ContainerSpec,
+           extra: dict[str, str] | None = None) -> None:
     ensure_image(backend, spec)
     passwd, group, shell = probe(backend, spec)
     write_identity_files(spec, merged_passwd(passwd, user, shell), merged_group(group, user))
-    backend.create(spec, {**spec.labels(user), LABEL_SHELL: shell})
+    backend.create(spec, {**spec.labels(user), LABEL_SHELL: shell, **(extra or {})})
+
+
+def remove_state(name: str) -> None:
+    """/var/lib/dockersh/NAME (the generated passwd and group), never anything else."""
+    if not name or "/" in name or name.startswith("."):
+        return
+    shutil.rmtree(os.path.join(STATE_DIR, name), ignore_errors=True)

@@ -26,11 +26,13 @@ if TYPE_CHECKING:
 def session_record(plan: SessionPlan, user: User, container: Container,
                    command: str | None, environ: Mapping[str, str], pid: int) -> dict[str, Any]:
     connection = environ.get("SSH_CONNECTION", "").split()
+    target = {"target": plan.target["name"]} if plan.target else {}
     return {
         "user": user.name,
         "uid": user.uid,
         "remote": remote(connection),
         "container": plan.name,
+        **target,
         "container_id": container.id[:12],
         "mode": plan.exec,
         "command": "interactive" if command is None else command,

@@ -74,10 +74,17 @@ def shell_argv(shell: str, command: str | None, args: tuple[str, ...]) -> list[s
 
 def run(backend: Backend, plan: SessionPlan, user: User, container: Container,
         command: str | None, args: tuple[str, ...], environ: Mapping[str, str],
-        sessions_fd: int) -> NoReturn:
-    shell = container.labels.get(LABEL_SHELL) or "/bin/sh"
+        sessions_fd: int, shell: str = "") -> NoReturn:
+    """The session, under its monitor; ``shell``: a target's (else the container's label)."""
+    shell = shell or container.labels.get(LABEL_SHELL) or "/bin/sh"
     tty = os.isatty(0) and os.isatty(1)
     env = session_env(plan, shell, environ, tty)
+    if environ.get("SSH_AUTH_SOCK") and plan.forward_agent:  # ssh -A
+        from dockersh.login import agent
+
+        inside = agent.forward(environ["SSH_AUTH_SOCK"], user, container, plan)
+        if inside is not None:
+            env = [(k, v) for k, v in env if k != "SSH_AUTH_SOCK"] + [("SSH_AUTH_SOCK", inside)]
     argv = shell_argv(shell, command, args)
     if plan.exec == "nsenter" and not backend.can_nsenter:
         raise DockershError(f'[session] exec = "nsenter" cannot enter {backend.name} '

@@ -14,10 +14,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 #: Admin verbs: the first argument, when it is one of these, names a root-only action.
-VERBS = frozenset(
-    {"config", "ls", "stop", "restart", "rm", "gc", "pull", "doctor", "enroll", "unenroll",
-     "web"}
-)
+VERBS = frozenset({
+    "config", "ls", "stop", "restart", "rm", "gc", "pull", "doctor", "enroll", "unenroll",
+    "web", "netns",  # pam_dockersh.so's: ready the container, send its network namespace
+})
+
+#: Options with a value, and the Invocation field each sets.
+OPTIONS = {"--user": "user", "--target": "target", "--config": "config_path"}
 
 #: ``-c`` strings that mean "dockersh was set as the forced command" (sshd runs ForceCommand and
 #: authorized_keys command= through the login shell as ``SHELL -c FORCED``).
@@ -27,8 +30,8 @@ SELF_NAMES = frozenset({"dockersh", "/usr/local/bin/dockersh"})
 class Invocation:
     """What to do. ``command`` None means an interactive login shell."""
 
-    __slots__ = ("args", "command", "config_path", "debug", "forced", "help", "user", "verb",
-                 "version")
+    __slots__ = ("args", "command", "config_path", "debug", "forced", "help", "target", "user",
+                 "verb", "version")
 
     def __init__(
         self,
@@ -37,6 +40,7 @@ class Invocation:
         command: str | None = None,
         args: tuple[str, ...] = (),
         user: str | None = None,
+        target: str | None = None,
         config_path: str | None = None,
         debug: bool = False,
         forced: bool = False,
@@ -44,6 +48,7 @@ class Invocation:
         version: bool = False,
     ) -> None:
         self.verb, self.command, self.args, self.user = verb, command, args, user
+        self.target = target
         self.config_path, self.debug, self.forced = config_path, debug, forced
         self.help, self.version = help, version
 
@@ -64,6 +69,8 @@ class Invocation:
             found.append(self.verb[0])
         if self.config_path is not None:
             found.append("--config")
+        if self.target is not None:
+            found.append("--target")
         if self.debug:
             found.append("--debug")
         return found
@@ -90,13 +97,13 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Invocation:
             opts["version"] = True
         elif arg == "--debug":
             opts["debug"] = True
-        elif arg in ("--user", "--config") or arg.startswith(("--user=", "--config=")):
+        elif arg in OPTIONS or arg.startswith(tuple(f"{o}=" for o in OPTIONS)):
             key, _, value = arg.partition("=")
             if not value:
                 if not rest:
                     raise DockershError(f"{key} needs a value", status=2)
                 value = rest.pop(0)
-            opts[key[2:] if key == "--user" else "config_path"] = value
+            opts[OPTIONS[key]] = value
         elif arg in VERBS and command is None and "user" not in opts:
             opts["verb"] = (arg, *rest)
             break

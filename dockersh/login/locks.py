@@ -85,8 +85,13 @@ def release(fd: int) -> None:
 
 def count_sessions(user: str) -> int:
     """Live sessions of ``user``: shared flocks on their sessions file, read from /proc/locks."""
+    return holders(paths(user)[1])
+
+
+def holders(path: str) -> int:
+    """Processes holding ``path`` flocked shared (live sessions)."""
     try:
-        st = os.stat(paths(user)[1])
+        st = os.stat(path)
     except FileNotFoundError:
         return 0
     ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"

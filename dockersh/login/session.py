@@ -11,6 +11,7 @@ import fcntl
 import sys
 
 from dockersh.backend.registry import open_backend
+from dockersh.errors import DockershError
 from dockersh.labels import LABEL_HASH, LABEL_UID, LABEL_USER
 from dockersh.login import handoff, locks
 from dockersh.plan import cache
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import NoReturn
 
-    from dockersh.backend.base import Container
+    from dockersh.backend.base import Backend, Container
     from dockersh.login.identity import User
     from dockersh.login.invocation import Invocation
     from dockersh.plan.sessionplan import SessionPlan
@@ -51,10 +52,28 @@ def load_plan(user: User, config_path: str) -> SessionPlan:
     return plan
 
 
-def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: str) -> NoReturn:
-    plan = load_plan(user, config_path)
-    for warning in plan.warnings:
-        print(f"dockersh: {warning}", file=sys.stderr, flush=True)
+def elsewhere(inv: Invocation, user: User, plan: SessionPlan, environ: Mapping[str, str],
+              config_path: str) -> None:
+    """Sessions that do not go to the user's own persistent container go from here (a target,
+    a container of their own) and never return."""
+    if inv.target is not None or plan.target or plan.key_targets:
+        from dockersh.login import target  # an existing container, not the user's own
+
+        # A forced key counts only for the user's own login (root's --user is by hand).
+        entry = target.keyed(plan, environ, user) if plan.key_targets and inv.user is None \
+            else {}
+        if inv.target is not None or entry or plan.target:
+            target.run(inv, user, plan, environ, config_path, entry or plan.target)
+    if plan.lifetime == "session":  # a container of its own for this session
+        from dockersh.lifecycle import ephemeral
+
+        ephemeral.run(inv, user, plan, environ, config_path)
+
+
+def own_container(user: User, plan: SessionPlan,
+                  config_path: str) -> tuple[Backend, Container, int]:
+    """The user's container running with the current config; the returned sessions lock fd is
+    held shared (a live session) until it is closed."""
     backend = open_backend(plan.backend, plan.engine_host)
     lock_path, sessions_path = locks.paths(user.name)
     lock_fd = locks.acquire(lock_path, fcntl.LOCK_EX, float(plan.lock_timeout))
@@ -77,4 +96,31 @@ def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: st
             sys.stderr = saved
             output.release()
     assert container is not None
+    return backend, container, sessions_fd
+
+
+def check_network(environ: Mapping[str, str]) -> None:
+    """A login through sshd must come after sshd's PAM step (pam_dockersh.so) put sshd into
+    the container's network, or into an empty one of its own (forwarding off, or something
+    failed); the module says which in DOCKERSH_NET (sshd passes the PAM environment on; a
+    client cannot send it, and ~/.pam_environment is not read for the group). Without it, the
+    PAM block is missing while the sshd drop-in allows forwarding: forwards of this connection
+    would start on the host. Refuse loudly rather than leave that hole silent. (A connection
+    that runs no shell, ssh -N or -W, is never seen here: it relies on the PAM block alone.)"""
+    if "SSH_CONNECTION" in environ and environ.get("DOCKERSH_NET") not in ("container",
+                                                                          "isolated"):
+        raise DockershError("sshd did not put this connection into your container's network "
+                            "(pam_dockersh.so is missing from /etc/pam.d/sshd): forwarding "
+                            "would reach the host; refusing (the administrator: run install.sh "
+                            "again, or dockersh doctor)")
+
+
+def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: str) -> NoReturn:
+    plan = load_plan(user, config_path)
+    for warning in plan.warnings:
+        print(f"dockersh: {warning}", file=sys.stderr, flush=True)
+    if inv.user is None:  # the login shell (`--user` is root's or a password's, by hand)
+        check_network(environ)
+    elsewhere(inv, user, plan, environ, config_path)
+    backend, container, sessions_fd = own_container(user, plan, config_path)
     handoff.run(backend, plan, user, container, inv.command, inv.args, environ, sessions_fd)

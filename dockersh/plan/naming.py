@@ -12,6 +12,20 @@ def escape(text: str) -> str:
     return "".join(c if c in _SAFE else "".join(f"_{b:02x}" for b in c.encode()) for c in text)
 
 
+def unescape(text: str) -> str:
+    """``escape`` undone (for showing names kept in file names)."""
+    out, i = bytearray(), 0
+    while i < len(text):
+        pair = text[i + 1:i + 3]
+        if text[i] == "_" and len(pair) == 2 and all(c in "0123456789abcdef" for c in pair):
+            out.append(int(text[i + 1:i + 3], 16))
+            i += 3
+        else:
+            out += text[i].encode()
+            i += 1
+    return out.decode(errors="replace")
+
+
 def cap(name: str, limit: int = MAX_LENGTH) -> str:
     """Shorten a long name, keeping it unique with a hash of the whole.
 

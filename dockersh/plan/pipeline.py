@@ -10,16 +10,25 @@ from dockersh.login.identity import User
 from dockersh.paths import USER_FILE
 from dockersh.plan import cache, planner
 
+#: The global file parsed, by its identity: ls and gc judge hundreds of containers with one
+#: parse (the file does not change under them; when it does, its identity does too).
+_parsed: dict[tuple[object, ...], dict[str, object]] = {}
+
 
 def read_global(path: str) -> dict[str, object]:
     try:
+        st = os.stat(path)
+        key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if key in _parsed:
+            return _parsed[key]
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, "", f"cannot read it ({exc})") from None
-    return schema.parse_toml(text, path)
+    _parsed[key] = schema.parse_toml(text, path)
+    return _parsed[key]
 
 
 def user_file_path(user: User) -> str:

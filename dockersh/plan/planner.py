@@ -91,7 +91,8 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
     values = placeholders(user)
     name = naming.container_name(c.name, values)
     state = f"{STATE_DIR}/{name}"
-    mounts = [(user.home, user.home, False)]
+    # home = "none": an empty home of the user's own (a tmpfs) instead of the host's.
+    mounts = [(user.home, user.home, False)] if c.home == "bind" else []
     mounts += [(substitute(m.source, user), substitute(m.target, user), m.read_only)
                for m in c.mounts]
     mounts += [(f"{state}/passwd", "/etc/passwd", True), (f"{state}/group", "/etc/group", True)]
@@ -109,7 +110,9 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         working_dir=user.home,
         environment=tuple(sorted(env.items())),
         mounts=tuple(mounts),
-        tmpfs=tuple(_tmpfs(substitute(t, user)) for t in c.tmpfs),
+        tmpfs=tuple(_tmpfs(substitute(t, user)) for t in c.tmpfs) + (
+            ((user.home, f"uid={user.uid},gid={user.gid},mode=0700,exec"),) if c.home == "none"
+            else ()),
         group_add=tuple(gid for _, gid in user.groups if gid != user.gid),
         memory=units.parse_size(c.memory) or 0,
         nano_cpus=int(c.cpus * 1e9),
@@ -141,6 +144,8 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         env_pass=list(s.env_pass),
         exec=s.exec,
         spare=s.spare,
+        forwarding=s.forwarding,
+        forward_agent=s.forward_agent,
         banner=substitute(s.banner, user),
         backend=config.engine.backend,
         engine_host=config.engine_host(),
@@ -148,5 +153,33 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         audit_file=config.audit.file,
         audit_syslog=config.audit.syslog,
         warnings=[],
+        target=routed(config, user),
+        lifetime=c.lifetime,
+        key_targets=[(key, entry) for name, t in config.targets
+                     if (entry := target_entry(config, name, user))["allowed"] for key in t.keys],
     )
     return Plan(spec, session)
+
+
+def routed(config: Config, user: User) -> dict[str, object]:
+    """The target the admin maps the user to ([users.NAME] or [groups.NAME] target), or {}."""
+    name = config.route.target
+    return target_entry(config, name, user) if name else {}
+
+
+def target_entry(config: Config, name: str, user: User) -> dict[str, object]:
+    """``[targets.NAME]`` for ``user``: placeholders filled, and whether they may enter it.
+    Builtins only (it travels in the cached plan)."""
+    t = dict(config.targets)[name]
+    return {
+        "name": name,
+        "container": substitute(t.container, user),
+        "label": substitute(t.label, user),
+        "allowed": user.name in t.users or bool(set(t.groups) & set(user.group_names)),
+        "user": t.user,
+        "shell": t.shell,
+        "exec": t.exec,
+        "env": [(k, substitute(v, user)) for k, v in t.env],
+        "banner": substitute(t.banner, user),
+        "workdir": substitute(t.workdir, user),
+    }

@@ -9,8 +9,9 @@ warm login path imports it and cannot afford typing or dataclasses.
 from __future__ import annotations
 
 FIELDS = ("name", "hash", "image", "user", "uid", "gid", "groups", "home", "env", "env_pass",
-          "exec", "spare", "banner", "backend", "engine_host", "lock_timeout", "audit_file",
-          "audit_syslog", "warnings")
+          "exec", "spare", "forwarding", "forward_agent", "banner", "backend", "engine_host",
+          "lock_timeout", "audit_file", "audit_syslog", "warnings", "target", "lifetime",
+          "key_targets")
 
 
 class SessionPlan:
@@ -18,9 +19,12 @@ class SessionPlan:
 
     def __init__(self, *, name: str, hash: str, image: str, user: str, uid: int, gid: int,
                  groups: list[int], home: str, env: list[tuple[str, str]], env_pass: list[str],
-                 exec: str, spare: bool, banner: str, backend: str, engine_host: str,
-                 lock_timeout: int, audit_file: str, audit_syslog: bool,
-                 warnings: list[str]) -> None:
+                 exec: str, spare: bool, forwarding: bool, forward_agent: bool, banner: str,
+                 backend: str, engine_host: str, lock_timeout: int, audit_file: str,
+                 audit_syslog: bool,
+                 warnings: list[str], target: dict[str, object] | None = None,
+                 lifetime: str = "persistent",
+                 key_targets: list[tuple[str, dict[str, object]]] | None = None) -> None:
         self.name = name  # the container's
         self.hash = hash  # the container spec's config hash: another one means "recreate"
         self.image = image
@@ -33,6 +37,8 @@ class SessionPlan:
         self.env_pass = env_pass  # patterns of the client's variables let through
         self.exec = exec  # "docker" or "nsenter"
         self.spare = spare
+        self.forwarding = forwarding  # sshd joins the container's network (pam_dockersh.so)
+        self.forward_agent = forward_agent  # ssh -A relayed into the container
         self.banner = banner
         self.backend = backend  # [engine] backend
         self.engine_host = engine_host  # where that engine listens
@@ -40,6 +46,12 @@ class SessionPlan:
         self.audit_file = audit_file
         self.audit_syslog = audit_syslog
         self.warnings = warnings  # about the user's own file: said at every login
+        #: the [targets.NAME] the user lands in instead of their own container ({}: none), as
+        #: planner.target_entry gives it; a target session's own plan carries its entry too
+        self.target = target or {}
+        self.lifetime = lifetime  # "session": a container of its own for each session
+        #: (key fingerprint, target entry): a login with that key lands in that target
+        self.key_targets = key_targets or []
 
     def values(self) -> tuple[object, ...]:
         """The plan as builtins, in FIELDS order (for marshal)."""

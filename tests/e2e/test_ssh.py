@@ -210,18 +210,6 @@ def wait_processes(uid: int, cmdline: bytes, present: bool, timeout: float = 15)
     return pids
 
 
-def agent_sockets_of(user: LinuxUser) -> list[Path]:
-    """The agent sockets sshd made on the host for user (/tmp/ssh-XXXXXXXXXX/agent.PID)."""
-    found = []
-    for path in Path("/tmp").glob("ssh-*/agent.*"):
-        try:
-            if path.lstat().st_uid == user.uid:
-                found.append(path)
-        except OSError:
-            continue
-    return found
-
-
 def prompt(user: LinuxUser) -> re.Pattern[str]:
     """Debian's bash prompt in the user's container: NAME@box-NAME:~$"""
     return re.compile(rf"^{user.name}@box-{user.name}:~\$ ?$", re.M)
@@ -501,18 +489,197 @@ def test_stopped_container_starts_again_after_its_generated_files_are_gone(
 # --- What sshd must refuse dockersh users -----------------------------------------------------
 
 
-def test_forwarding_agent_and_x11_refused(
-    default_mode: str, sshd: SshdFactory, make_user: UserFactory, tmp_path: Path
+HOST_SECRET = b"HOST-ONLY-SECRET"
+
+
+def host_listener() -> tuple[socket.socket, int]:
+    """A server on the host's loopback that hands every connection HOST_SECRET: no forward of
+    a dockersh user may ever reach it."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind((HOST, 0))
+    server.listen(16)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(HOST_SECRET)
+
+    import threading
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, int(server.getsockname()[1])
+
+
+def http_get(port: int, path: str = "/") -> bytes:
+    with socket.create_connection((HOST, port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+        return recv_all(s)
+
+
+def recv_all(s: socket.socket) -> bytes:
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return data
+
+
+def socks5_get(proxy: int, port: int) -> bytes:
+    """GET / from 127.0.0.1:port through a SOCKS5 proxy (ssh -D), numeric address."""
+    with socket.create_connection((HOST, proxy), timeout=10) as s:
+        s.sendall(b"\x05\x01\x00")
+        assert s.recv(2) == b"\x05\x00"
+        s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(HOST) + port.to_bytes(2, "big"))
+        reply = s.recv(10)
+        if reply[1:2] != b"\x00":
+            return b""
+        s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        return recv_all(s)
+
+
+def wait_http(port: int, proc: subprocess.Popen[bytes], marker: bytes,
+              timeout: float = 30) -> bytes:
+    """Until GET / through the tunnel on port shows marker (the server in the container is up)."""
+    wait_listening(port, proc)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            page = http_get(port)
+        except OSError:
+            page = b""
+        if marker in page:
+            return page
+        assert time.monotonic() < deadline, f"no page with {marker!r} through port {port}"
+        time.sleep(0.2)
+
+
+def test_forwarding_lands_in_the_container(
+    mode: str, sshd: SshdFactory, make_user: UserFactory
 ) -> None:
-    """The drop-in's Match Group dockersh refuses them even where the server allows them.
+    """-L, -D, -W and -R reach the user's own container's network, from the first login on;
+    the host's loopback never; another user's container never."""
+    server = sshd()
+    secret, secret_port = host_listener()
+    alice, bob = make_user(), make_user()
+    clients: list[subprocess.Popen[bytes]] = []
+
+    def start(who: LinuxUser, *opts: str, cmd: str | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(server.ssh_argv(who, cmd, extra_opts=opts),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env={"PATH": "/usr/bin:/bin",
+                                                             "HOME": "/root"})
+        clients.append(proc)
+        return proc
+
+    try:
+        # A first login with -L in effect: the container is made in sshd's PAM step, and the
+        # host-only listener's port leads to the container's loopback, where nothing listens.
+        lport = free_port()
+        first = start(alice, "-N", "-L", f"{lport}:{HOST}:{secret_port}")
+        wait_listening(lport, first)
+        assert read_through(lport)[1] == b""
+        assert container_of(alice)
+
+        # A VS Code-style flow: one connection starts a server in the container, a second
+        # tunnels to it. Each user's own server, on the same port, says whose it is.
+        servers = {}
+        for who in (alice, bob):
+            ok(server.ssh(who, f"mkdir -p www && echo {who.name}-page > www/index.html"))
+            servers[who.name] = start(who, cmd="exec python3 -m http.server 8000 "
+                                               "--bind 127.0.0.1 --directory www")
+        lport = free_port()
+        tunnel = start(alice, "-N", "-L", f"{lport}:{HOST}:8000")
+        page = wait_http(lport, tunnel, alice.name.encode())
+        assert f"{alice.name}-page".encode() in page and bob.name.encode() not in page
+
+        # -D (SOCKS) and -W, to the same server, as the container reaches it.
+        dport = free_port()
+        socks = start(alice, "-N", "-D", f"{HOST}:{dport}")
+        wait_listening(dport, socks)
+        assert f"{alice.name}-page".encode() in socks5_get(dport, 8000)
+        assert socks5_get(dport, secret_port) == b""
+        for target, expect in ((8000, f"{alice.name}-page".encode()), (secret_port, b"")):
+            w = subprocess.run(server.ssh_argv(alice, extra_opts=("-W", f"{HOST}:{target}")),
+                               input=b"GET / HTTP/1.0\r\n\r\n", capture_output=True,
+                               timeout=60, check=False, env={"PATH": "/usr/bin:/bin"})
+            assert expect in w.stdout and HOST_SECRET not in w.stdout, w.stderr
+
+        # -R listens on the container's loopback (reachable from inside), not the host's.
+        rport = free_port()
+        reverse = start(alice, "-N", "-o", "ExitOnForwardFailure=yes",
+                        "-R", f"{rport}:{HOST}:{secret_port}")
+        inside = b""
+        deadline = time.monotonic() + 20
+        while HOST_SECRET not in inside and time.monotonic() < deadline:
+            assert reverse.poll() is None, reverse.stderr.read() if reverse.stderr else ""
+            inside = server.ssh(alice, f"exec 3<>/dev/tcp/{HOST}/{rport} && cat <&3").stdout
+            time.sleep(0.2)
+        assert HOST_SECRET in inside  # the client's listener, through the user's own -R
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            assert s.connect_ex((HOST, rport)) != 0, "sshd listened on the host"
+        assert server.ssh(bob, f"exec 3<>/dev/tcp/{HOST}/{rport} && cat <&3").stdout == b""
+    finally:
+        for proc in clients:
+            stop(proc)
+        secret.close()
+
+
+def test_forwarding_off_for_a_group(
+    dockersh_config: Callable[..., Path], test_image: str, sshd: SshdFactory,
+    make_user: UserFactory
+) -> None:
+    """[groups.X.session] forwarding = false: sshd gets an empty network namespace of its own,
+    so a forward reaches nothing — not the host, not even the user's own container — and the
+    login itself still works."""
+    group = f"nf{os.getpid()}"
+    run(["groupadd", group])
+    clients: list[subprocess.Popen[bytes]] = []
+    try:
+        dockersh_config(f'[container]\nimage = "{test_image}"\npull = "never"\n'
+                        f'shell = "/bin/sh"\n\n[groups.{group}.session]\nforwarding = false\n')
+        server = sshd()
+        user, control = make_user(groups=[group]), make_user()
+        for who, forwarded in ((control, True), (user, False)):
+            # A web server on the container's loopback, which a working -L would reach.
+            ok(server.ssh(who, "mkdir -p www && echo served > www/index.html"))
+            httpd = subprocess.Popen(server.ssh_argv(
+                who, "exec busybox httpd -f -p 127.0.0.1:8000 -h www"),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            clients.append(httpd)
+            lport = free_port()
+            tunnel = subprocess.Popen(server.ssh_argv(who, extra_opts=(
+                "-N", "-L", f"{lport}:{HOST}:8000")), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            clients.append(tunnel)
+            if forwarded:
+                assert b"served" in wait_http(lport, tunnel, b"served")
+            else:
+                wait_listening(lport, tunnel)
+                time.sleep(1)
+                assert read_through(lport)[1] == b""
+        assert ok(server.ssh(user, "echo in")) == b"in\n"
+    finally:
+        for proc in clients:
+            stop(proc)
+        run(["groupdel", group], check=False)
+
+
+def test_agent_forwarded_inside_x11_and_unix_sockets_refused(
+    mode: str, sshd: SshdFactory, make_user: UserFactory, tmp_path: Path
+) -> None:
+    """ssh -A: the session's own agent at a socket inside the container (and no agent socket a
+    process of the user could reach on the host). X11 and unix-socket forwards stay refused:
+    they would be sockets and files of the host (sshd keeps the host's mount namespace).
 
     The server allows X11 (the others are allowed by default); a user outside group dockersh
-    gets every one of them on the same server, which proves each check can see the difference.
+    gets them on the same server, which proves each check can see the difference.
     """
     server = sshd(options={"X11Forwarding": "yes"})
-    user = make_user()
+    user, other = make_user(), make_user()
     control = make_user(shell="/bin/bash", in_dockersh=False)
-    # The client asks for agent forwarding only when it has an agent.
     agent_socket = tmp_path / "agent.sock"
     agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(agent_socket)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -533,20 +700,10 @@ def test_forwarding_agent_and_x11_refused(
         while not agent_socket.is_socket():
             assert agent.poll() is None and time.monotonic() < deadline, "no ssh-agent"
             time.sleep(0.05)
-
-        # -L to the sshd's own port: the control reads sshd's banner through the tunnel.
-        for who, allowed in ((control, True), (user, False)):
-            lport = free_port()
-            proc = start(who, "-N", "-L", f"{lport}:{HOST}:{server.port}")
-            wait_listening(lport, proc)
-            origin, data = read_through(lport)
-            if allowed:
-                assert data.startswith(b"SSH-2.0-"), data
-            else:
-                assert data == b"", data
-                assert log_has(server, rf"refused local port forward: originator {HOST} port "
-                                       rf"{origin}, target {HOST} port {server.port}\b")
-            stop(proc)
+        assert user.key is not None
+        run(["ssh-add", "-q", user.key], env={"SSH_AUTH_SOCK": str(agent_socket),
+                                              "PATH": "/usr/bin:/bin"})
+        fingerprint = run(["ssh-keygen", "-lf", user.key]).stdout.split()[1]
 
         # -L to the Docker socket (a unix socket on the host): refused before it is tried.
         lport = free_port()
@@ -558,41 +715,33 @@ def test_forwarding_agent_and_x11_refused(
                                rf"{origin}, target /var/run/docker\.sock")
         stop(proc)
 
-        # -R: the server must not listen for the user.
-        for who, allowed in ((control, True), (user, False)):
-            rport = free_port()
-            proc = start(who, "-N", "-o", "ExitOnForwardFailure=yes",
-                         "-R", f"{rport}:{HOST}:{server.port}")
-            if allowed:
-                wait_listening(rport, proc)
-                assert read_through(rport)[1].startswith(b"SSH-2.0-")
-                stop(proc)
-            else:
-                _, err = proc.communicate(timeout=30)
-                assert proc.returncode == 255, err
-                assert f"remote port forwarding failed for listen port {rport}".encode() in err
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                    assert s.connect_ex((HOST, rport)) != 0
+        # The agent, inside the user's container: ssh-add -l lists the client's key.
+        proc = start(user, "-A", cmd='ssh-add -l; echo "S=$SSH_AUTH_SOCK"; ls /tmp; read x')
+        assert proc.stdout is not None and proc.stdin is not None
+        listed = proc.stdout.readline()
+        where = proc.stdout.readline().decode().strip()
+        assert fingerprint in listed.decode(), listed
+        assert re.fullmatch(r"S=/tmp/dockersh-agent\.[0-9a-f]{12}/agent\.sock", where), where
+        # Not in another user's container, and never at a path of the host.
+        assert not Path(where[2:]).exists()
+        assert b"dockersh-agent" not in ok(server.ssh(other, "ls -a /tmp"))
+        proc.stdin.write(b"\n")
+        proc.communicate(timeout=30)
 
-        # Agent and X11 forwarding: the control gets a DISPLAY and an agent socket on the host.
+        # X11 forwarding: the control gets a DISPLAY, the dockersh user does not.
         for who, allowed in ((control, True), (user, False)):
-            proc = start(who, "-Y", "-A",
-                         cmd='echo "D=${DISPLAY:-none}"; read line')
+            proc = start(who, "-Y", cmd='echo "D=${DISPLAY:-none}"; read line')
             assert proc.stdout is not None and proc.stdin is not None
             line = proc.stdout.readline()  # the session is up: sshd has answered the requests
-            agent_sockets = agent_sockets_of(who)
             proc.stdin.write(b"\n")
             _, err = proc.communicate(timeout=30)
             assert proc.returncode == 0, err
             if allowed:
                 assert line.startswith(b"D=localhost:"), line
-                assert agent_sockets, "the control got no agent socket"
                 assert b"X11 forwarding request failed" not in err, err
             else:
                 assert line == b"D=none\n", line
-                assert agent_sockets == [], agent_sockets
                 assert b"X11 forwarding request failed" in err, err
     finally:
         for proc in clients:
             stop(proc)
-

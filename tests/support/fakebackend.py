@@ -88,6 +88,10 @@ class FakeBackend:
         self._call("inspect", name)
         return self._find(name)
 
+    def inspect_many(self, names: list[str]) -> list[Container | None]:
+        self._call("inspect_many", *names)
+        return [self._find(name) for name in names]
+
     def inspect_with_image(self, name: str, image: str) -> tuple[Container | None, str | None]:
         self._call("inspect_with_image", name, image)
         return self._find(name), self.images.get(image)

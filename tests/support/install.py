@@ -101,7 +101,8 @@ def pam_with_block(text: str, workdir: Path) -> str:
     """text (an sshd PAM file) as install.sh rewrites /etc/pam.d/sshd: its own shell function."""
     source = workdir / "pam-sshd"
     source.write_text(text)
-    script = f"source <(sed '$d' {INSTALL_SH}); pam_with_block \"$1\""
+    script = (f"source <(sed '$d' {INSTALL_SH}); pam_with_block \"$1\"; "
+              "pam_forwarding_block")  # both of install.sh's blocks, as it writes them
     edited = run(["bash", "-c", script, "bash", source]).stdout
     assert PAM_BEGIN in edited and PAM_END in edited, edited
     return edited

@@ -46,7 +46,7 @@ class Dockersh:
         self.audit = workdir / "audit.jsonl"
         self.write()
 
-    def write(self, extra: str = "", **container: str | list[str]) -> None:
+    def write(self, extra: str = "", **container: str | int | list[str]) -> None:
         """The config: [container] (CONTAINER, updated with ``container``), [audit] with the
         test's own file, then ``extra`` (TOML text)."""
         table = "".join(f"{k} = {json.dumps(v)}\n" for k, v in {**CONTAINER, **container}.items())

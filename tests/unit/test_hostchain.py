@@ -107,7 +107,8 @@ def test_login_shells() -> None:
 
 
 SAFE = {"disableforwarding": ["yes"], "permittunnel": ["no"], "permituserenvironment": ["no"],
-        "permituserrc": ["no"], "subsystem": ["sftp /usr/lib/openssh/sftp-server"]}
+        "permituserrc": ["no"], "subsystem": ["sftp /usr/lib/openssh/sftp-server"],
+        "usepam": ["yes"]}
 
 
 @pytest.mark.parametrize(("key", "value", "said"), [
@@ -116,6 +117,7 @@ SAFE = {"disableforwarding": ["yes"], "permittunnel": ["no"], "permituserenviron
     ("permituserenvironment", "LD_*", "permituserenvironment is LD_*"),
     ("permittunnel", "yes", "permittunnel is yes"),
     ("subsystem", "sftp internal-sftp", "subsystem sftp internal-sftp runs on the host"),
+    ("usepam", "no", "usepam is no, so pam_dockersh.so never runs"),
 ])
 def test_sshd_settings(key: str, value: str, said: str) -> None:
     assert hostchain.sshd_problems(SAFE) == []

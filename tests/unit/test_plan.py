@@ -93,6 +93,8 @@ def test_session_plan() -> None:
         env_pass=["TERM", "LANG", "LC_*", "TZ", "COLORTERM"],
         exec="nsenter",
         spare=True,
+        forwarding=True,
+        forward_agent=True,
         banner="hi alice",
         backend="docker",
         engine_host="unix:///var/run/docker.sock",

@@ -1,0 +1,46 @@
+"""doctor's view of forwarding: allowed only when sshd joins the user's container first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dockersh.admin import hostchain
+
+OPEN = {"disableforwarding": ["no"], "allowtcpforwarding": ["yes"],
+        "allowagentforwarding": ["yes"], "allowstreamlocalforwarding": ["no"],
+        "x11forwarding": ["no"], "permittunnel": ["no"], "permituserenvironment": ["no"],
+        "permituserrc": ["no"], "usepam": ["yes"]}
+
+BLOCK = ("# BEGIN dockersh: forwarding\n"
+         "session [success=1 default=ignore] pam_succeed_if.so quiet user notingroup dockersh\n"
+         "session required pam_dockersh.so\n# END dockersh: forwarding\n")
+
+
+def test_tcp_and_agent_forwarding_are_problems_unless_sshd_joins_the_container() -> None:
+    assert hostchain.sshd_problems(OPEN, joined=True) == []
+    tail = " and /etc/pam.d/sshd does not end with the pam_dockersh.so block, so it happens " \
+           "on the host"
+    assert hostchain.sshd_problems(OPEN, joined=False) == [
+        f"allowtcpforwarding is yes{tail}", f"allowagentforwarding is yes{tail}"]
+    assert hostchain.sshd_problems({**OPEN, "x11forwarding": ["yes"]}, joined=True) == [
+        "x11forwarding is yes"]
+
+
+@pytest.mark.parametrize(("text", "joined"), [
+    ("session required pam_unix.so\n" + BLOCK, True),
+    ("session required pam_unix.so\n" + BLOCK + "session required pam_env.so\n", False),
+    ("session sufficient pam_permit.so\n" + BLOCK, False),  # the stack may end before it
+    ("session [success=done default=ignore] pam_x.so\n" + BLOCK, False),
+    ("session required pam_dockersh.so\n", False),  # no guard: every user would join
+    ("", False),
+])
+def test_the_pam_stack_must_end_with_the_block(tmp_path: Path, text: str, joined: bool) -> None:
+    (tmp_path / "sshd").write_text(text)
+    (tmp_path / "security").mkdir()
+    (tmp_path / "security" / "pam_dockersh.so").write_bytes(b"")
+    stack = hostchain.pam_stack(str(tmp_path / "sshd"), hostchain.read_text)
+    assert hostchain.pam_joins_container(stack, [str(tmp_path / "security")]) is joined
+    (tmp_path / "security" / "pam_dockersh.so").unlink()
+    assert hostchain.pam_joins_container(stack, [str(tmp_path / "security")]) is False
