@@ -16,7 +16,7 @@ import pytest
 # Before the first import of a helper: their asserts explain themselves like a test's do.
 pytest.register_assert_rewrite("support")
 
-from support import docker, images, in_ci, install, noskip  # noqa: E402
+from support import docker, engine, images, in_ci, install, noskip  # noqa: E402
 from support.cmd import tail  # noqa: E402
 from support.sshd import DROPIN, RUNNING, SshdFactory, SshServer, start_sshd  # noqa: E402
 from support.terminal import TmuxTerminal  # noqa: E402
@@ -29,6 +29,7 @@ _containers_before = pytest.StashKey[set[str]]()
 
 def pytest_configure(config: pytest.Config) -> None:
     noskip.install(config)
+    engine.use()
 
 
 # --- Docker ---------------------------------------------------------------------------------

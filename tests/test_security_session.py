@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import engine
 from support.cmd import run
 from support.users import LinuxUser, create_user, remove_user
 
@@ -61,14 +62,16 @@ def suid_image(test_image: str, tmp_path_factory: pytest.TempPathFactory) -> str
     base = image_id(test_image)
     dockerfile = SUID_DOCKERFILE.format(base=test_image)
     sha = hashlib.sha256(f"{base}\n{dockerfile}\n{BUSYBOX_CONF}".encode()).hexdigest()
-    have = run(["docker", "image", "inspect", "-f", f'{{{{index .Config.Labels "{SUID_LABEL}"}}}}',
-                SUID_IMAGE], check=False, timeout=30)
+    have = run(engine.dockerd("image", "inspect", "-f",
+                              f'{{{{index .Config.Labels "{SUID_LABEL}"}}}}', SUID_IMAGE),
+               check=False, timeout=30)
     if have.returncode != 0 or have.stdout.strip() != sha:
         ctx = tmp_path_factory.mktemp("suid-image")
         (ctx / "Dockerfile").write_text(dockerfile)
         (ctx / "busybox.conf").write_text(BUSYBOX_CONF)
-        run(["docker", "build", "-q", "--label", f"{SUID_LABEL}={sha}", "-t", SUID_IMAGE,
-             str(ctx)], env={**os.environ, "DOCKER_BUILDKIT": "0"}, timeout=300)
+        run(engine.dockerd("build", "-q", "--label", f"{SUID_LABEL}={sha}", "-t", SUID_IMAGE,
+                           str(ctx)), env={**os.environ, "DOCKER_BUILDKIT": "0"}, timeout=300)
+    engine.copy_image(SUID_IMAGE)
     # The attack is real: without no-new-privileges this binary makes the user root, even
     # with every capability dropped.
     potent = run(["docker", "run", "--rm", "-u", "4242:4242", "--cap-drop", "ALL",
@@ -121,7 +124,7 @@ def tenant(suid_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     for mode in MODES:
         configs[mode] = work / f"{mode}.toml"
         configs[mode].write_text(f"""\
-[container]
+{engine.CONFIG}[container]
 image = "{suid_image}"
 pull = "never"
 shell = "/bin/sh"

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from support import docker
+from support import docker, engine
 from support.cmd import run
 from support.sshd import HOST, SshdFactory, SshServer
 from support.terminal import TmuxTerminal
@@ -59,7 +59,7 @@ def session_config(dockersh_config: Callable[..., Path],
     """session_config(mode): the real default image, never pulled, in that exec mode."""
 
     def write(mode: str = "docker") -> None:
-        dockersh_config(CONFIG.format(mode=mode))
+        dockersh_config(engine.CONFIG + CONFIG.format(mode=mode))
 
     return write
 

@@ -54,9 +54,11 @@ def remove_labelled(label: str) -> None:
     remove(containers(label))
 
 
-def image_labels(image: str) -> dict[str, str] | None:
-    """The image's labels, or None when there is no such image."""
-    proc = run(["docker", "image", "inspect", image], check=False, timeout=30)
+def image_labels(image: str, host: str | None = None) -> dict[str, str] | None:
+    """The image's labels, or None when there is no such image (on ``host``, default: the
+    engine under test)."""
+    proc = run(["docker", *(["-H", host] if host else []), "image", "inspect", image],
+               check=False, timeout=30)
     if proc.returncode != 0:
         return None
     labels = json.loads(proc.stdout)[0]["Config"].get("Labels") or {}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import grp
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import REPO
+from . import REPO, engine
 from .cmd import run
 from .images import BUSYBOX_IMAGE
 from .users import DOCKERSH_GROUP, DOCKERSH_SHELL
@@ -23,10 +24,11 @@ USER_MANAGER_DROPIN = Path("/etc/systemd/system/user@.service.d/dockersh.conf")
 ETC = Path("/etc/dockersh")
 CONFIG = ETC / "dockersh.toml"
 
-#: What dockersh_config writes unless the test gives its own text: the tiny image, never pulled
-#: (there is no registry), and a shell that image has.
+#: What dockersh_config writes unless the test gives its own text: the engine under test, the
+#: tiny image, never pulled (there is no registry), and a shell that image has. It ends in the
+#: [container] table: tests append keys of that table to it.
 DEFAULT_TEST_CONFIG = f"""\
-# Written by the dockersh_config test fixture, for one test.
+{engine.CONFIG}# Written by the dockersh_config test fixture, for one test.
 [container]
 image = "{BUSYBOX_IMAGE}"
 pull = "never"
@@ -67,7 +69,9 @@ def run_install() -> Installation:
     """Run the repo's ./install.sh and check that the contract's paths are there."""
     if not INSTALL_SH.is_file():
         raise AssertionError(f"{INSTALL_SH} is missing")
-    proc = run(["./install.sh"], cwd=REPO, timeout=900)
+    # install.sh looks after dockerd, whichever engine the tests' configs select.
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    proc = run(["./install.sh"], cwd=REPO, env=env, timeout=900)
     installation = Installation(output=proc.stdout + proc.stderr)
     missing = [
         str(p)
