@@ -40,3 +40,5 @@ SPARE_DIR = f"{RUN_DIR}/spares"
 SECCOMP_DIR = f"{RUN_DIR}/seccomp"
 #: The generated passwd and group files, bound read-only into each container (0755).
 STATE_DIR = "/var/lib/dockersh"
+#: The seccomp profile of Podman containers (backend/podman/seccomp.py), read by Podman.
+PODMAN_SECCOMP = f"{STATE_DIR}/podman-seccomp.json"
