@@ -5,7 +5,7 @@ Every check goes through sshd exactly as a user's client would: commands, scp (b
 sftp, rsync, interactive sessions in a real terminal (tmux), ForceCommand, authorized_keys
 command=, concurrent first logins, and what sshd must refuse dockersh users (forwarding, agent,
 X11). "In the container" is proved against `docker exec` facts: the container's hostname (set to
-box-USER by the test config), its mount namespace and its PID 1 (docker-init).
+box-USER by the test config), its mount namespace and its PID 1 (the engine's init).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def assert_in_container(seen: bytes, user: LinuxUser) -> None:
     facts = container_facts(user)
     lines = facts.splitlines()
     assert lines[0] == user.name and lines[1] == f"box-{user.name}", facts
-    assert "docker-init" in lines[3], facts
+    assert engine.INIT in lines[3], facts
     assert lines[2] != os.readlink("/proc/self/ns/mnt"), "docker exec ran on the host?"
     assert seen.decode() == facts
 
