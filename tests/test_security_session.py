@@ -384,8 +384,9 @@ def test_a_mount_source_the_user_can_redirect_is_refused(
                                   env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
 
         def mounts(source: Path) -> None:
-            config.write_text(f'[container]\nimage = "{test_image}"\npull = "never"\n'
-                              f'shell = "/bin/sh"\nmounts = [{{ source = "{source}", '
+            config.write_text(f'{engine.CONFIG}[container]\nimage = "{test_image}"\n'
+                              f'pull = "never"\nshell = "/bin/sh"\n'
+                              f'mounts = [{{ source = "{source}", '
                               f'target = "/data", read_only = true }}]\n')
 
         # 1. The source is in the user's home: made a symlink to /proc, as from a session.

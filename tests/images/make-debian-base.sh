@@ -1,14 +1,16 @@
 #!/bin/bash
 # Make a local debian:bookworm-slim image for the Dockerfile's FROM, on machines with no image
 # registry: debootstrap a minbase bookworm (cached in /var/cache/dockersh-test) and
-# `docker import` it. Does nothing when the image already exists. Needs a running dockerd; root.
+# `docker import` it (ENGINE_CLI=podman: `podman import`). Does nothing when the image already
+# exists. Needs a running dockerd (or Podman); root.
 set -euo pipefail
 
 image=debian:bookworm-slim
 cache=/var/cache/dockersh-test
 rootfs=$cache/bookworm-minbase
 
-if docker image inspect "$image" >/dev/null 2>&1; then
+cli=${ENGINE_CLI:-docker}
+if "$cli" image inspect "$image" >/dev/null 2>&1; then
     echo "make-debian-base: $image already exists"
     exit 0
 fi
@@ -41,5 +43,5 @@ SOURCES
     mv "$rootfs.tmp" "$rootfs"
 fi
 
-tar --numeric-owner -C "$rootfs" -c . | docker import --change 'CMD ["bash"]' - "$image" >/dev/null
+tar --numeric-owner -C "$rootfs" -c . | "$cli" import --change 'CMD ["bash"]' - "$image" >/dev/null
 echo "make-debian-base: imported $image from $rootfs"
