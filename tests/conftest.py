@@ -37,7 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[Any]:
-    """A Docker SDK client (docker.DockerClient) for a dockerd that answers."""
+    """A Docker SDK client (docker.DockerClient) for the engine under test (dockerd, or
+    Podman's Docker-compatible socket: tests/support/engine.py), which answers."""
     import docker as docker_sdk
 
     docker.ensure_running()
@@ -200,10 +201,10 @@ def _failure_report(item: pytest.Item) -> str:
         parts.extend(lines[-30:])
     else:
         parts.append(f"--- {audit}\n{tail(audit, 20)}")
-    dockerd_log = Path("/var/log/dockerd.log")
-    problems = [line for line in tail(dockerd_log, 300).splitlines()
+    engine_log = Path(engine.LOG)
+    problems = [line for line in tail(engine_log, 300).splitlines()
                 if "level=error" in line or "level=fatal" in line]
-    parts.append(f"--- errors at the end of {dockerd_log}")
+    parts.append(f"--- errors at the end of {engine_log}")
     parts.extend(problems[-20:])
     return "\n".join(parts)
 

@@ -1,4 +1,5 @@
-"""The Docker engine through the docker CLI: labelled containers, images and diagnostics.
+"""The engine under test through the docker CLI: labelled containers, images and diagnostics
+(Podman through its Docker-compatible socket in the Podman pass: tests/support/engine.py).
 
 The CLI rather than the SDK, so that cleanup and failure reports work even when a test broke
 the SDK client, and without importing the SDK into every test process.

@@ -23,6 +23,8 @@ if NAME not in ("docker", "podman"):
 PODMAN = NAME == "podman"
 HOST = PODMAN_SOCKET if PODMAN else DOCKERD
 
+#: Where the engine logs (as tests/setup-host.sh starts it): failure reports quote its errors.
+LOG = "/var/log/podman-service.log" if PODMAN else "/var/log/dockerd.log"
 #: The name of the engine's init, PID 1 of every container (Podman's is catatonit).
 INIT = "podman-init" if PODMAN else "docker-init"
 #: What every test config starts with: the back end to use (nothing for the default, Docker).
