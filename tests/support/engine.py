@@ -50,8 +50,12 @@ def image_id(ref: str, host: str) -> str | None:
 
 def copy_image(ref: str) -> None:
     """Under Podman: give it dockerd's ``ref`` (same ID) when it has another one or none."""
-    if not PODMAN:
-        return
+    if PODMAN:
+        load_into_podman(ref)
+
+
+def load_into_podman(ref: str) -> None:
+    """Give Podman dockerd's ``ref`` (same ID) when it has another one or none."""
     want = image_id(ref, DOCKERD)
     if want is None or image_id(ref, PODMAN_SOCKET) == want:
         return
