@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dockersh.backend.base import EngineError
+from dockersh.backend.base import Conflict, EngineError
 from dockersh.backend.docker import create
 from dockersh.backend.podman import backend, seccomp
 from dockersh.config import schema
@@ -94,3 +94,30 @@ def test_exec_is_by_uid_so_podman_reads_the_groups_from_the_generated_group_file
     b, recorder = podman()
     b.exec_create("c1", ["/bin/sh"], "1001:1001", "/home/alice", [], False)
     assert recorder.calls[0][2]["User"] == "1001"
+
+
+
+def refusing(message: str) -> Any:
+    """An engine call that fails as Podman's 500 does."""
+    def call(*_: Any, **__: Any) -> Any:
+        raise EngineError(message, 500)
+    return call
+
+
+def test_a_taken_name_is_a_conflict_though_podman_answers_500(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(seccomp, "PODMAN_SECCOMP", str(tmp_path / "dockersh.json"))
+    monkeypatch.setattr(seccomp, "DEFAULT_SOURCE", str(tmp_path / "podman.json"))
+    (tmp_path / "podman.json").write_text('{"syscalls": []}')
+    spec = make().spec
+    b, recorder = podman()
+    recorder.call = refusing(  # type: ignore[method-assign]
+        'cannot create container dockersh-alice: container create: the container name '
+        '"dockersh-alice" is already in use by 23b5. You have to remove that container to be '
+        'able to reuse that name: that name is already in use')
+    with pytest.raises(Conflict):
+        b.create(spec, spec.labels(ALICE))
+    recorder.call = refusing("cannot create container dockersh-alice: no such image")  # type: ignore[method-assign]
+    with pytest.raises(EngineError) as other:
+        b.create(spec, spec.labels(ALICE))
+    assert type(other.value) is EngineError

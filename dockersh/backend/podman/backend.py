@@ -8,17 +8,19 @@ Where Podman answers the same requests differently, and what is done about it:
 - it gives a non-root container user the added capabilities as ambient ones, so the user's
   processes would hold ``[container] cap_add`` (under Docker they widen the bounding set only):
   refused rather than granted;
+- a taken name is a 500 whose cause is "that name is already in use", not a 409: made the
+  ``Conflict`` it is (a killed login's create that finished late is looked at again);
 - an exec as ``uid:gid`` gets no supplementary groups (Docker adds the container's); as the uid
   alone it takes them from the container's /etc/group, which dockersh generates with the user's
   groups.
 The rest (labels and their filters, ``Init`` with catatonit, the exec hijack, resize, the archive
-endpoint of the image probe, inspect's State, cgroup paths that name the container id) is the
-same.
+endpoint of the image probe, inspect's State, stop/kill, the streamed pull, cgroup paths that
+name the container id) is the same.
 """
 
 from __future__ import annotations
 
-from dockersh.backend.base import EngineError
+from dockersh.backend.base import Conflict, EngineError
 from dockersh.backend.docker.backend import DockerBackend
 from dockersh.backend.docker.engine import Engine
 
@@ -38,6 +40,14 @@ class PodmanBackend(DockerBackend):
     name = "podman"
     can_nsenter = True  # rootful: its containers are processes of this host
     engine_class = PodmanEngine
+
+    def create(self, spec: ContainerSpec, labels: dict[str, str]) -> str:
+        try:
+            return super().create(spec, labels)
+        except EngineError as exc:
+            if exc.http_status == 500 and "name is already in use" in exc.message:
+                raise Conflict(exc.message, 409) from None
+            raise
 
     def create_body(self, spec: ContainerSpec, labels: dict[str, str]) -> dict[str, Any]:
         if spec.cap_add:
