@@ -22,16 +22,21 @@ pam_sshd=/etc/pam.d/sshd
 user_manager_dropin=/etc/systemd/system/user@.service.d/dockersh.conf
 web_user=dockersh-web
 web_dir=/etc/dockersh/web
+podman_socket=/run/podman/podman.sock
+# The engine's CLI: docker, or podman with --engine podman.
+cli=docker
 
 usage() {
     cat <<EOF
-usage: $0 [--rebuild-image] [--demo]
+usage: $0 [--engine docker|podman] [--rebuild-image] [--demo]
        $0 --uninstall [--purge]
 
 Installs dockersh: the login shell $front, the privileged entry $entry
 (a virtualenv of the system Python), group $group, sudoers/PAM/sshd drop-ins, state and
 log directories, and the session image $image (built from the Dockerfile when missing).
 
+  --engine podman  run the containers with rootful Podman (its API service on
+                   $podman_socket) instead of Docker; a new config selects it
   --rebuild-image  build $image even when it exists
   --demo           then create user $demo_user and run a command in its container
   --uninstall      remove what install.sh installed; keeps /etc/dockersh/dockersh.toml,
@@ -107,6 +112,7 @@ check_python() {
 }
 
 docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
+podman_answers() { timeout 10 podman --remote --url "unix://$podman_socket" version >/dev/null 2>&1; }
 
 ensure_docker() {
     if ! command -v dockerd >/dev/null && ! docker_answers; then
@@ -133,6 +139,34 @@ ensure_docker() {
         sleep 0.5
     done
     die "the Docker daemon did not answer within 30 s (see /var/log/dockerd.log)"
+}
+
+# Rootful Podman and its Docker-compatible API service: podman.socket under systemd, else a
+# service of its own session (without this script's lock on fd 9: it would hold the lock).
+ensure_podman() {
+    if ! command -v podman >/dev/null || ! command -v catatonit >/dev/null; then
+        apt_install podman catatonit   # catatonit is Podman's --init
+    fi
+    if podman_answers; then
+        say "the Podman service answers on $podman_socket"
+        return
+    fi
+    if systemd_booted; then
+        systemctl enable --now --quiet podman.socket
+    else
+        install -d -m 0755 "$(dirname "$podman_socket")"
+        setsid -f podman system service --time=0 "unix://$podman_socket" \
+            >>/var/log/podman-service.log 2>&1 </dev/null 9>&-
+    fi
+    local i
+    for i in $(seq 60); do
+        if podman_answers; then
+            say "started the Podman service on $podman_socket (after $((i / 2)) s)"
+            return
+        fi
+        sleep 0.5
+    done
+    die "the Podman service did not answer within 30 s (see /var/log/podman-service.log)"
 }
 
 # A digest of what pip installs from: a re-run with the same sources and Python skips pip.
@@ -245,6 +279,15 @@ install_config() {
     install -d -m 0755 /etc/dockersh
     if [ -e "$config" ]; then
         say "kept $config"
+        if [ "$cli" = podman ] && ! grep -q '^backend = "podman"' "$config"; then
+            say "note: set [engine] backend = \"podman\" in $config to use Podman"
+        fi
+    elif [ "$cli" = podman ]; then
+        local tmp
+        tmp=$(mktemp)
+        sed 's/^#backend = "docker"$/backend = "podman"/' "$src/etc/dockersh.toml" >"$tmp"
+        put_file 644 "$tmp" "$config"
+        rm -f "$tmp"
     else
         put_file 644 "$src/etc/dockersh.toml" "$config"
     fi
@@ -443,21 +486,29 @@ install_timer() {
 
 build_image() {
     local rebuild=$1
-    if [ "$rebuild" = no ] && docker image inspect "$image" >/dev/null 2>&1; then
+    if [ "$rebuild" = no ] && "$cli" image inspect "$image" >/dev/null 2>&1; then
         say "image $image exists (--rebuild-image builds it again)"
         return
     fi
     # The base comes from the registry; a host that cannot reach one (an offline or mirrored
     # site) gets the same Debian release made locally with debootstrap, as the test suite does.
-    if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1 &&
-        ! docker pull -q debian:bookworm-slim >/dev/null 2>&1; then
+    if ! "$cli" image inspect debian:bookworm-slim >/dev/null 2>&1 &&
+        ! "$cli" pull -q docker.io/library/debian:bookworm-slim >/dev/null 2>&1; then
         say "no registry for debian:bookworm-slim: making it locally with debootstrap"
-        "$src/tests/images/make-debian-base.sh" || die "could not make debian:bookworm-slim"
+        ENGINE_CLI=$cli "$src/tests/images/make-debian-base.sh" ||
+            die "could not make debian:bookworm-slim"
     fi
     say "building $image from $src/Dockerfile (a few minutes; progress in $log)"
     local start=$SECONDS
     # The Dockerfile copies nothing in: build it without a context.
-    docker build -t "$image" - <"$src/Dockerfile" || die "could not build $image"
+    if [ "$cli" = docker ]; then
+        docker build -t "$image" - <"$src/Dockerfile" || die "could not build $image"
+    else
+        local empty
+        empty=$(mktemp -d)
+        podman build -t "$image" -f "$src/Dockerfile" "$empty" || die "could not build $image"
+        rmdir "$empty"
+    fi
     say "built $image in $((SECONDS - start)) s"
 }
 
@@ -477,7 +528,7 @@ run_demo() {
 do_install() {
     local rebuild=$1 demo=$2
     check_python
-    ensure_docker
+    if [ "$cli" = podman ]; then ensure_podman; else ensure_docker; fi
     install_venv
     install_programs
     ensure_group
@@ -532,15 +583,15 @@ do_uninstall() {
         say "removed $front from /etc/shells"
     fi
     if [ "$purge" = yes ]; then
-        if docker_answers; then
+        if "${cli}_answers"; then
             local ids
-            mapfile -t ids < <(docker ps -aq --filter label=dockersh.user)
+            mapfile -t ids < <("$cli" ps -aq --filter label=dockersh.user)
             if [ ${#ids[@]} -gt 0 ]; then
-                docker rm -f "${ids[@]}" >/dev/null
+                "$cli" rm -f "${ids[@]}" >/dev/null
                 say "removed containers: ${ids[*]}"
             fi
-            if docker image inspect "$image" >/dev/null 2>&1; then
-                docker rmi "$image" >/dev/null
+            if "$cli" image inspect "$image" >/dev/null 2>&1; then
+                "$cli" rmi "$image" >/dev/null
                 say "removed image $image"
             fi
         fi
@@ -590,6 +641,12 @@ main() {
     local action=install rebuild=no demo=no purge=no
     while [ $# -gt 0 ]; do
         case $1 in
+            --engine)
+                case ${2:-} in
+                    docker | podman) cli=$2 ;;
+                    *) usage >&2; exit 2 ;;
+                esac
+                shift ;;
             --rebuild-image) rebuild=yes ;;
             --demo) demo=yes ;;
             --uninstall) action=uninstall ;;

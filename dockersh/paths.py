@@ -42,3 +42,5 @@ SECCOMP_DIR = f"{RUN_DIR}/seccomp"
 NETNS_DIR = f"{RUN_DIR}/netns"
 #: The generated passwd and group files, bound read-only into each container (0755).
 STATE_DIR = "/var/lib/dockersh"
+#: The seccomp profile of Podman containers (backend/podman/seccomp.py), read by Podman.
+PODMAN_SECCOMP = f"{STATE_DIR}/podman-seccomp.json"

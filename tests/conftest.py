@@ -16,7 +16,7 @@ import pytest
 # Before the first import of a helper: their asserts explain themselves like a test's do.
 pytest.register_assert_rewrite("support")
 
-from support import docker, images, in_ci, install, noskip  # noqa: E402
+from support import docker, engine, images, in_ci, install, noskip  # noqa: E402
 from support.cmd import tail  # noqa: E402
 from support.sshd import DROPIN, RUNNING, SshdFactory, SshServer, start_sshd  # noqa: E402
 from support.terminal import TmuxTerminal  # noqa: E402
@@ -38,6 +38,7 @@ _containers_before = pytest.StashKey[set[str]]()
 
 def pytest_configure(config: pytest.Config) -> None:
     noskip.install(config)
+    engine.use()
 
 
 # --- Docker ---------------------------------------------------------------------------------
@@ -45,7 +46,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[Any]:
-    """A Docker SDK client (docker.DockerClient) for a dockerd that answers."""
+    """A Docker SDK client (docker.DockerClient) for the engine under test (dockerd, or
+    Podman's Docker-compatible socket: tests/support/engine.py), which answers."""
     import docker as docker_sdk
 
     docker.ensure_running()
@@ -248,10 +250,10 @@ def _failure_report(item: pytest.Item) -> str:
         parts.append("--- browser artifacts: " + (" ".join(map(str, saved)) or "none"))
     for web in RUNNING_WEB:
         parts.append(f"--- dockersh web log {web.log}\n{web.log_tail()}")
-    dockerd_log = Path("/var/log/dockerd.log")
-    problems = [line for line in tail(dockerd_log, 300).splitlines()
+    engine_log = Path(engine.LOG)
+    problems = [line for line in tail(engine_log, 300).splitlines()
                 if "level=error" in line or "level=fatal" in line]
-    parts.append(f"--- errors at the end of {dockerd_log}")
+    parts.append(f"--- errors at the end of {engine_log}")
     parts.extend(problems[-20:])
     return "\n".join(parts)
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Prepares this Debian 12 machine for the test suite, as root: the OS packages the tests use, a
-# running dockerd, and the test virtualenv (system Python, the package installed editable with its
+# running dockerd and Podman API service (the second back end's pass), and the test virtualenv (system Python, the package installed editable with its
 # test extras). .ci/run and tests/run both call it; it is idempotent and takes well under a second
 # when everything is already there. Progress goes to stderr.
 #
 #   tests/setup-host.sh               everything
-#   tests/setup-host.sh --dockerd     only make sure dockerd answers (the test fixtures use this)
+#   tests/setup-host.sh --dockerd     only make sure dockerd and the Podman service answer (the
+#                                     test fixtures use this)
 #   tests/setup-host.sh --print-venv  print the test virtualenv's path, change nothing
 set -euo pipefail
 
@@ -14,11 +15,14 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 # the editable install points at the clone.
 venv=${DOCKERSH_TEST_VENV:-/var/tmp/dockersh-test-venv-$(printf '%s' "$repo" | sha256sum | cut -c1-12)}
 dockerd_log=/var/log/dockerd.log
+podman_socket=/run/podman/podman.sock
+podman_log=/var/log/podman-service.log
+podman_limits=/etc/containers/containers.conf.d/dockersh-test-ulimits.conf
 
 packages=(
   docker.io openssh-server openssh-client sudo busybox-static debootstrap tmux rsync
   python3-venv shellcheck util-linux procps iproute2 docker-registry xauth openssl
-  chromium chromium-driver
+  chromium chromium-driver podman catatonit
 )
 
 log() { printf 'setup-host: %s\n' "$*" >&2; }
@@ -52,6 +56,41 @@ start_dockerd() {
   return 1
 }
 
+podman_answers() { timeout 10 docker -H "unix://$podman_socket" version >/dev/null 2>&1; }
+
+# Rootful Podman's default rlimits (nofile 1048576) need CAP_SYS_RESOURCE to be set when the
+# hard limit is lower, which root lacks on these machines: then every container fails to start.
+# The limits we have instead, only where that is so (a normal host needs no drop-in).
+podman_limits() {
+  if (ulimit -Hn 1048576) 2>/dev/null; then
+    rm -f "$podman_limits"
+    return 0
+  fi
+  local n
+  n=$(ulimit -Hn)
+  mkdir -p "$(dirname "$podman_limits")"
+  printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=32768:32768"]\n' "$n" "$n" \
+    >"$podman_limits.tmp"
+  cmp -s "$podman_limits.tmp" "$podman_limits" 2>/dev/null || log "writing $podman_limits"
+  mv "$podman_limits.tmp" "$podman_limits"
+}
+
+start_podman() {
+  podman_limits
+  podman_answers && return 0
+  log "starting the Podman API service on $podman_socket (log: $podman_log)"
+  mkdir -p "$(dirname "$podman_socket")"
+  setsid -f podman system service --time=0 "unix://$podman_socket" >>"$podman_log" 2>&1 </dev/null
+  local i
+  for ((i = 0; i < 60; i++)); do
+    podman_answers && return 0
+    sleep 0.5
+  done
+  log "the Podman service did not answer within 30 s; the end of $podman_log:"
+  tail -n 40 "$podman_log" >&2
+  return 1
+}
+
 make_venv() {
   local stamp=$venv/.dockersh-test-stamp want
   want="$(cat "$repo/setup.cfg" "$repo/pyproject.toml" | sha256sum | cut -d' ' -f1) $repo"
@@ -69,7 +108,7 @@ make_venv() {
 
 case ${1:-} in
   --print-venv) printf '%s\n' "$venv"; exit 0 ;;
-  --dockerd) start_dockerd; exit ;;
+  --dockerd) start_dockerd && start_podman; exit ;;
   '') ;;
   *) echo "usage: $0 [--dockerd | --print-venv]" >&2; exit 2 ;;
 esac
@@ -80,4 +119,5 @@ if ((EUID != 0)); then
 fi
 install_packages
 start_dockerd
+start_podman
 make_venv

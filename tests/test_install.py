@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import docker
+from support import docker, engine
 from support.cmd import run
 from support.install import (
     PAM_BEGIN,
@@ -144,3 +144,30 @@ def test_without_sshd_install_puts_in_openssh_server_with_the_dropin_and_the_pam
     assert "install.sh: installed package(s): openssh-server" in proc.stdout
     assert PAM_BEGIN in proc.stdout.splitlines()
     assert "    PermitUserRC no" in proc.stdout.splitlines()
+
+
+def test_engine_podman_starts_its_service_and_a_new_config_selects_it(
+    installed: Installation, session_image: str
+) -> None:
+    """`install.sh --engine podman --demo` with no config yet: the written config selects
+    Podman (the demo's container is Podman's), and its API service answers."""
+    engine.load_into_podman(session_image)
+    existed = run(["id", "dockersh-demo"], check=False).returncode == 0
+    previous = installed.config.read_bytes()
+    installed.config.unlink()
+    podman = ["docker", "-H", engine.PODMAN_SOCKET]
+    try:
+        proc = install("--engine", "podman", "--demo")
+        assert "Podman service" in proc.stdout, proc.stdout
+        assert f"installed {installed.config}" in proc.stdout  # the demo ran on it:
+        assert "(dockersh-demo)" in proc.stdout and "Debian GNU/Linux" in proc.stdout
+        found = run([*podman, "ps", "-q", "--filter", "label=dockersh.user=dockersh-demo"])
+        assert len(found.stdout.split()) == 1, found
+    finally:
+        installed.config.write_bytes(previous)
+        ids = run([*podman, "ps", "-aq", "--filter", "label=dockersh.user=dockersh-demo"],
+                  check=False).stdout.split()
+        if ids:
+            run([*podman, "rm", "-f", *ids], check=False)
+        if not existed:
+            run(["userdel", "-r", "dockersh-demo"], check=False)

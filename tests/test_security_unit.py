@@ -496,6 +496,8 @@ DANGEROUS = [
     ('mounts = [{ source = "/var/lib", target = "/x" }]', "/var/lib"),
     ('mounts = [{ source = "/var", target = "/x" }]', "source /var"),
     ('mounts = [{ source = "/var/lib/docker/volumes", target = "/x" }]', "volumes"),
+    ('mounts = [{ source = "/var/lib/containers", target = "/x" }]', "/var/lib/containers"),
+    ('mounts = [{ source = "/run/podman/podman.sock", target = "/x" }]', "podman.sock"),
     ('mounts = [{ source = "/dev/shm", target = "/x" }]', "/dev/shm"),
     ('mounts = [{ source = "/sys/fs/cgroup", target = "/x" }]', "/sys/fs/cgroup"),
     ('mounts = [{ source = "/proc/1/root", target = "/x" }]', "/proc/1/root"),

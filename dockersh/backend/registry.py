@@ -22,6 +22,10 @@ def open_backend(name: str, host: str, timeout: float | None = None) -> Backend:
         from dockersh.backend.docker.backend import DockerBackend
 
         return DockerBackend(host, timeout)
+    if name == "podman":
+        from dockersh.backend.podman.backend import PodmanBackend
+
+        return PodmanBackend(host, timeout)
     raise DockershError(f"unknown [engine] backend {name!r}")
 
 

@@ -35,7 +35,7 @@ ALL_CAPABILITIES = SAFE_CAPABILITIES | {
 }
 #: Host paths whose mounting hands out the host (or the Docker socket, which is the same).
 DANGEROUS_SOURCES = ("/", "/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/var/lib/docker",
-                     "/run", "/var/run")
+                     "/var/lib/containers", "/run", "/var/run")
 
 
 def opt(default: Any, kind: str, *, user: bool = False, choices: tuple[str, ...] = ()) -> Any:
@@ -100,13 +100,18 @@ class UserConfigPolicy:
 @dataclass(frozen=True)
 class EngineConfig:
     #: Which container engine runs the users' containers (dockersh/backend/registry.py).
-    backend: str = opt("docker", "choice", choices=("docker",))
+    backend: str = opt("docker", "choice", choices=("docker", "podman"))
 
 
 @dataclass(frozen=True)
 class DockerConfig:
     host: str = opt("unix:///var/run/docker.sock", "str")
     lock_timeout: str = opt("30s", "duration")
+
+
+@dataclass(frozen=True)
+class PodmanConfig:
+    host: str = opt("unix:///run/podman/podman.sock", "str")
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,7 @@ class Config:
     user_config: UserConfigPolicy = field(default_factory=UserConfigPolicy)
     engine: EngineConfig = field(default_factory=EngineConfig)
     docker: DockerConfig = field(default_factory=DockerConfig)
+    podman: PodmanConfig = field(default_factory=PodmanConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     web: WebConfig = field(default_factory=WebConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
@@ -177,7 +183,7 @@ class Config:
 
     def engine_host(self) -> str:
         """Where the chosen back end's engine listens (each back end's own table)."""
-        return self.docker.host
+        return self.podman.host if self.engine.backend == "podman" else self.docker.host
 
 
 #: The tables of the global file (and of config show); ``route`` is set only inside
@@ -453,7 +459,7 @@ def dangerous_source(path: str) -> bool:
 
 def _dangerous(source: str) -> bool:
     inside = ("/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker",
-              "/var/lib/containerd", "/boot")
+              "/var/lib/containerd", "/var/lib/containers", "/boot")
     return (source in DANGEROUS_SOURCES or "docker.sock" in source or source.endswith(".sock")
             or any(source == d or source.startswith(d + "/") for d in inside)
             or any(d.startswith(source + "/") for d in inside))

@@ -5,7 +5,7 @@ Every check goes through sshd exactly as a user's client would: commands, scp (b
 sftp, rsync, interactive sessions in a real terminal (tmux), ForceCommand, authorized_keys
 command=, concurrent first logins, and what sshd must refuse dockersh users (forwarding, agent,
 X11). "In the container" is proved against `docker exec` facts: the container's hostname (set to
-box-USER by the test config), its mount namespace and its PID 1 (docker-init).
+box-USER by the test config), its mount namespace and its PID 1 (the engine's init).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from support import docker
+from support import docker, engine
 from support.cmd import run
 from support.sshd import HOST, SshdFactory, SshServer
 from support.terminal import TmuxTerminal
@@ -59,7 +59,7 @@ def session_config(dockersh_config: Callable[..., Path],
     """session_config(mode): the real default image, never pulled, in that exec mode."""
 
     def write(mode: str = "docker") -> None:
-        dockersh_config(CONFIG.format(mode=mode))
+        dockersh_config(engine.CONFIG + CONFIG.format(mode=mode))
 
     return write
 
@@ -111,7 +111,7 @@ def assert_in_container(seen: bytes, user: LinuxUser) -> None:
     facts = container_facts(user)
     lines = facts.splitlines()
     assert lines[0] == user.name and lines[1] == f"box-{user.name}", facts
-    assert "docker-init" in lines[3], facts
+    assert engine.INIT in lines[3], facts
     assert lines[2] != os.readlink("/proc/self/ns/mnt"), "docker exec ran on the host?"
     assert seen.decode() == facts
 
@@ -318,7 +318,8 @@ def check_file_transfer(server: SshServer, user: LinuxUser, workdir: Path) -> No
     expected = {"scp": "rsync", "scp-O": "sftp", "sftp": "scp", "up-scp-O": "scp-O"}
     for name, way in expected.items():
         assert sha256((got / name).read_bytes()) == sha256(originals[way]), f"{name} down"
-    container_hostname = f"box-{user.name}\n"
+    # The engine writes the file: Docker ends it with a newline, Podman does not.
+    container_hostname = f"box-{user.name}" + ("" if engine.PODMAN else "\n")
     for name in ("sftp-hostname", "scp-O-hostname", "hostname"):
         assert (got / name).read_text() == container_hostname, f"{name}: not the container's"
 

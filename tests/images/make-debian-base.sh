@@ -1,7 +1,8 @@
 #!/bin/bash
 # Make a local base image for a Dockerfile's FROM, on machines with no image registry: debootstrap
-# a minbase system (cached in /var/cache/dockersh-test) and `docker import` it. Does nothing when
-# the image already exists. Needs a running dockerd; root.
+# a minbase system (cached in /var/cache/dockersh-test) and `docker import` it (ENGINE_CLI=podman:
+# `podman import`). Does nothing when the image already exists. Needs a running dockerd (or
+# Podman); root.
 #
 #   make-debian-base.sh          debian:bookworm-slim (the session image's base)
 #   make-debian-base.sh noble    ubuntu:noble, Ubuntu 24.04 (tests/hosts/run's ubuntu kind), from
@@ -23,7 +24,8 @@ esac
 cache=/var/cache/dockersh-test
 rootfs=$cache/$release-minbase
 
-if docker image inspect "$image" >/dev/null 2>&1; then
+cli=${ENGINE_CLI:-docker}
+if "$cli" image inspect "$image" >/dev/null 2>&1; then
     echo "make-debian-base: $image already exists"
     exit 0
 fi
@@ -91,5 +93,5 @@ SOURCES
     mv "$rootfs.tmp" "$rootfs"
 fi
 
-tar --numeric-owner -C "$rootfs" -c . | docker import --change 'CMD ["bash"]' - "$image" >/dev/null
+tar --numeric-owner -C "$rootfs" -c . | "$cli" import --change 'CMD ["bash"]' - "$image" >/dev/null
 echo "make-debian-base: imported $image from $rootfs"

@@ -10,10 +10,15 @@ from typing import Any
 import docker as docker_sdk
 import pytest
 from conftest import DOCKERSH, Dockersh
+from support import engine
 from support.install import DEFAULT_TEST_CONFIG
 from support.users import LinuxUser
 
 pytestmark = pytest.mark.integration
+
+DOCKER_DEFAULT_CAPS = ["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                       "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID",
+                       "SYS_CHROOT"]
 
 
 def login(
@@ -40,8 +45,14 @@ def test_first_login_creates_a_hardened_labelled_container(
     assert len(labels["dockersh.config-hash"]) == 16
     assert labels["dockersh.shell"] == "/bin/sh"
     host = ctr.attrs["HostConfig"]
-    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
-    assert host["SecurityOpt"] == ["no-new-privileges"]
+    # Podman names each capability it dropped (Docker's default set, the same as ALL here) and
+    # the seccomp profile it was given (Docker's rules on top of its own).
+    assert host["CapDrop"] == (DOCKER_DEFAULT_CAPS if engine.PODMAN else ["ALL"])
+    assert not host["CapAdd"]
+    assert host["SecurityOpt"] == ["no-new-privileges", *(
+        ["seccomp=/var/lib/dockersh/podman-seccomp.json"] if engine.PODMAN else [])]
+    with open(f"/proc/{ctr.attrs['State']['Pid']}/status") as f:
+        assert "\nCapBnd:\t0000000000000000\n" in f.read()  # its init holds nothing
     assert host["Init"] is True and host["Privileged"] is False
     assert host["PidsLimit"] == 512 and host["Memory"] == 2 * 2**30
     assert ctr.attrs["Config"]["User"] == f"{user.uid}:{user.gid}"
@@ -148,7 +159,7 @@ def test_a_changed_image_recreates_the_container(
     user = make_user()
     tag = f"dockersh-test/retag:{user.name}"
     image = docker_engine.images.get(test_image)
-    image.tag(tag)
+    image.tag(*tag.split(":"))  # repository and tag apart: Podman takes no "repo:tag"
     try:
         dockersh_config(DEFAULT_TEST_CONFIG.replace(test_image, tag))
         login(dockersh, user)

@@ -1,4 +1,5 @@
-"""The Docker engine through the docker CLI: labelled containers, images and diagnostics.
+"""The engine under test through the docker CLI: labelled containers, images and diagnostics
+(Podman through its Docker-compatible socket in the Podman pass: tests/support/engine.py).
 
 The CLI rather than the SDK, so that cleanup and failure reports work even when a test broke
 the SDK client, and without importing the SDK into every test process.
@@ -54,9 +55,11 @@ def remove_labelled(label: str) -> None:
     remove(containers(label))
 
 
-def image_labels(image: str) -> dict[str, str] | None:
-    """The image's labels, or None when there is no such image."""
-    proc = run(["docker", "image", "inspect", image], check=False, timeout=30)
+def image_labels(image: str, host: str | None = None) -> dict[str, str] | None:
+    """The image's labels, or None when there is no such image (on ``host``, default: the
+    engine under test)."""
+    proc = run(["docker", *(["-H", host] if host else []), "image", "inspect", image],
+               check=False, timeout=30)
     if proc.returncode != 0:
         return None
     labels = json.loads(proc.stdout)[0]["Config"].get("Labels") or {}

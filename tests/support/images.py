@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import REPO
+from . import REPO, engine
 from .cmd import run
 from .docker import image_labels
 
@@ -48,8 +48,13 @@ def _build_lock() -> Iterator[None]:
 
 
 def _is_current(image: str, label: str, sha: str) -> bool:
-    labels = image_labels(image)
+    labels = image_labels(image, engine.DOCKERD)
     return labels is not None and labels.get(label) == sha
+
+
+def _dockerd_env() -> dict[str, str]:
+    """The environment of the image builders: they talk to dockerd, whatever is under test."""
+    return {**os.environ, "DOCKER_HOST": engine.DOCKERD}
 
 
 def ensure_busybox_image() -> str:
@@ -57,21 +62,22 @@ def ensure_busybox_image() -> str:
     sha = sha256_file(BUSYBOX_BUILDER)
     with _build_lock():
         if not _is_current(BUSYBOX_IMAGE, BUSYBOX_LABEL, sha):
-            run([BUSYBOX_BUILDER, BUSYBOX_IMAGE], timeout=120)
-    if not _is_current(BUSYBOX_IMAGE, BUSYBOX_LABEL, sha):
-        raise AssertionError(f"{BUSYBOX_BUILDER} did not label {BUSYBOX_IMAGE} with {sha}")
+            run([BUSYBOX_BUILDER, BUSYBOX_IMAGE], env=_dockerd_env(), timeout=120)
+        if not _is_current(BUSYBOX_IMAGE, BUSYBOX_LABEL, sha):
+            raise AssertionError(f"{BUSYBOX_BUILDER} did not label {BUSYBOX_IMAGE} with {sha}")
+        engine.copy_image(BUSYBOX_IMAGE)
     return BUSYBOX_IMAGE
 
 
 def ensure_debian_base() -> str:
     """debian:bookworm-slim, made by make-debian-base.sh (debootstrap) when missing."""
-    if image_labels(DEBIAN_BASE) is None:
+    if image_labels(DEBIAN_BASE, engine.DOCKERD) is None:
         if not DEBIAN_BUILDER.is_file():
             raise AssertionError(f"{DEBIAN_BUILDER} is missing: cannot make {DEBIAN_BASE}")
         with _build_lock():
-            if image_labels(DEBIAN_BASE) is None:
-                run([DEBIAN_BUILDER], cwd=REPO, timeout=1200)
-    if image_labels(DEBIAN_BASE) is None:
+            if image_labels(DEBIAN_BASE, engine.DOCKERD) is None:
+                run([DEBIAN_BUILDER], cwd=REPO, env=_dockerd_env(), timeout=1200)
+    if image_labels(DEBIAN_BASE, engine.DOCKERD) is None:
         raise AssertionError(f"{DEBIAN_BUILDER} ran but there is no {DEBIAN_BASE}")
     return DEBIAN_BASE
 
@@ -100,9 +106,10 @@ def _ensure_built(image: str, dockerfile: Path) -> str:
         if not _is_current(image, DOCKERFILE_LABEL, sha):
             # The classic builder: what Debian's docker.io client uses, whichever client is first
             # on PATH here, so the build behaves the same on every machine.
-            env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+            env = {**_dockerd_env(), "DOCKER_BUILDKIT": "0"}
             run(["docker", "build", "-q", "--label", f"{DOCKERFILE_LABEL}={sha}", "-t", image, "-"],
                 input=dockerfile.read_text(), cwd=REPO, env=env, timeout=1800)
-    if not _is_current(image, DOCKERFILE_LABEL, sha):
-        raise AssertionError(f"docker build did not produce {image} labelled {sha}")
+        if not _is_current(image, DOCKERFILE_LABEL, sha):
+            raise AssertionError(f"docker build did not produce {image} labelled {sha}")
+        engine.copy_image(image)
     return image

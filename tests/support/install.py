@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import grp
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import REPO
+from . import REPO, engine
 from .cmd import run
 from .images import BUSYBOX_IMAGE
 from .users import DOCKERSH_GROUP, DOCKERSH_SHELL
@@ -23,10 +24,11 @@ USER_MANAGER_DROPIN = Path("/etc/systemd/system/user@.service.d/dockersh.conf")
 ETC = Path("/etc/dockersh")
 CONFIG = ETC / "dockersh.toml"
 
-#: What dockersh_config writes unless the test gives its own text: the tiny image, never pulled
-#: (there is no registry), and a shell that image has.
+#: What dockersh_config writes unless the test gives its own text: the engine under test, the
+#: tiny image, never pulled (there is no registry), and a shell that image has. It ends in the
+#: [container] table: tests append keys of that table to it.
 DEFAULT_TEST_CONFIG = f"""\
-# Written by the dockersh_config test fixture, for one test.
+{engine.CONFIG}# Written by the dockersh_config test fixture, for one test.
 [container]
 image = "{BUSYBOX_IMAGE}"
 pull = "never"
@@ -67,7 +69,9 @@ def run_install() -> Installation:
     """Run the repo's ./install.sh and check that the contract's paths are there."""
     if not INSTALL_SH.is_file():
         raise AssertionError(f"{INSTALL_SH} is missing")
-    proc = run(["./install.sh"], cwd=REPO, timeout=900)
+    # install.sh looks after dockerd, whichever engine the tests' configs select.
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    proc = run(["./install.sh"], cwd=REPO, env=env, timeout=900)
     installation = Installation(output=proc.stdout + proc.stderr)
     missing = [
         str(p)
@@ -102,7 +106,7 @@ def pam_with_block(text: str, workdir: Path) -> str:
     source = workdir / "pam-sshd"
     source.write_text(text)
     script = (f"source <(sed '$d' {INSTALL_SH}); pam_with_block \"$1\"; "
-              "pam_forwarding_block")  # both of install.sh's blocks, as it writes them
-    edited = run(["bash", "-c", script, "bash", source]).stdout
+              "grep -q pam_dockersh.so \"$1\" || pam_forwarding_block")  # both blocks, as
+    edited = run(["bash", "-c", script, "bash", source]).stdout        # install.sh writes them
     assert PAM_BEGIN in edited and PAM_END in edited, edited
     return edited

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from . import docker
+from . import docker, engine
 from .cmd import run
 from .images import BUSYBOX_IMAGE
 from .users import LinuxUser
@@ -47,11 +47,11 @@ class Dockersh:
         self.write()
 
     def write(self, extra: str = "", **container: str | int | list[str]) -> None:
-        """The config: [container] (CONTAINER, updated with ``container``), [audit] with the
-        test's own file, then ``extra`` (TOML text)."""
+        """The config: the engine under test, [container] (CONTAINER, updated with
+        ``container``), [audit] with the test's own file, then ``extra`` (TOML text)."""
         table = "".join(f"{k} = {json.dumps(v)}\n" for k, v in {**CONTAINER, **container}.items())
-        self.config.write_text(f'[container]\n{table}\n[audit]\nfile = "{self.audit}"\n\n'
-                               + extra)
+        self.config.write_text(f'{engine.CONFIG}[container]\n{table}\n'
+                               f'[audit]\nfile = "{self.audit}"\n\n' + extra)
 
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "dockersh", "--config", str(self.config), *args]

@@ -36,9 +36,11 @@ class DockerBackend:
 
     name = "docker"
     can_nsenter = True
+    #: The client for this engine's socket (a back end on the same API may say who it is).
+    engine_class = Engine
 
     def __init__(self, host: str, timeout: float | None = None) -> None:
-        self.engine = Engine(host, TIMEOUT if timeout is None else timeout)
+        self.engine = self.engine_class(host, TIMEOUT if timeout is None else timeout)
         self.where = self.engine.path
 
     # --- containers ---
@@ -60,12 +62,16 @@ class DockerBackend:
         return container_view(container), image_id(found)
 
     def create(self, spec: ContainerSpec, labels: dict[str, str]) -> str:
-        from dockersh.backend.docker.create import create_body
-
         created = self.engine.call("POST", f"/containers/create?name={quote(spec.name)}",
-                                   create_body(spec, labels),
+                                   self.create_body(spec, labels),
                                    what=f"cannot create container {spec.name}")
         return str(created["Id"])
+
+    def create_body(self, spec: ContainerSpec, labels: dict[str, str]) -> dict[str, Any]:
+        """The create request (create.py: where the hardening is written down)."""
+        from dockersh.backend.docker.create import create_body
+
+        return create_body(spec, labels)
 
     def start(self, name: str) -> None:
         self.engine.call("POST", f"/containers/{quote(name)}/start",

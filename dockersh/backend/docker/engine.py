@@ -30,6 +30,10 @@ def socket_path(host: str) -> str:
 
 
 class Engine:
+    #: For the one line a login prints when the engine cannot be reached.
+    title = "the Docker engine"
+    daemon = "is dockerd running?"
+
     def __init__(self, host: str, timeout: float = TIMEOUT) -> None:
         self.host = host
         self.path = socket_path(host)
@@ -43,8 +47,7 @@ class Engine:
         except OSError as exc:
             sock.close()
             raise Unreachable(
-                f"cannot reach the Docker engine at {self.path} ({exc.strerror}); "
-                "is dockerd running?"
+                f"cannot reach {self.title} at {self.path} ({exc.strerror}); {self.daemon}"
             ) from None
         return sock
 
