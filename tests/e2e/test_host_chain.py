@@ -148,17 +148,21 @@ def test_no_file_in_the_home_runs_code_on_the_host(
 def test_the_static_front_ignores_the_loader_under_debians_stock_pam(
     mode: str, pam_sshd: Callable[..., SshServer], make_user: UserFactory, markers: Markers
 ) -> None:
-    """Without install.sh's PAM block, ~/.pam_environment's LD_PRELOAD and LD_AUDIT reach the
-    login shell: dash runs the library (the control), the static front cannot."""
+    """Without install.sh's PAM blocks, ~/.pam_environment's LD_PRELOAD and LD_AUDIT reach the
+    login shell: dash runs the library (the control), the static front cannot. (Without the
+    forwarding block the login is then refused: sshd did not join the container's network.)"""
     front_user = make_user()
     dash_user = make_user(shell="/bin/sh")
     for user in (front_user, dash_user):
         library = hostfiles.build_library(user, markers)
         hostfiles.put(user, ".pam_environment", hostfiles.pam_environment(library, user.home))
     server = pam_sshd(forced(dash_user), block=False)
-    login(server, front_user)
-    assert markers.left() == []
-    login(server, dash_user)
+    refused = b"dockersh: sshd did not put this connection into your container's network"
+    for user in (front_user, dash_user):
+        proc = server.ssh(user, PROBE, timeout=120)
+        assert proc.returncode == 125 and proc.stderr.startswith(refused), proc.stderr
+        if user is front_user:
+            assert markers.left() == []
     assert f"ran-uid-{dash_user.uid}-_usr_bin_dash" in markers.left()
 
 
