@@ -48,7 +48,7 @@ make_user() {
 # ssh_in MODE: alice's command runs in her container: its mount and pid namespaces.
 ssh_in() {
     local mode=$1 got want pid
-    sed -i "s/^#\?exec = .*/exec = \"$mode\"/" /etc/dockersh/dockersh.toml
+    sed -i "0,/^#\?exec = .*/s//exec = \"$mode\"/" /etc/dockersh/dockersh.toml  # [session] exec
     grep -x "exec = \"$mode\"" /etc/dockersh/dockersh.toml
     got=$(ssh -i /root/alice-key -o StrictHostKeyChecking=accept-new -o BatchMode=yes \
         alice@localhost 'echo "$(id -un) $(readlink /proc/self/ns/mnt /proc/self/ns/pid)"')
