@@ -277,13 +277,13 @@ def test_gc_removes_the_state_of_containers_and_users_removed_outside_dockersh(
     holder = os.open(locks.paths(held.name)[0], os.O_RDONLY)
     try:
         fcntl.flock(holder, fcntl.LOCK_EX)  # a login of the user is busy right now
-        ops.sweep(inventory.engine_for("/nonexistent.toml"))
+        ops.sweep(inventory.backend_for("/nonexistent.toml"))
         assert not any(path.exists() for path in files[gone.name]), files[gone.name]
         assert all(path.exists() for path in files[held.name][1:]), files[held.name]
         assert all(path.exists() for path in files[live.name]), files[live.name]
     finally:
         os.close(holder)
-    ops.sweep(inventory.engine_for("/nonexistent.toml"))
+    ops.sweep(inventory.backend_for("/nonexistent.toml"))
     assert not any(path.exists() for path in files[held.name]), files[held.name]
     assert all(path.exists() for path in files[live.name]), files[live.name]
     logged_in(dsh, live)

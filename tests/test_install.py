@@ -100,9 +100,14 @@ def test_uninstall_then_install_again(installed: Installation) -> None:
             assert not path.exists(), path
         assert str(FRONT) not in Path("/etc/shells").read_text().splitlines()
         assert installed.config.read_bytes() == config  # the admin's file is kept
-        # sshd's PAM stack is as the package shipped it again (the block removed, nothing else).
+        # sshd's PAM stack is as the package shipped it again (both blocks removed, nothing
+        # else).
         assert PAM_BEGIN not in PAM_SSHD.read_text()
-        assert PAM_SSHD.read_text() == pam_before.replace(pam_block(pam_before), "")
+        forwarding = run(["bash", "-c", "source <(sed '$d' install.sh); pam_forwarding_block"],
+                         cwd=REPO).stdout
+        assert forwarding in pam_before
+        assert PAM_SSHD.read_text() == pam_before.replace(pam_block(pam_before), "").replace(
+            forwarding, "")
         assert not USER_MANAGER_DROPIN.exists()
     finally:
         install()

@@ -591,7 +591,9 @@ def test_a_client_that_never_reads_cannot_hold_the_users_lock(
     """A long warning from the user's own file fills the session's stderr pipe (a zero-window
     client never drains it); a login that then wrote its "recreating" notice with the lock
     held blocked forever, and `dockersh stop` timed out. Lock-held output never blocks now."""
-    base = '[docker]\nlock_timeout = "5s"\n' + DEFAULT_TEST_CONFIG
+    # forwarding = false: sshd's PAM step (pam_dockersh.so) would otherwise recreate the stale
+    # container itself, quietly, before the login shell gets to write its notice.
+    base = '[docker]\nlock_timeout = "5s"\n[session]\nforwarding = false\n' + DEFAULT_TEST_CONFIG
     config = dockersh_config(base)
     user = make_user()
     server = sshd()

@@ -396,10 +396,12 @@ def test_a_mount_source_the_user_can_redirect_is_refused(
         mounts(link)
         done = login("ls /data | grep -c '^[0-9]'")
         assert done.returncode != 0 and done.stdout == "", done  # no host pids counted
-        assert done.stderr == (f"dockersh: mount source {link} is not safe: {user.name} can "
-                               f"change {link}, and so where the mount leads; refusing to "
-                               "mount it (the administrator must use a path only root can "
-                               "change)\n")
+        # The config check resolves the link first (to /proc: a host path), before the bind
+        # check would say the user can change it: refused either way, in one line.
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("dockersh: "), done
+        assert (f"mount source {link} is not safe: {user.name} can change {link}" in done.stderr
+                or f"[container] mounts source {link}: gives sessions root on the host"
+                in done.stderr), done
         # 2. A source that was safe when the container was made, and no longer is: the next
         # start of the stopped container looks again.
         (srv / "data").mkdir(parents=True)

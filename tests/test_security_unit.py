@@ -23,6 +23,7 @@ import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -717,8 +718,8 @@ def test_an_end_record_the_audit_file_refuses_goes_to_syslog(
 
     said: list[tuple[int, str]] = []
     monkeypatch.setattr(syslog, "syslog", lambda priority, line: said.append((priority, line)))
-    audit.write({"audit_file": str(tmp_path), "audit_syslog": False},
-                {"user": "alice", "event": "session-end"})
+    plan = SimpleNamespace(audit_file=str(tmp_path), audit_syslog=False)
+    audit.write(plan, {"user": "alice", "event": "session-end"})  # type: ignore[arg-type]
     assert len(said) == 1 and said[0][0] == syslog.LOG_ERR
     problem, _, line = said[0][1].partition("; the record: ")
     assert problem == f"cannot write the audit file {tmp_path} (Is a directory)"

@@ -79,11 +79,14 @@ case $kind in
         step 'uninstall (./install.sh --uninstall)' 120 ./install.sh --uninstall
         ;;
     systemd)
+        # No Podman in here (overlay on overlay): its install test runs on the machine itself.
+        export DOCKERSH_PODMAN=0
         step 'test setup (tests/setup-host.sh)' 900 tests/setup-host.sh
         # The parts of the suite about install, the login chain and sshd, by path: new files count.
         # shellcheck disable=SC2046 # one word per path
         step 'tests: install, login chain, sshd' 1800 env DOCKERSH_NO_SKIP=1 \
             "$(tests/setup-host.sh --print-venv)/bin/python" -m pytest -p no:cacheprovider -q \
+            -k "not engine_podman" \
             $(ls -d tests/e2e tests/test_install.py tests/test_security_host.py 2>/dev/null)
         ;;
 esac

@@ -51,11 +51,13 @@ class Engine:
             ) from None
         return sock
 
-    @staticmethod
-    def head(method: str, path: str, body: Any, extra: str = "") -> bytes:
+    #: The path prefix of every request (a back end whose engine needs a version names it).
+    api = API
+
+    def head(self, method: str, path: str, body: Any, extra: str = "") -> bytes:
         data = b"" if body is None else dumps(body).encode()
         kind = "Content-Type: application/json\r\n" if body is not None else ""
-        return (f"{method} {API}{path} HTTP/1.1\r\nHost: docker\r\n{kind}{extra}"
+        return (f"{method} {self.api}{path} HTTP/1.1\r\nHost: docker\r\n{kind}{extra}"
                 f"Content-Length: {len(data)}\r\n\r\n").encode() + data
 
     def request(self, method: str, path: str, body: Any = None,

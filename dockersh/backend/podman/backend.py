@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 
 class PodmanEngine(Engine):
+    # Podman's Docker-compatible API answers unversioned paths with its own (libpod) errors,
+    # not JSON: ask for the compat API by version.
+    api = "/v1.41"
     title = "Podman"
     daemon = "is its API service running (podman.socket, or podman system service)?"
 
