@@ -41,10 +41,10 @@ def pytest_configure(config: pytest.Config) -> None:
     engine.use()
 
 
-#: Tests that boot a systemd container sharing the host's cgroup tree: its systemd creates the
-#: name=systemd hierarchy in the kernel, which every process then belongs to and which this
-#: host has no mount of, and from then on containerd cannot load a container's cgroups (no OOM
-#: events: the oom-killed recovery test fails). They run last.
+#: Tests that boot a systemd container sharing the host's cgroup tree. Its systemd adds a
+#: name=systemd hierarchy to the host's cgroup v1 tree; on these machines, after that, dockerd
+#: logged "cannot find cgroup mount destination" for every container and reported no OOM kill
+#: (the oom-killed recovery test failed). They run last.
 LAST = ("test_members_get_no_systemd_user_manager",)
 
 
