@@ -430,6 +430,8 @@ def test_audit_records_every_session_start_and_end(dsh: Dockersh, make_user: Use
         assert record["remote"] == "127.0.0.9:50123"
         assert record["container"] == container_name(user)
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["time"])
+        assert re.fullmatch(rf"\d{{8}}T\d{{6}}Z-{user.name}-{record['pid']}", record["session"])
+    assert records[0]["session"] == records[1]["session"] != records[2]["session"]
 
 
 def test_audit_time_is_utc_whatever_tz_the_session_brings(dsh: Dockersh,

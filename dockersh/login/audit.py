@@ -28,6 +28,7 @@ def session_record(plan: SessionPlan, user: User, container: Container,
     connection = environ.get("SSH_CONNECTION", "").split()
     target = {"target": plan.target["name"]} if plan.target else {}
     return {
+        "session": session_id(user.name, pid),
         "user": user.name,
         "uid": user.uid,
         "remote": remote(connection),
@@ -38,6 +39,12 @@ def session_record(plan: SessionPlan, user: User, container: Container,
         "command": "interactive" if command is None else command,
         "pid": pid,
     }
+
+
+def session_id(user: str, pid: int) -> str:
+    """A session's name, unique on the host and sorting by start time: UTC start, user, the
+    monitor's pid (recordings and `dockersh sessions` use it)."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{user}-{pid}"
 
 
 def remote(connection: list[str]) -> str:
