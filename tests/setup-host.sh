@@ -46,13 +46,18 @@ start_dockerd() {
   log "starting dockerd (log: $dockerd_log)"
   # Its own session, so that nothing that ends this script's process group ends the daemon.
   setsid -f dockerd >>"$dockerd_log" 2>&1 </dev/null
+  wait_until docker_answers dockerd "$dockerd_log"
+}
+
+# wait_until CHECK WHAT LOG: up to 30 s for CHECK to succeed, else the end of WHAT's LOG.
+wait_until() {
   local i
   for ((i = 0; i < 60; i++)); do
-    docker_answers && return 0
+    "$1" && return 0
     sleep 0.5
   done
-  log "dockerd did not answer within 30 s; the end of $dockerd_log:"
-  tail -n 40 "$dockerd_log" >&2
+  log "$2 did not answer within 30 s; the end of $3:"
+  tail -n 40 "$3" >&2
   return 1
 }
 
@@ -84,14 +89,7 @@ start_podman() {
   log "starting the Podman API service on $podman_socket (log: $podman_log)"
   mkdir -p "$(dirname "$podman_socket")"
   setsid -f podman system service --time=0 "unix://$podman_socket" >>"$podman_log" 2>&1 </dev/null
-  local i
-  for ((i = 0; i < 60; i++)); do
-    podman_answers && return 0
-    sleep 0.5
-  done
-  log "the Podman service did not answer within 30 s; the end of $podman_log:"
-  tail -n 40 "$podman_log" >&2
-  return 1
+  wait_until podman_answers "the Podman service" "$podman_log"
 }
 
 make_venv() {

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from dockersh import procstat
 from dockersh.backend.registry import get_backend
 from dockersh.config import schema, units
 from dockersh.errors import DockershError
@@ -105,9 +106,10 @@ def entered_processes() -> dict[int, set[int]]:
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as f:
-                head, _, tail = f.read().rpartition(b")")
+                data = f.read()
             ns = os.stat(f"/proc/{entry}/ns/pid").st_ino
-            procs[int(entry)] = (int(tail.split()[1]), ns, head.partition(b"(")[2])
+            name = data.rpartition(b")")[0].partition(b"(")[2]
+            procs[int(entry)] = (int(procstat.parse(data)[procstat.PPID]), ns, name)
         except (OSError, ValueError, IndexError):
             continue  # gone, or a zombie
     host_ns = os.stat("/proc/self/ns/pid").st_ino

@@ -21,6 +21,7 @@ import fcntl
 import os
 import time
 
+from dockersh import procstat
 from dockersh.backend.registry import open_backend
 from dockersh.errors import DockershError
 from dockersh.labels import LABEL_LIFETIME, LABEL_REAPER, LABEL_USER
@@ -42,20 +43,15 @@ if TYPE_CHECKING:
 REMOVE_TRIES = 60
 
 
-def stat_fields(pid: int) -> list[bytes]:
-    """/proc/PID/stat after the command name: [0] the state, [19] the start time."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        return f.read().rpartition(b")")[2].split()
-
-
 def reaper_alive(label: str) -> bool:
     """Is the reaper named by a LABEL_REAPER value ("pid:start time") still there?"""
     pid, _, started = label.partition(":")
     try:
-        fields = stat_fields(int(pid)) if pid.isdigit() else []
+        fields = procstat.fields(int(pid)) if pid.isdigit() else []
     except OSError:
         return False
-    return len(fields) > 19 and fields[0] != b"Z" and fields[19].decode() == started
+    return (len(fields) > procstat.START_TIME and fields[procstat.STATE] != b"Z"
+            and fields[procstat.START_TIME].decode() == started)
 
 
 def start_reaper(plan: SessionPlan, name: str) -> str:
@@ -94,7 +90,7 @@ def start_reaper(plan: SessionPlan, name: str) -> str:
             os._exit(0)
     os.close(read_end)
     # write_end stays open, in this process only, until it exits.
-    return f"{pid}:{stat_fields(pid)[19].decode()}"
+    return f"{pid}:{procstat.fields(pid)[procstat.START_TIME].decode()}"
 
 
 def wait_for_end(monitor: int, session: int) -> None:

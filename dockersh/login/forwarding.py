@@ -19,7 +19,7 @@ import os
 import socket
 import stat
 
-from dockersh import statefiles
+from dockersh import procstat, statefiles
 from dockersh.enter import nsenter
 from dockersh.errors import DockershError
 from dockersh.login import identity, session
@@ -68,7 +68,7 @@ def run(name: str, config_path: str) -> int:
         try:
             netns = os.open("ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
             with open(os.open("stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc), "rb") as f:
-                started = f.read().rpartition(b")")[2].split()[19].decode()
+                started = procstat.parse(f.read())[procstat.START_TIME].decode()
         finally:
             os.close(proc)
     except OSError as exc:

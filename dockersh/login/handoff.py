@@ -14,6 +14,7 @@ import os
 import sys
 import time
 
+from dockersh import procstat
 from dockersh.backend.base import Unreachable
 from dockersh.errors import DockershError
 from dockersh.labels import LABEL_SHELL
@@ -251,8 +252,8 @@ def init_alive(pid: int) -> bool:
     for the namespace's other processes to be reaped, sessions included (their parents are
     outside it), so it still exists when the monitor looks: its PF_EXITING flag tells."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rpartition(b")")[2].split()
-        return pid > 0 and fields[0] != b"Z" and not int(fields[6]) & PF_EXITING
+        fields = procstat.fields(pid)
+        return (pid > 0 and fields[procstat.STATE] != b"Z"
+                and not int(fields[procstat.FLAGS]) & PF_EXITING)
     except (OSError, IndexError, ValueError):
         return False
