@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support.ops import Dockersh, container_name, wait_until
+from support.ops import CLEAN_ENV, Dockersh, container_name, wait_until
 from support.users import UserFactory, unique_name
 
 pytest_plugins = ["support.ops"]  # the dsh fixture
@@ -179,13 +180,15 @@ def test_replay_plays_a_recording_and_only_a_recording(dsh: Dockersh,
     secret.symlink_to("/etc/shadow")
     try:
         began = time.monotonic()
-        proc = dsh("replay", name)
+        proc = subprocess.run(dsh.argv("replay", name), capture_output=True, env=CLEAN_ENV,
+                              stdin=subprocess.DEVNULL, timeout=60, check=False)
         took = time.monotonic() - began
-        assert (proc.returncode, proc.stderr) == (0, "")
-        assert proc.stdout == "$ echo hi\r\nhi\r\n$ \u00e9"  # output only, not the input
+        assert (proc.returncode, proc.stderr) == (0, b"")
+        # The output exactly (bytes: no newline translation), not the input.
+        assert proc.stdout == "$ echo hi\r\nhi\r\n$ \u00e9".encode()
         assert took >= 0.9  # with the recording's timing
         fast = dsh("replay", name, "--speed", "1000")
-        assert fast.stdout == proc.stdout
+        assert fast.stdout == proc.stdout.decode().replace("\r\n", "\n")
         for bad in ("../../../etc/shadow", f"{name}/../{name}", f"{name}.cast", "/etc/shadow"):
             refused = dsh("replay", bad)
             assert (refused.returncode, refused.stdout) == (2, ""), bad
