@@ -118,7 +118,7 @@ def run(argv: list[str], environ: os._Environ[str], login: dict[str, str]) -> in
     login.update(config=config_path, uid=str(caller))
     if inv.user is not None:
         target = identity.by_name(inv.user)
-        login["user"] = target.name
+        login.update(user=target.name, uid=str(target.uid))
         if caller not in (0, target.uid):
             from dockersh.login import auth
 
@@ -127,7 +127,7 @@ def run(argv: list[str], environ: os._Environ[str], login: dict[str, str]) -> in
         raise DockershError("root has no dockersh container; use --user NAME")
     else:
         target = identity.by_uid(caller)
-    login.update(user=target.name, uid=str(target.uid))
+        login.update(user=target.name, uid=str(target.uid))
     if caller != 0 and GROUP not in target.group_names:
         raise DockershError(f"{target.name} is not in group {GROUP}; ask the administrator")
     from dockersh.login import session

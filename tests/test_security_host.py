@@ -142,6 +142,9 @@ def test_users_are_not_in_the_docker_group_and_cannot_reach_the_socket(
     (["gc", "--idle", "0"], "gc"),
     (["enroll", "nobody"], "enroll"),
     (["doctor"], "doctor"),
+    (["sessions"], "sessions"),
+    (["replay", "20261202T061530Z-root-1"], "replay"),
+    (["metrics"], "metrics"),
 ])
 def test_root_only_options_and_verbs_through_sudo(
     dockersh_config: ConfigWriter, make_user: UserFactory, args: list[str], refused: str,
