@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import stat
 import subprocess
 import time
@@ -237,3 +239,25 @@ def test_gc_applies_keep_to_recordings_and_writes_the_textfile(
     finally:
         for path in (old, new, unrelated):
             path.unlink(missing_ok=True)
+
+
+def test_replay_leaves_no_terminal_answers_for_the_admins_shell(
+        dsh: Dockersh, sessions_dir: Path, tmux_terminal: Any) -> None:
+    """A recording is what the user's session printed: one that asks the terminal where its
+    cursor is (CSI 6 n) gets an answer on the terminal's input, which the admin's shell would
+    read as typed once replay exits. replay discards it."""
+    name = session_name()
+    recording = sessions_dir / f"{name}.cast"
+    recording.write_text(json.dumps({"version": 2, "width": 80, "height": 24}) + "\n"
+                         + json.dumps([0.1, "o", "played\x1b[6n\r\n"]) + "\n")
+    # After replay: read whatever the terminal sent, without waiting for a newline.
+    after = ('stty -icanon -echo min 0 time 10; left=$(dd bs=64 count=1 2>/dev/null | od -An '
+             '-c | tr -s " "); echo "left:[$left]"')
+    try:
+        terminal = tmux_terminal(["env", "-i", *(f"{k}={v}" for k, v in CLEAN_ENV.items()),
+                                  "sh", "-c", f"{shlex.join(dsh.argv('replay', name))}; {after}"])
+        screen = terminal.wait_for(re.compile(r"left:\[.*\]"))
+        assert "played" in screen
+        assert "left:[]" in screen, screen
+    finally:
+        recording.unlink()
