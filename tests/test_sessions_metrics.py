@@ -259,5 +259,6 @@ def test_replay_leaves_no_terminal_answers_for_the_admins_shell(
         screen = terminal.wait_for(re.compile(r"left:\[.*\]"))
         assert "played" in screen
         assert "left:[]" in screen, screen
+        assert "^[" not in screen, screen  # nor echoed onto the admin's screen
     finally:
         recording.unlink()

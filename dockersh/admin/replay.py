@@ -3,7 +3,8 @@
 Only output events are written ("o"); input, resizes and markers only take their time. What a
 session printed is the user's, so it may ask the admin's terminal to answer (a report of its
 title, of the cursor): such answers would reach the admin's shell as typed input once replay
-exits, so replay discards pending terminal input at the end.
+exits, so replay turns the terminal's echo off while it plays and discards pending input at the
+end.
 """
 
 from __future__ import annotations
@@ -70,17 +71,28 @@ def play(lines: BinaryIO, path: str, out: BinaryIO, speed: float,
         out.flush()
 
 
-def discard_terminal_answers() -> None:
-    """Drop what the terminal sent back while the recording played (see the module's doc)."""
+def quiet_terminal() -> list[Any] | None:
+    """Stop the terminal echoing what it receives (its answers would clutter the screen); the
+    settings to put back, None when stdin is no terminal."""
     if not os.isatty(0):
+        return None
+    import termios
+
+    saved = termios.tcgetattr(0)
+    quiet = termios.tcgetattr(0)
+    quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(0, termios.TCSANOW, quiet)
+    return saved
+
+
+def restore_terminal(saved: list[Any] | None) -> None:
+    """Put the settings back, dropping what the terminal sent meanwhile (see the module's doc)."""
+    if saved is None:
         return
     import termios
 
     time.sleep(0.1)  # the terminal's answers to the last bytes are still on their way
-    try:
-        termios.tcflush(0, termios.TCIFLUSH)
-    except termios.error:
-        pass
+    termios.tcsetattr(0, termios.TCSAFLUSH, saved)
 
 
 def run(config_path: str, session: str, speed: float, idle_limit: float | None) -> int:
@@ -89,9 +101,10 @@ def run(config_path: str, session: str, speed: float, idle_limit: float | None) 
     path = recordings.path_of(pipeline.global_config(config_path), session)
     fd = recordings.open_recording(path)
     os.set_blocking(fd, True)
+    saved = quiet_terminal()
     try:
         with os.fdopen(fd, "rb") as lines:
             play(lines, path, sys.stdout.buffer, speed, idle_limit)
     finally:
-        discard_terminal_answers()
+        restore_terminal(saved)
     return 0
