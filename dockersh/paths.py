@@ -40,6 +40,9 @@ SPARE_DIR = f"{RUN_DIR}/spares"
 SECCOMP_DIR = f"{RUN_DIR}/seccomp"
 #: The container a member's sshd joins for forwarding, by uid (pam_dockersh.so reads it).
 NETNS_DIR = f"{RUN_DIR}/netns"
+#: Session recordings, ``SESSION.cast`` (asciicast v2), root-only: the default of
+#: ``[audit] sessions_dir``.
+SESSIONS_DIR = "/var/log/dockersh/sessions"
 #: The generated passwd and group files, bound read-only into each container (0755).
 STATE_DIR = "/var/lib/dockersh"
 #: The seccomp profile of Podman containers (backend/podman/seccomp.py), read by Podman.

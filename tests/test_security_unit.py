@@ -120,12 +120,24 @@ def test_verbs_only_as_the_first_argument() -> None:
 
 
 @pytest.fixture
-def as_sudo_caller(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """The environment sudo gives the privileged part when uid UID ran it."""
+def as_sudo_caller(monkeypatch: pytest.MonkeyPatch,
+                   tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment sudo gives the privileged part when uid UID ran it; the global config
+    a file of the test's own (its audit records in tmp_path/audit.jsonl)."""
     env = {"SUDO_UID": str(UID), "SUDO_GID": str(GID), "SUDO_USER": "mallory",
            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
     monkeypatch.setattr(os, "environ", env)
+    config = tmp_path / "dockersh.toml"
+    config.write_text(f'[audit]\nfile = "{tmp_path}/audit.jsonl"\nsyslog = false\n')
+    monkeypatch.setattr(cli, "GLOBAL_CONFIG", str(config))
     yield env
+
+
+def failed_logins(tmp_path: Path) -> list[dict[str, Any]]:
+    import json
+
+    audit = tmp_path / "audit.jsonl"
+    return [json.loads(line) for line in audit.read_text().splitlines()] if audit.exists() else []
 
 
 @pytest.mark.parametrize("argv, refused", [
@@ -142,6 +154,9 @@ def as_sudo_caller(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     (["unenroll", "alice"], "unenroll"),
     (["doctor"], "doctor"),
     (["pull", "--all"], "pull"),
+    (["sessions"], "sessions"),
+    (["replay", "20261202T061530Z-alice-12345"], "replay"),
+    (["metrics"], "metrics"),
 ])
 def test_root_only_options_and_verbs_are_refused_to_a_sudo_caller(
     as_sudo_caller: dict[str, str], capsys: pytest.CaptureFixture[str], argv: list[str],
@@ -156,7 +171,7 @@ def test_root_only_options_and_verbs_are_refused_to_a_sudo_caller(
 
 def test_another_users_session_needs_their_password(
     as_sudo_caller: dict[str, str], capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
     """--user root (or anyone) by someone else: PAM, and with no terminal no way to ask."""
     monkeypatch.setattr(os, "isatty", lambda fd: False)
@@ -164,11 +179,14 @@ def test_another_users_session_needs_their_password(
     out, err = capsys.readouterr()
     assert status != 0 and out == ""
     assert err == "dockersh: a password for root is needed and there is no terminal to ask on\n"
+    [record] = failed_logins(tmp_path)  # for dockersh_logins_total{result="refused"}
+    assert (record["event"], record["user"], record["uid"]) == ("login-refused", "root", 0)
+    assert record["reason"] == err.removeprefix("dockersh: ").rstrip("\n")
 
 
 def test_a_sudo_caller_never_gets_a_traceback(
     as_sudo_caller: dict[str, str], capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
     def boom(*_: Any) -> None:
         raise RuntimeError("unexpected")
@@ -182,6 +200,9 @@ def test_a_sudo_caller_never_gets_a_traceback(
     assert status == 125 and out == ""
     assert err.count("\n") == 1 and err.startswith("dockersh: internal error (RuntimeError")
     assert "Traceback" not in err
+    [record] = failed_logins(tmp_path)  # only the login, not the refused --debug
+    assert (record["event"], record["user"], record["uid"]) == ("login-error", None, UID)
+    assert record["reason"] == "internal error: RuntimeError: unexpected"
 
 
 def test_sudo_uid_must_be_a_number(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,6 +28,7 @@ from dockersh.paths import (
     SUDOERS,
     VISUDO,
 )
+from dockersh.plan import pipeline
 
 if TYPE_CHECKING:
     from dockersh.backend.base import Backend
@@ -47,7 +48,7 @@ class Context:
 def check_config_file(ctx: Context) -> Iterator[Finding]:
     try:
         warnings = check_config(ctx.config_path)
-        ctx.config = inventory.global_config(ctx.config_path)
+        ctx.config = pipeline.global_config(ctx.config_path)
     except DockershError as exc:
         yield problem(exc.message, f"edit {ctx.config_path}, then `dockersh config check`")
         return

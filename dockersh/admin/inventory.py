@@ -72,14 +72,8 @@ def engine_time(text: str) -> float | None:
     return stamp.timestamp()
 
 
-def global_config(config_path: str) -> schema.Config:
-    """The global file's own tables (no group or user override), validated."""
-    base, _, _ = schema.validate_global(pipeline.read_global(config_path), config_path)
-    return schema.build(schema.merge([base]))
-
-
 def backend_for(config_path: str) -> Backend:
-    return get_backend(global_config(config_path))
+    return get_backend(pipeline.global_config(config_path))
 
 
 def find(backend: Backend, user: str | None = None) -> list[Container]:
@@ -205,6 +199,6 @@ def describe(backend: Backend, container: Container, config_path: str,
 
 
 def inventory(backend: Backend, config_path: str, user: str | None = None) -> list[Managed]:
-    fallback = global_config(config_path)
+    fallback = pipeline.global_config(config_path)
     entered = entered_processes()
     return [describe(backend, c, config_path, fallback, entered) for c in find(backend, user)]

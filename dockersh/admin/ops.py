@@ -48,7 +48,7 @@ def since(seconds: float) -> str:
 
 
 def lock_timeout(config_path: str) -> float:
-    cfg = inventory.global_config(config_path)
+    cfg = pipeline.global_config(config_path)
     return float(units.parse_duration(cfg.docker.lock_timeout) or 0)
 
 
@@ -220,7 +220,7 @@ def act_locked(backend: Backend, config_path: str, m: Managed, idle: int | None,
         if container is None:
             return None
         fresh = inventory.describe(backend, container, config_path,
-                                   inventory.global_config(config_path),
+                                   pipeline.global_config(config_path),
                                    inventory.entered_processes())
         decision = decide(fresh, idle, time.time())
         if decision is not None:
@@ -262,8 +262,9 @@ def remove_orphaned_sessions(backend: Backend, dry_run: bool) -> None:
 
 
 def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> int:
-    """Stop or remove what is idle or orphaned (only ``users``' containers when given), and
-    image probes a killed login left behind, and the files kept for removed containers."""
+    """Stop or remove what is idle or orphaned (only ``users``' containers when given); with
+    no ``users`` also image probes a killed login left behind, the files kept for removed
+    containers and recordings past [audit] keep, and write the metrics textfile."""
     backend = inventory.backend_for(config_path)
     timeout = lock_timeout(config_path)
     if not users:
@@ -288,9 +289,28 @@ def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> i
         if done is not None:
             verb = "stopped" if done[0] == "stop" else "removed"
             print(f"{verb} {m.container} ({m.user}): {done[1]}")
-    if not users and not dry_run:
-        sweep(backend)
+    if not users:
+        failed += after_sweep(backend, config_path, dry_run)
     return 1 if failed else 0
+
+
+def after_sweep(backend: Backend, config_path: str, dry_run: bool) -> int:
+    """A whole gc's last steps: the state of what is gone, recordings past [audit] keep, and
+    the metrics textfile (after the removals, so that it counts what is left). 1 on failure."""
+    from dockersh.admin import metrics, recordings
+
+    config = pipeline.global_config(config_path)
+    if not dry_run:
+        sweep(backend)
+    recordings.apply_keep(config, dry_run)
+    if dry_run:
+        return 0
+    try:
+        metrics.write_textfile(config)
+    except DockershError as exc:
+        print(f"dockersh: gc: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def sweep(backend: Backend) -> None:

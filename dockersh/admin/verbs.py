@@ -110,6 +110,31 @@ def verb_web(p: Parser) -> Handler:
     return lambda a, path: main.run(path, a.listen)
 
 
+def verb_sessions(p: Parser) -> Handler:
+    p.add_argument("user", nargs="?", help="only this user's sessions")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    from dockersh.admin import sessions
+
+    return lambda a, path: sessions.run(path, a.user, a.json)
+
+
+def verb_replay(p: Parser) -> Handler:
+    p.add_argument("session", help="a session's name, as `dockersh sessions` lists it")
+    p.add_argument("--speed", type=float, default=1.0, metavar="N",
+                   help="play N times as fast (default 1)")
+    p.add_argument("--idle-limit", type=float, metavar="SECONDS",
+                   help="no pause longer than this (default: the recording's idle_time_limit)")
+    from dockersh.admin import replay
+
+    return lambda a, path: replay.run(path, a.session, a.speed, a.idle_limit)
+
+
+def verb_metrics(p: Parser) -> Handler:
+    from dockersh.admin import metrics
+
+    return lambda a, path: metrics.run(path)
+
+
 def verb_netns(p: Parser) -> Handler:
     p.add_argument("user")
     from dockersh.login import forwarding
@@ -120,7 +145,7 @@ def verb_netns(p: Parser) -> Handler:
 VERBS: dict[str, Callable[[Parser], Handler]] = {
     "ls": verb_ls, "stop": verb_stop, "restart": verb_restart, "rm": verb_rm, "gc": verb_gc,
     "pull": verb_pull, "doctor": verb_doctor, "enroll": verb_enroll, "unenroll": verb_unenroll,
-    "web": verb_web,
+    "web": verb_web, "sessions": verb_sessions, "replay": verb_replay, "metrics": verb_metrics,
     "netns": verb_netns,
 }
 

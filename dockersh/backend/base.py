@@ -114,14 +114,15 @@ class Container:
 class Summary:
     """A container as a list by label reports it: enough to sweep and to inspect."""
 
-    __slots__ = ("created", "id", "labels", "names")
+    __slots__ = ("created", "id", "labels", "names", "state")
 
     def __init__(self, id: str, created: float, labels: dict[str, str],
-                 names: tuple[str, ...] = ()) -> None:
+                 names: tuple[str, ...] = (), state: str = "") -> None:
         self.id = id
         self.created = created  # epoch seconds
         self.labels = labels
         self.names = names  # without Docker's leading "/"
+        self.state = state  # the engine's: running, exited, paused, created, ...
 
 
 class Exec:

@@ -39,7 +39,8 @@ DANGEROUS_SOURCES = ("/", "/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/v
 
 
 def opt(default: Any, kind: str, *, user: bool = False, choices: tuple[str, ...] = ()) -> Any:
-    """A config key: its default, its kind (how it is validated) and whether users may set it."""
+    """A config key: its default, its kind (how it is validated) and whether users may set it.
+    ``choices``: a choice's values; for a duration, words it takes besides durations."""
     return field(default=default, metadata={"kind": kind, "user": user, "choices": choices})
 
 
@@ -118,6 +119,10 @@ class PodmanConfig:
 class AuditConfig:
     file: str = opt("/var/log/dockersh/audit.jsonl", "str")
     syslog: bool = opt(True, "bool")
+    #: How long `gc` keeps recordings; "" (or "0") keeps them forever.
+    keep: str = opt("90d", "duration", choices=("",))
+    #: node_exporter's textfile collector file, written by `gc`; "" writes none.
+    metrics_textfile: str = opt("/var/lib/prometheus/node-exporter/dockersh.prom", "path")
 
 
 @dataclass(frozen=True)
@@ -245,7 +250,7 @@ def _value(kind: str, value: Any, choices: tuple[str, ...]) -> Any:
             raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
         if kind == "size" and (units.parse_size(value) or 0) <= 0:
             raise ValueError(f"bad size {value!r} (write e.g. 512m or 4g)")
-        if kind == "duration" and units.parse_duration(value) is None:
+        if kind == "duration" and value not in choices and units.parse_duration(value) is None:
             raise ValueError(f"bad duration {value!r} (write e.g. 30s, 15m, 12h, 7d; 0 = never)")
         return value
     if kind == "bool":

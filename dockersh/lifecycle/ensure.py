@@ -21,7 +21,7 @@ from dockersh.backend.base import Conflict, Container
 from dockersh.errors import DockershError
 from dockersh.labels import LABEL_HASH, LABEL_SHELL, LABEL_UID, LABEL_USER
 from dockersh.lifecycle import bindcheck
-from dockersh.login import locks
+from dockersh.login import audit, locks
 from dockersh.login.identity import User
 from dockersh.paths import LOCK_DIR, PROBE_DIR, STATE_DIR
 from dockersh.plan import pipeline, planner
@@ -83,13 +83,14 @@ def ensure(backend: Backend, user: User, plan: SessionPlan, config_path: str,
            container: Container | None, sessions_fd: int) -> Container:
     """Return the user's running container; hold ``sessions_fd`` shared."""
     name = plan.name
+    event = "container-created"
     if container is not None:
         refuse_foreign(container, user)
         if is_stale(backend, container, plan):
             if locks.try_exclusive(sessions_fd):
                 say("your container's configuration changed; recreating it (your home is kept)")
                 backend.remove(name)
-                container = None
+                container, event = None, "container-recreated"
             else:
                 refuse_revoked_groups(container, plan)
                 say("the configuration of your container changed; it applies after your last "
@@ -102,13 +103,19 @@ def ensure(backend: Backend, user: User, plan: SessionPlan, config_path: str,
         backend.start(name)
     elif container.paused:
         backend.unpause(name)
+        event = "container-started"
     elif not container.running:
         # Docker follows symlinks in bind sources again at every start.
         bindcheck.check([m.source for m in container.mounts if m.kind == "bind"], user)
         say(f"your container had stopped ({container.describe_exit()}); starting it again")
         restore_identity_files(backend, user, config_path, container)
         backend.start(name)
+        event = "container-started"
+    else:
+        event = ""  # running: reused as it is
     locks.share(sessions_fd)
+    if event:
+        audit.container_event(plan, user, event)
     fresh = backend.inspect(name)
     if fresh is None or not fresh.running:
         raise DockershError(f"container {name} did not stay running; see `docker logs {name}`")

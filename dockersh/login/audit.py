@@ -43,8 +43,25 @@ def session_record(plan: SessionPlan, user: User, container: Container,
 
 def session_id(user: str, pid: int) -> str:
     """A session's name, unique on the host and sorting by start time: UTC start, user, the
-    monitor's pid (recordings and `dockersh sessions` use it)."""
-    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{user}-{pid}"
+    monitor's pid (recordings and `dockersh sessions` use it). The start is the process's, so
+    every record of one login (container-created, session-start...) names the same session."""
+    started = time.time() - since_start()
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(started))}-{user}-{pid}"
+
+
+def since_start() -> float:
+    """Seconds since this process started: since the front started, as the front execs sudo
+    and sudo execs the entry in place (the session-start record's "latency"). The kernel
+    counts in clock ticks (10 ms)."""
+    with open("/proc/self/stat", "rb") as f:
+        ticks = int(f.read().rpartition(b")")[2].split()[19])  # field 22, starttime
+    return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK"))
+
+
+def container_event(plan: SessionPlan, user: User, event: str) -> None:
+    """container-created, -started or -recreated: lifecycle's changes, for the metrics."""
+    write(plan, {"session": session_id(user.name, os.getpid()), "user": user.name,
+                 "uid": user.uid, "container": plan.name, "event": event})
 
 
 def remote(connection: list[str]) -> str:
@@ -56,15 +73,19 @@ def remote(connection: list[str]) -> str:
 
 
 def write(plan: SessionPlan, record: Mapping[str, Any]) -> None:
-    """Write one record to every sink; fail closed when the file cannot take it.
+    """Write one record to every sink of the plan's [audit]."""
+    append(plan.audit_file, plan.audit_syslog, record)
+
+
+def append(path: str, to_syslog: bool, record: Mapping[str, Any]) -> None:
+    """Write one record to syslog and the file; fail closed when the file cannot take it.
 
     A start record that cannot be written stops the session before it starts (DockershError);
-    an end record (the session already ran) goes to syslog instead, with why. Time in UTC,
-    whatever TZ the session brought."""
+    any other record (the session already ran, or never will) goes to syslog instead, with
+    why. Time in UTC, whatever TZ the session brought."""
     line = dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record})
-    if plan.audit_syslog:
+    if to_syslog:
         log(syslog.LOG_INFO, line)
-    path = plan.audit_file
     if not path:
         return
     try:

@@ -181,7 +181,8 @@ def start_record(plan: SessionPlan, user: User, container: Container,
     from dockersh.login import audit
 
     record = audit.session_record(plan, user, container, command, environ, os.getpid())
-    audit.write(plan, {**record, "event": "session-start"})
+    audit.write(plan, {**record, "event": "session-start",
+                       "latency": round(audit.since_start(), 3)})
     return record
 
 

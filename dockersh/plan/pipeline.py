@@ -31,6 +31,12 @@ def read_global(path: str) -> dict[str, object]:
     return _parsed[key]
 
 
+def global_config(config_path: str) -> Config:
+    """The global file's own tables (no group or user override), validated."""
+    base, _, _ = schema.validate_global(read_global(config_path), config_path)
+    return schema.build(schema.merge([base]))
+
+
 def user_file_path(user: User) -> str:
     return os.path.join(user.home, USER_FILE)
 

@@ -138,7 +138,7 @@ class FakeBackend:
     def list_by_label(self, label: str) -> list[Summary]:
         self._call("list_by_label", label)
         key, _, value = label.partition("=")
-        return [Summary(c.id, 0.0, c.labels, (c.name,)) for c in self.containers.values()
+        return [Summary(c.id, 0.0, c.labels, (c.name,), c.status) for c in self.containers.values()
                 if key in c.labels and (not value or c.labels[key] == value)]
 
     # --- images ---

@@ -90,11 +90,12 @@ class Dockersh:
         assert proc.returncode == 0, proc.stderr
         return {row["user"]: row for row in json.loads(proc.stdout)}
 
-    def audit_records(self, user: LinuxUser) -> list[dict[str, Any]]:
+    def audit_records(self, user: LinuxUser, events: str = "session-") -> list[dict[str, Any]]:
+        """The user's records whose event starts with ``events`` ("": all of them)."""
         if not self.audit.exists():
             return []
         records = [json.loads(line) for line in self.audit.read_text().splitlines()]
-        return [r for r in records if r["user"] == user.name]
+        return [r for r in records if r["user"] == user.name and r["event"].startswith(events)]
 
 
 @pytest.fixture

@@ -5,9 +5,11 @@ runs the same branches against the real one."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.fakebackend import IMAGE, FakeBackend, container
@@ -33,14 +35,22 @@ class World:
         self.user = User("alice", 1001, 1001, str(home), "/usr/local/bin/dockersh", "Alice",
                          (("alice", 1001),))
         self.config = tmp / "dockersh.toml"
+        self.audit = tmp / "audit.jsonl"
         self.configure("")
         self.backend = FakeBackend()
         self.sessions_file = tmp / "alice.sessions"
         self.sessions_fd = locks.open_lock(str(self.sessions_file))
 
     def configure(self, extra: str) -> None:
-        self.config.write_text(f'[container]\nimage = "{IMAGE}"\npull = "never"\n'
+        self.config.write_text(f'[audit]\nfile = "{self.audit}"\nsyslog = false\n'
+                               f'[container]\nimage = "{IMAGE}"\npull = "never"\n'
                                f'shell = "/bin/sh"\n{extra}')
+
+    def events(self) -> list[str]:
+        """The events of the audit records the logins so far wrote."""
+        if not self.audit.exists():
+            return []
+        return [json.loads(line)["event"] for line in self.audit.read_text().splitlines()]
 
     def plan(self) -> SessionPlan:
         return pipeline.full_plan(self.user, str(self.config))[1].session
@@ -277,3 +287,24 @@ def test_a_group_the_account_lost_is_refused_while_sessions_keep_the_container(
             world.ensure()
     finally:
         os.close(other)
+
+
+@pytest.mark.parametrize(("found", "event"), [
+    ({}, "container-created"),
+    ({"running": False}, "container-started"),
+    ({"paused": True}, "container-started"),
+    ({"labels": {"dockersh.config-hash": "old"}}, "container-recreated"),
+    ({"running": True}, None),
+])
+def test_each_change_to_the_container_is_an_audit_record(world: World, found: dict[str, Any],
+                                                        event: str | None) -> None:
+    """For `dockersh metrics` (first logins, starts, recreations); a reused one writes none."""
+    if found:
+        labels = world.labels(**found.pop("labels", {}))
+        world.backend.add(container(NAME, labels, **found))
+    world.ensure()
+    assert world.events() == ([event] if event else [])
+    if event:
+        record = json.loads(world.audit.read_text())
+        assert (record["user"], record["uid"], record["container"]) == ("alice", 1001, NAME)
+        assert record["session"].endswith(f"-alice-{os.getpid()}")

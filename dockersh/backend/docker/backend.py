@@ -98,7 +98,8 @@ class DockerBackend:
         found = self.engine.get(f"/containers/json?all=1&filters={filters}") or []
         return [Summary(str(item["Id"]), float(item.get("Created") or 0),
                         dict(item.get("Labels") or {}),
-                        tuple(str(n).lstrip("/") for n in item.get("Names") or ()))
+                        tuple(str(n).lstrip("/") for n in item.get("Names") or ()),
+                        str(item.get("State") or ""))
                 for item in found]
 
     # --- images ---

@@ -1,0 +1,126 @@
+"""`dockersh metrics`: Prometheus text exposition, computed at each call from the audit file
+and the engine's list of containers (dockersh keeps no counters of its own: the audit file is
+the record). The counters count the records in the current audit file, so they restart when
+logrotate rotates it, which Prometheus' rate() takes as a counter reset. gc writes the same
+text for node_exporter's textfile collector (``[audit] metrics_textfile``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from dockersh import statefiles
+from dockersh.admin import auditlog
+from dockersh.backend.base import Unreachable
+from dockersh.backend.registry import get_backend
+from dockersh.config.schema import Config
+from dockersh.errors import DockershError
+from dockersh.labels import LABEL_USER
+from dockersh.plan import pipeline
+
+if TYPE_CHECKING:
+    from dockersh.backend.base import Backend
+
+#: Login latency buckets (seconds): a warm login takes tens of milliseconds, a first one (image
+#: probe, create, start) seconds, one that pulls its image minutes.
+LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: The engine's container states, reported even at 0 so that a series does not vanish.
+STATES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
+LOGINS = {"session-start": "ok", "login-refused": "refused", "login-error": "error"}
+CONTAINER_EVENTS = (("container-created", "first_logins", "Logins that created the user's "
+                     "container (a first login, or one after `dockersh rm`)"),
+                    ("container-started", "container_starts", "Logins that started (or "
+                     "unpaused) the user's stopped container"),
+                    ("container-recreated", "container_recreations", "Logins that recreated "
+                     "the user's container for a changed config or image"))
+
+
+def buckets(values: Iterable[float], bounds: Sequence[float]) -> list[tuple[str, float]]:
+    """Cumulative histogram buckets as the exposition has them, +Inf last."""
+    found = sorted(values)
+    counts = [sum(1 for v in found if v <= bound) for bound in bounds]
+    return [*((repr(float(b)), float(c)) for b, c in zip(bounds, counts, strict=True)),
+            ("+Inf", float(len(found)))]
+
+
+class AuditCollector(Collector):
+    """The families, from the audit records and the containers' states (None: the engine did
+    not answer, so there are none to report and dockersh_engine_up is 0)."""
+
+    def __init__(self, records: list[dict[str, Any]], states: list[str] | None) -> None:
+        self.records, self.states = records, states
+
+    def collect(self) -> Iterator[Metric]:
+        events = Counter(str(r.get("event")) for r in self.records)
+        active = sum(s.status == auditlog.RUNNING for s in auditlog.sessions(self.records))
+        yield GaugeMetricFamily("dockersh_sessions_active",
+                                "Sessions whose monitor runs (started, not ended)", active)
+        logins = CounterMetricFamily("dockersh_logins", "Logins by result: ok (the session "
+                                     "started), refused (dockersh said no), error (something "
+                                     "failed)", labels=["result"])
+        for event, result in LOGINS.items():
+            logins.add_metric([result], events[event])
+        yield logins
+        for event, name, documentation in CONTAINER_EVENTS:
+            yield CounterMetricFamily(f"dockersh_{name}", documentation, events[event])
+        latencies = [float(r["latency"]) for r in self.records
+                     if r.get("event") == "session-start"
+                     and isinstance(r.get("latency"), int | float)]
+        yield HistogramMetricFamily("dockersh_login_latency_seconds", "Seconds from dockersh's "
+                                    "start to the session's handoff",
+                                    buckets(latencies, LATENCY_BUCKETS), sum(latencies))
+        yield GaugeMetricFamily("dockersh_engine_up", "Whether the container engine answered",
+                                0 if self.states is None else 1)
+        if self.states is not None:
+            by_state = GaugeMetricFamily("dockersh_containers", "dockersh's containers by the "
+                                         "engine's state", labels=["state"])
+            counted = Counter(self.states)
+            for state in sorted({*STATES, *counted}):
+                by_state.add_metric([state], counted[state])
+            yield by_state
+
+
+def container_states(backend: Backend) -> list[str] | None:
+    try:
+        return [item.state or "unknown" for item in backend.list_by_label(LABEL_USER)]
+    except Unreachable:
+        return None
+
+
+def exposition(config: Config) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    records = list(auditlog.records(auditlog.path_of(config)))
+    registry.register(AuditCollector(records, container_states(get_backend(config))))
+    return generate_latest(registry)
+
+
+def run(config_path: str) -> int:
+    sys.stdout.buffer.write(exposition(pipeline.global_config(config_path)))
+    return 0
+
+
+def write_textfile(config: Config) -> None:
+    """gc's part: the exposition as node_exporter's textfile, replaced in one rename. Not
+    written when its directory is missing (no node_exporter collector on this host)."""
+    path = config.audit.metrics_textfile
+    if not path or not os.path.isdir(os.path.dirname(path)):
+        return
+    data = exposition(config)
+    try:
+        statefiles.write(path, data, 0o644)
+    except OSError as exc:
+        raise DockershError(f"cannot write the metrics textfile {path} ({exc.strerror})") \
+            from None
