@@ -163,6 +163,12 @@ class SshServer:
             check=False,
         )
 
+    def spawn(self, user: LinuxUser, cmd: str) -> subprocess.Popen[bytes]:
+        """A session left running: ssh -T with stdin, stdout and stderr as pipes (closing
+        stdin is the client's EOF). The caller ends it, by its PID."""
+        return subprocess.Popen(self.ssh_argv(user, cmd), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
     def log_tail(self, lines: int = 60) -> str:
         return tail(self.log, lines)
 
