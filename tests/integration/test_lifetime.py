@@ -109,13 +109,14 @@ def test_a_killed_monitor_leaves_nothing(
 
 
 @MODES
+@pytest.mark.parametrize("tty", [False, True], ids=["pipes", "tty"])
 def test_a_client_that_vanishes_leaves_nothing(
-    mode: str, server: Callable[..., SshServer], make_user: UserFactory
+    mode: str, tty: bool, server: Callable[..., SshServer], make_user: UserFactory
 ) -> None:
     user = make_user()
-    session = server(mode).spawn(user, "echo up; sleep 60")
+    session = server(mode).spawn(user, "echo up; sleep 60", tty=tty)
     try:
-        assert started(session) == b"up\n"
+        assert started(session).rstrip(b"\r\n") == b"up"
         assert len(containers_of(user)) == 1
     finally:
         kill(session)  # kill -9 of the client: no channel close, the TCP connection just goes

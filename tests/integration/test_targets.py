@@ -201,7 +201,7 @@ def test_the_target_is_never_touched_and_ls_shows_who_is_in_it(
     configure(mapped, hostname="changed-{user}")
     assert ssh_text(server, user, "hostname") == (0, hostname_of(app) + "\n", "")
     assert own_containers(user) == [own]
-    for verb in (("gc", "--idle", "0"), ("rm", user.name), ("gc",)):
+    for verb in (("gc", "--idle", "0"), ("stop", user.name), ("rm", user.name), ("gc",)):
         proc = run([DOCKERSH_SHELL, *verb], check=False)
         assert proc.returncode == 0, proc.stderr
         assert app not in proc.stdout + proc.stderr
