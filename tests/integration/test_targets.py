@@ -100,6 +100,11 @@ def test_a_mapped_user_lands_in_the_target_as_themselves(
                                    f"web-{user.name} /\n/\n", "err\n")
     # The admin's user = "UID:GID" is who the other one is inside.
     assert ssh_text(server, other, "id -u; id -g") == (0, "4321\n4322\n", "")
+    # Root tries the other one in web, with the installed dockersh.
+    proc = run([DOCKERSH_SHELL, "--user", other.name, "--target", "web", "-c",
+                "id -u; echo $APP; exit 4"], check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (4, f"{other.uid}\nweb-{other.name}\n",
+                                                           "")
     # Nothing of the user's own was made, and the record names the target.
     assert own_containers(user) == []
     records = [r for r in map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines())
