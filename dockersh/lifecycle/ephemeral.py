@@ -69,11 +69,19 @@ def start_reaper(plan: SessionPlan, name: str) -> str:
     It also watches the session's stdout: when the client goes away, sshd closes that pipe or
     terminal (POLLERR, POLLHUP), and the reaper removes the container at once, which ends the
     session's processes and so the monitor; a command left running in the container would
-    otherwise keep the monitor, and the container, alive."""
+    otherwise keep the monitor, and the container, alive.
+
+    It ignores the signals that end a session: logind stops the session's scope (SIGTERM and
+    SIGHUP to every process in it, root's too) just as the session ends, when the reaper has
+    its work to do."""
+    import signal
+
     read_end, write_end = os.pipe()  # close-on-exec, both
     pid = os.fork()
     if pid == 0:
         try:
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+                signal.signal(sig, signal.SIG_IGN)
             os.close(write_end)  # the monitor's alone: its exit is the signal
             watch = os.dup(1)
             os.setsid()  # the SSH session's hangup is not for the reaper

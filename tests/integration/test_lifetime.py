@@ -141,6 +141,25 @@ def test_an_empty_home_of_their_own(
     gone(user)
 
 
+def test_the_reaper_outlives_the_end_of_the_session_scope(
+    server: Callable[..., SshServer], make_user: UserFactory
+) -> None:
+    """logind stops a session's scope with SIGTERM and SIGHUP to every process in it (the
+    reaper too) as the session ends: the reaper still removes the container."""
+    user = make_user()
+    session = server("docker").spawn(user, "echo up; cat >/dev/null")
+    try:
+        assert started(session) == b"up\n"
+        [container] = containers_of(user)
+        reaper = int(label(container, "dockersh.reaper").split(":")[0])
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+            os.kill(reaper, sig)
+        assert session.communicate(timeout=60)[0] == b"" and session.returncode == 0
+    finally:
+        kill(session)
+    gone(user)
+
+
 def test_gc_removes_what_a_killed_reaper_left_once_the_session_is_over(
     server: Callable[..., SshServer], make_user: UserFactory
 ) -> None:
