@@ -9,7 +9,9 @@ LABEL_VERSION = "dockersh.version"
 LABEL_SHELL = "dockersh.shell"
 #: On the never-started containers that read an image's passwd, group and shells.
 LABEL_PROBE = "dockersh.probe"
-#: On a session's own container ([container] lifetime = "session"): "session", and the pid and
-#: start time of the process that removes it when the session ends (gc sweeps it otherwise).
+#: On a session's own container ([container] lifetime = "session"): "session", the pid and
+#: start time ("PID:TICKS") of the process that removes it when the session ends, and those of
+#: the session's monitor (gc removes it only when both are gone).
 LABEL_LIFETIME = "dockersh.lifetime"
 LABEL_REAPER = "dockersh.reaper"
+LABEL_MONITOR = "dockersh.monitor"

@@ -22,7 +22,14 @@ from dockersh.admin.inventory import Managed
 from dockersh.config import schema, units
 from dockersh.enter import spare
 from dockersh.errors import DockershError
-from dockersh.labels import LABEL_LIFETIME, LABEL_PROBE, LABEL_REAPER, LABEL_UID, LABEL_USER
+from dockersh.labels import (
+    LABEL_LIFETIME,
+    LABEL_MONITOR,
+    LABEL_PROBE,
+    LABEL_REAPER,
+    LABEL_UID,
+    LABEL_USER,
+)
 from dockersh.lifecycle import ensure, pulling
 from dockersh.login import locks
 from dockersh.paths import LOCK_DIR
@@ -244,11 +251,13 @@ def remove_stale_probes(backend: Backend, dry_run: bool) -> None:
 
 
 def remove_orphaned_sessions(backend: Backend, dry_run: bool) -> None:
-    """Per-session containers whose reaper is gone (killed with its session's monitor)."""
+    """Per-session containers whose reaper is gone (killed, or the host crashed) and whose
+    session is over (its monitor gone): while the monitor lives, the session goes on."""
     from dockersh.lifecycle import ephemeral
 
     for item in backend.list_by_label(f"{LABEL_LIFETIME}=session"):
-        if ephemeral.reaper_alive(item.labels.get(LABEL_REAPER, "")):
+        if any(ephemeral.alive(item.labels.get(label, "")) for label in (LABEL_REAPER,
+                                                                         LABEL_MONITOR)):
             continue
         what = f"{item.id[:12]} ({item.labels.get(LABEL_USER, '?')}'s session container, whose " \
                "session ended without removing it)"

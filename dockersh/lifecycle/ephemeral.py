@@ -9,9 +9,9 @@ Removal does not depend on the session ending well: before the container is crea
 monitor forks a **reaper** that holds the read end of a pipe whose only write end the monitor
 keeps (close-on-exec: the session's processes never inherit it). However the monitor ends — the
 command's exit, a hangup from a vanished client, SIGKILL — the kernel closes that end, the
-reaper's read returns, and it removes the container and its generated files. The reaper's pid
-and start time are a label on the container, so ``dockersh gc`` removes what a killed reaper
-left behind.
+reaper's read returns, and it removes the container and its generated files. The reaper's and
+the monitor's pids and start times are labels on the container, so ``dockersh gc`` removes what
+a killed reaper left behind once the session is over, and never a live session's container.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from dockersh import procstat
 from dockersh.backend.registry import open_backend
 from dockersh.errors import DockershError
-from dockersh.labels import LABEL_LIFETIME, LABEL_REAPER, LABEL_USER
+from dockersh.labels import LABEL_LIFETIME, LABEL_MONITOR, LABEL_REAPER, LABEL_USER
 from dockersh.lifecycle import bindcheck, ensure
 from dockersh.login import handoff, locks
 from dockersh.paths import STATE_DIR
@@ -43,8 +43,13 @@ if TYPE_CHECKING:
 REMOVE_TRIES = 60
 
 
-def reaper_alive(label: str) -> bool:
-    """Is the reaper named by a LABEL_REAPER value ("pid:start time") still there?"""
+def process_label(pid: int) -> str:
+    """The LABEL_REAPER or LABEL_MONITOR value of a process: "pid:start time"."""
+    return f"{pid}:{procstat.fields(pid)[procstat.START_TIME].decode()}"
+
+
+def alive(label: str) -> bool:
+    """Is the process named by a LABEL_REAPER or LABEL_MONITOR value still there?"""
     pid, _, started = label.partition(":")
     try:
         fields = procstat.fields(int(pid)) if pid.isdigit() else []
@@ -60,11 +65,19 @@ def start_reaper(plan: SessionPlan, name: str) -> str:
     It also watches the session's stdout: when the client goes away, sshd closes that pipe or
     terminal (POLLERR, POLLHUP), and the reaper removes the container at once, which ends the
     session's processes and so the monitor; a command left running in the container would
-    otherwise keep the monitor, and the container, alive."""
+    otherwise keep the monitor, and the container, alive.
+
+    It ignores the signals that end a session: logind stops the session's scope (SIGTERM and
+    SIGHUP to every process in it, root's too) just as the session ends, when the reaper has
+    its work to do."""
+    import signal
+
     read_end, write_end = os.pipe()  # close-on-exec, both
     pid = os.fork()
     if pid == 0:
         try:
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+                signal.signal(sig, signal.SIG_IGN)
             os.close(write_end)  # the monitor's alone: its exit is the signal
             watch = os.dup(1)
             os.setsid()  # the SSH session's hangup is not for the reaper
@@ -90,7 +103,7 @@ def start_reaper(plan: SessionPlan, name: str) -> str:
             os._exit(0)
     os.close(read_end)
     # write_end stays open, in this process only, until it exits.
-    return f"{pid}:{procstat.fields(pid)[procstat.START_TIME].decode()}"
+    return process_label(pid)
 
 
 def wait_for_end(monitor: int, session: int) -> None:
@@ -132,7 +145,8 @@ def run(inv: Invocation, user: User, plan: SessionPlan, environ: Mapping[str, st
             raise DockershError(f"you have {len(mine)} sessions open, the most allowed at once "
                                 "([container] max_containers); end one first")
         reaper = start_reaper(plan, name)
-        ensure.create(backend, user, spec, {LABEL_LIFETIME: "session", LABEL_REAPER: reaper})
+        ensure.create(backend, user, spec, {LABEL_LIFETIME: "session", LABEL_REAPER: reaper,
+                                            LABEL_MONITOR: process_label(os.getpid())})
     finally:
         locks.release(lock)
     backend.start(name)

@@ -163,6 +163,12 @@ class SshServer:
             check=False,
         )
 
+    def spawn(self, user: LinuxUser, cmd: str, *, tty: bool = False) -> subprocess.Popen[bytes]:
+        """A session left running, stdin, stdout and stderr pipes (without a terminal, closing
+        stdin is the client's EOF). The caller ends it, by its PID."""
+        return subprocess.Popen(self.ssh_argv(user, cmd, tty=tty), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
     def log_tail(self, lines: int = 60) -> str:
         return tail(self.log, lines)
 
