@@ -142,7 +142,8 @@ ensure_docker() {
 }
 
 # Rootful Podman and its Docker-compatible API service: podman.socket under systemd, else a
-# service of its own session (without this script's lock on fd 9: it would hold the lock).
+# service of its own session (without this script's lock on fd 9 and the terminal, fds 3 and 4,
+# as dockerd above).
 ensure_podman() {
     if ! command -v podman >/dev/null || ! command -v catatonit >/dev/null; then
         apt_install podman catatonit   # catatonit is Podman's --init
@@ -156,7 +157,7 @@ ensure_podman() {
     else
         install -d -m 0755 "$(dirname "$podman_socket")"
         setsid -f podman system service --time=0 "unix://$podman_socket" \
-            >>/var/log/podman-service.log 2>&1 </dev/null 9>&-
+            >>/var/log/podman-service.log 2>&1 </dev/null 3>&- 4>&- 9>&-
     fi
     local i
     for i in $(seq 60); do

@@ -9,8 +9,14 @@
 #   inside.sh systemd   systemd as PID 1 (docker.io and sshd started by it): the gc timer, then
 #                       the part of the test suite that exercises install, the login chain, sshd
 #   inside.sh ubuntu    the same on Ubuntu 24.04, without the test suite (its setup is Debian's)
+#   inside.sh podman    as plain, with the README's `./install.sh --engine podman`: rootful
+#                       Podman instead of Docker, of which nothing may be on the host
 set -uo pipefail
 kind=$1
+# The engine the containers run in, and install.sh's arguments for it.
+engine=docker engine_args=()
+if [ "$kind" = podman ]; then engine=podman engine_args=(--engine podman); fi
+export engine
 cd /root/dockersh || exit 1
 export DEBIAN_FRONTEND=noninteractive
 
@@ -52,30 +58,45 @@ ssh_in() {
     grep -x "exec = \"$mode\"" /etc/dockersh/dockersh.toml
     got=$(ssh -i /root/alice-key -o StrictHostKeyChecking=accept-new -o BatchMode=yes \
         alice@localhost 'echo "$(id -un) $(readlink /proc/self/ns/mnt /proc/self/ns/pid)"')
-    pid=$(docker inspect -f '{{.State.Pid}}' "$(docker ps -q --filter label=dockersh.user=alice)")
+    pid=$("$engine" inspect -f '{{.State.Pid}}' \
+        "$("$engine" ps -q --filter label=dockersh.user=alice)")
     want="alice $(readlink "/proc/$pid/ns/mnt" "/proc/$pid/ns/pid")"
     echo "got:  $got"
     echo "want: $want"
     [ "$got" = "$want" ]
 }
-export -f make_user ssh_in
+# no_docker: nothing of Docker came with Podman (no package, no program, no daemon, no socket).
+no_docker() {
+    if dpkg-query -W -f='${binary:Package} ${db:Status-Status}\n' docker.io docker-ce \
+        docker-ce-cli 2>/dev/null | grep ' installed$'; then
+        return 1
+    fi
+    local found
+    for found in "$(command -v docker)" "$(command -v dockerd)" /run/docker.sock; do
+        if [ -e "$found" ]; then echo "found $found"; return 1; fi
+    done
+}
+export -f make_user ssh_in no_docker
 
-# The README's first command, exactly as written.
-step 'install (./install.sh --demo)' 900 ./install.sh --demo
+# The README's first command, exactly as written (for Podman, its section's).
+step "install (./install.sh ${engine_args[*]:+${engine_args[*]} }--demo)" 900 \
+    ./install.sh "${engine_args[@]}" --demo
 case $kind in
-    plain | hostcgroup)
-        # dockerd was started by install.sh: it must not hold the install lock.
-        step 'install again (./install.sh)' 120 ./install.sh
+    plain | hostcgroup | podman)
+        # The engine was started by install.sh: it must not hold the install lock.
+        step "install again (./install.sh${engine_args[*]:+ ${engine_args[*]}})" 120 \
+            ./install.sh "${engine_args[@]}"
         ;;
     systemd | ubuntu)
         step 'gc timer active' 10 systemctl is-active dockersh-gc.timer
         ;;
 esac
+if [ "$kind" = podman ]; then step 'no Docker on the host' 10 no_docker; fi
 step 'enroll alice, give her a key, sshd running' 30 make_user
 step 'ssh login into her container (exec = "docker")' 60 ssh_in docker
 step 'ssh login into her container (exec = "nsenter")' 60 ssh_in nsenter
 case $kind in
-    plain | hostcgroup)
+    plain | hostcgroup | podman)
         step 'uninstall (./install.sh --uninstall)' 120 ./install.sh --uninstall
         ;;
     systemd)
