@@ -10,7 +10,8 @@
 #                       the part of the test suite that exercises install, the login chain, sshd
 #   inside.sh ubuntu    the same on Ubuntu 24.04, without the test suite (its setup is Debian's)
 #   inside.sh podman    as plain, with the README's `./install.sh --engine podman`: rootful
-#                       Podman instead of Docker, of which nothing may be on the host
+#                       Podman instead of Docker, of which nothing may be on the host; then
+#                       dockersh doctor, and --uninstall --purge empties Podman
 set -uo pipefail
 kind=$1
 # The engine the containers run in, and install.sh's arguments for it.
@@ -76,7 +77,12 @@ no_docker() {
         if [ -e "$found" ]; then echo "found $found"; return 1; fi
     done
 }
-export -f make_user ssh_in no_docker
+# purged: --purge removed the users' containers and the image from Podman, and the config.
+purged() {
+    [ -z "$(podman ps -aq --filter label=dockersh.user)" ] &&
+        ! podman image exists dockersh-session:latest && [ ! -e /etc/dockersh ]
+}
+export -f make_user ssh_in no_docker purged
 
 # The README's first command, exactly as written (for Podman, its section's).
 step "install (./install.sh ${engine_args[*]:+${engine_args[*]} }--demo)" 900 \
@@ -95,9 +101,15 @@ if [ "$kind" = podman ]; then step 'no Docker on the host' 10 no_docker; fi
 step 'enroll alice, give her a key, sshd running' 30 make_user
 step 'ssh login into her container (exec = "docker")' 60 ssh_in docker
 step 'ssh login into her container (exec = "nsenter")' 60 ssh_in nsenter
+if [ "$kind" = podman ]; then step 'dockersh doctor' 60 dockersh doctor; fi
 case $kind in
-    plain | hostcgroup | podman)
+    plain | hostcgroup)
         step 'uninstall (./install.sh --uninstall)' 120 ./install.sh --uninstall
+        ;;
+    podman)
+        # --purge finds Podman in the config.
+        step 'uninstall (./install.sh --uninstall --purge)' 120 ./install.sh --uninstall --purge
+        step 'containers, image and config gone' 30 purged
         ;;
     systemd)
         # No Podman in here (overlay on overlay): its install test runs on the machine itself.
