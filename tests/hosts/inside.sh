@@ -82,7 +82,24 @@ purged() {
     [ -z "$(podman ps -aq --filter label=dockersh.user)" ] &&
         ! podman image exists dockersh-session:latest && [ ! -e /etc/dockersh ]
 }
-export -f make_user ssh_in no_docker purged
+# output_kept_by_none: no process outside this step holds its stdout, the pipe install.sh wrote
+# to (an engine it started in the background must not keep it: `ssh host ./install.sh` or a
+# `| tee` would then never end).
+output_kept_by_none() {
+    local out p fd mine=' ' holders=
+    out=$(readlink "/proc/$$/fd/1")
+    p=$$   # this step's bash, timeout and this script hold it
+    while [ "$p" -gt 1 ]; do mine+="$p "; p=$(awk '/^PPid:/ {print $2}' "/proc/$p/status"); done
+    for fd in /proc/[0-9]*/fd/*; do
+        [ "$(readlink "$fd" 2>/dev/null)" = "$out" ] || continue
+        p=${fd#/proc/} p=${p%%/*}
+        # Its write end only (O_WRONLY in the flags, octal).
+        (($(awk '/^flags:/ {print "0" $2}' "/proc/$p/fdinfo/${fd##*/}") & 1)) || continue
+        [[ $mine == *" $p "* ]] || holders+="$p ($(cat "/proc/$p/comm")) "
+    done
+    if [ -n "$holders" ]; then echo "$out is held by: $holders"; return 1; fi
+}
+export -f make_user ssh_in no_docker purged output_kept_by_none
 
 # The README's first command, exactly as written (for Podman, its section's).
 step "install (./install.sh ${engine_args[*]:+${engine_args[*]} }--demo)" 900 \
@@ -97,7 +114,10 @@ case $kind in
         step 'gc timer active' 10 systemctl is-active dockersh-gc.timer
         ;;
 esac
-if [ "$kind" = podman ]; then step 'no Docker on the host' 10 no_docker; fi
+if [ "$kind" = podman ]; then
+    step 'no Docker on the host' 10 no_docker
+    step "Podman's service keeps none of install.sh's output" 30 output_kept_by_none
+fi
 step 'enroll alice, give her a key, sshd running' 30 make_user
 step 'ssh login into her container (exec = "docker")' 60 ssh_in docker
 step 'ssh login into her container (exec = "nsenter")' 60 ssh_in nsenter
