@@ -99,7 +99,19 @@ output_kept_by_none() {
     done
     if [ -n "$holders" ]; then echo "$out is held by: $holders"; return 1; fi
 }
-export -f make_user ssh_in no_docker purged output_kept_by_none
+# socket_refuses USER: USER's connect to the engine's socket (Podman's, as install.sh started
+# it) is refused by its permissions.
+socket_refuses() {
+    local said
+    if said=$(runuser -u "$1" -- /usr/bin/python3 -c 'import socket, sys
+socket.socket(socket.AF_UNIX).connect(sys.argv[1])' /run/podman/podman.sock 2>&1); then
+        echo "$1 connected to /run/podman/podman.sock"
+        return 1
+    fi
+    echo "$said" | tail -n 1
+    [[ $said == *PermissionError* ]]
+}
+export -f make_user ssh_in no_docker purged output_kept_by_none socket_refuses
 
 # The README's first command, exactly as written (for Podman, its section's).
 step "install (./install.sh ${engine_args[*]:+${engine_args[*]} }--demo)" 900 \
@@ -121,7 +133,10 @@ fi
 step 'enroll alice, give her a key, sshd running' 30 make_user
 step 'ssh login into her container (exec = "docker")' 60 ssh_in docker
 step 'ssh login into her container (exec = "nsenter")' 60 ssh_in nsenter
-if [ "$kind" = podman ]; then step 'dockersh doctor' 60 dockersh doctor; fi
+if [ "$kind" = podman ]; then
+    step 'alice cannot reach the Podman socket' 30 socket_refuses alice
+    step 'dockersh doctor' 60 dockersh doctor
+fi
 case $kind in
     plain | hostcgroup)
         step 'uninstall (./install.sh --uninstall)' 120 ./install.sh --uninstall
