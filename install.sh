@@ -588,7 +588,8 @@ do_uninstall() {
     fi
     if [ "$purge" = yes ]; then
         # The engine the config selects, unless --engine said which.
-        if [ -z "$engine_given" ] && grep -q '^backend = "podman"' /etc/dockersh/dockersh.toml 2>/dev/null; then
+        if [ -z "$engine_given" ] &&
+            grep -q '^backend = "podman"' /etc/dockersh/dockersh.toml 2>/dev/null; then
             cli=podman
         fi
         if ! "${cli}_answers"; then
