@@ -23,13 +23,15 @@ user_manager_dropin=/etc/systemd/system/user@.service.d/dockersh.conf
 web_user=dockersh-web
 web_dir=/etc/dockersh/web
 podman_socket=/run/podman/podman.sock
-# The engine's CLI: docker, or podman with --engine podman.
+# The engine's CLI: docker, or podman with --engine podman (or, for --purge, a config that
+# selects Podman); engine_given: --engine was given.
 cli=docker
+engine_given=
 
 usage() {
     cat <<EOF
 usage: $0 [--engine docker|podman] [--rebuild-image] [--demo]
-       $0 --uninstall [--purge]
+       $0 --uninstall [--purge [--engine docker|podman]]
 
 Installs dockersh: the login shell $front, the privileged entry $entry
 (a virtualenv of the system Python), group $group, sudoers/PAM/sshd drop-ins, state and
@@ -41,7 +43,8 @@ log directories, and the session image $image (built from the Dockerfile when mi
   --demo           then create user $demo_user and run a command in its container
   --uninstall      remove what install.sh installed; keeps /etc/dockersh/dockersh.toml,
                    group $group, the audit logs, containers, the image and users' homes
-  --purge          with --uninstall: also remove those (never users or their homes)
+  --purge          with --uninstall: also remove those (never users or their homes), from
+                   the engine the config selects (or --engine's)
   -h, --help       this text
 EOF
 }
@@ -142,7 +145,8 @@ ensure_docker() {
 }
 
 # Rootful Podman and its Docker-compatible API service: podman.socket under systemd, else a
-# service of its own session (without this script's lock on fd 9: it would hold the lock).
+# service of its own session (without this script's lock on fd 9 and the terminal, fds 3 and 4,
+# as dockerd above).
 ensure_podman() {
     if ! command -v podman >/dev/null || ! command -v catatonit >/dev/null; then
         apt_install podman catatonit   # catatonit is Podman's --init
@@ -156,7 +160,7 @@ ensure_podman() {
     else
         install -d -m 0755 "$(dirname "$podman_socket")"
         setsid -f podman system service --time=0 "unix://$podman_socket" \
-            >>/var/log/podman-service.log 2>&1 </dev/null 9>&-
+            >>/var/log/podman-service.log 2>&1 </dev/null 3>&- 4>&- 9>&-
     fi
     local i
     for i in $(seq 60); do
@@ -583,7 +587,14 @@ do_uninstall() {
         say "removed $front from /etc/shells"
     fi
     if [ "$purge" = yes ]; then
-        if "${cli}_answers"; then
+        # The engine the config selects, unless --engine said which.
+        if [ -z "$engine_given" ] &&
+            grep -q '^backend = "podman"' /etc/dockersh/dockersh.toml 2>/dev/null; then
+            cli=podman
+        fi
+        if ! "${cli}_answers"; then
+            say "the $cli engine does not answer: kept the containers and $image"
+        else
             local ids
             mapfile -t ids < <("$cli" ps -aq --filter label=dockersh.user)
             if [ ${#ids[@]} -gt 0 ]; then
@@ -643,7 +654,7 @@ main() {
         case $1 in
             --engine)
                 case ${2:-} in
-                    docker | podman) cli=$2 ;;
+                    docker | podman) cli=$2 engine_given=yes ;;
                     *) usage >&2; exit 2 ;;
                 esac
                 shift ;;
