@@ -57,14 +57,21 @@ def check_config_file(ctx: Context) -> Iterator[Finding]:
         yield WARN, warning
 
 
+#: How each engine is started, with systemd and without.
+START_ENGINE = {
+    "docker": "systemctl start docker; without systemd: dockerd &",
+    "podman": "systemctl start podman.socket; without systemd: podman system service --time=0 &",
+}
+
+
 def check_engine(ctx: Context) -> Iterator[Finding]:
     try:
         backend = get_backend(ctx.config)
         version = backend.version()
     except DockershError as exc:
         name = ctx.config.engine.backend
-        yield problem(exc.message, f"start the {name} engine (systemctl start {name}), or fix "
-                      f"[{name}] host")
+        yield problem(exc.message, f"start the {name} engine ({START_ENGINE.get(name, '')}), "
+                      f"or fix [{name}] host")
         return
     ctx.backend = backend
     yield OK, f"{version} at {backend.where}"
