@@ -118,6 +118,13 @@ class PodmanConfig:
 class AuditConfig:
     file: str = opt("/var/log/dockersh/audit.jsonl", "str")
     syslog: bool = opt(True, "bool")
+    #: Session recording (login/recording.py): per host, [groups.X] or [users.X], never by users.
+    record: bool = opt(False, "bool")
+    record_input: bool = opt(False, "bool")
+    record_streams: bool = opt(False, "bool")
+    max_size: str = opt("100m", "size")
+    record_banner: str = opt("dockersh: this session is recorded", "str")
+    sessions_dir: str = opt("/var/log/dockersh/sessions", "path")
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,9 @@ SECTIONS: dict[str, type[Any]] = {f.name: f.default_factory  # type: ignore[misc
 TABLES: dict[str, type[Any]] = {**SECTIONS, "route": RouteConfig, "target": TargetConfig}
 #: Sections that [groups.X], [users.X] and a user's own file may contain.
 PER_USER_SECTIONS = ("container", "session")
+#: The [audit] keys [groups.X] and [users.X] may also set (a user's own file none of them: no
+#: user turns their recording off); where the records and recordings go stays host-wide.
+OVERRIDE_AUDIT = ("record", "record_input", "record_streams", "max_size", "record_banner")
 USER_SETTABLE = frozenset(
     f"{section}.{f.name}"
     for section in PER_USER_SECTIONS
@@ -336,9 +346,16 @@ def validate_global(data: dict[str, Any], where: str) -> tuple[Raw, dict[str, Ra
                         layer["route"] = validate_section("route", {"target": values}, where,
                                                           f"{key}.{name}")
                         continue
-                    if section not in PER_USER_SECTIONS:
+                    if section == "audit":
+                        for extra in sorted(set(values) - set(OVERRIDE_AUDIT)
+                                            if isinstance(values, dict) else ()):
+                            raise ConfigError(where, f"[{key}.{name}.audit] {extra}",
+                                              "only " + ", ".join(OVERRIDE_AUDIT) +
+                                              " may be set per group or user")
+                    elif section not in PER_USER_SECTIONS:
                         raise ConfigError(where, f"[{key}.{name}] {section}",
-                                          "only container and session tables may go here")
+                                          "only container, session and audit tables may go "
+                                          "here")
                     layer[section] = validate_section(section, values, where,
                                                       f"{key}.{name}.{section}")
                 overrides[key][name] = layer
