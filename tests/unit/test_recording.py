@@ -72,6 +72,9 @@ def test_a_full_recording_ends_with_where_it_was_cut(tmp_path: Path) -> None:
 
 
 def test_no_file_no_session(tmp_path: Path) -> None:
+    (tmp_path / "open").mkdir(mode=0o755)
+    recording.create(settings(tmp_path / "open"), "x", False, "true", {}).close()
+    assert os.stat(tmp_path / "open").st_mode & 0o777 == 0o700  # made root's alone
     (tmp_path / "file").write_text("")
     with pytest.raises(DockershError, match="refusing to start the session"):
         recording.create(settings(tmp_path / "file"), "x", False, "true", {})
