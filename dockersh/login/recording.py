@@ -71,12 +71,18 @@ class Recording:
     def event(self, code: str, text: str) -> None:
         if not text or self.cut >= 0:
             return
-        line = dumps([round(time.monotonic() - self.started, 6), code, text])
-        if self.size + len(line) + 1 > self.max_size:
-            # Cut here: a marker event says where, then nothing more is written.
+        at = round(time.monotonic() - self.started, 6)
+        line = dumps([at, code, text])
+        room = self.max_size - self.size - 1
+        if len(line) > room:
+            # Cut here: what fits of this event, a marker saying where, then nothing more.
+            while text and len(line) > room:
+                text = text[:len(text) * room // len(line) - 1]
+                line = dumps([at, code, text])
+            if text:
+                self.write(line)
             self.cut = self.size
-            line = dumps([round(time.monotonic() - self.started, 6), "m",
-                          f"dockersh: recording cut at {self.cut} bytes (max_size)"])
+            line = dumps([at, "m", f"dockersh: recording cut at {self.cut} bytes (max_size)"])
         self.write(line)
 
     def write(self, line: str) -> None:

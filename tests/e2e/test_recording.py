@@ -194,6 +194,8 @@ def test_a_full_recording_is_cut_and_the_session_goes_on(
     cut = end["recording_cut"]
     assert 0 < cut <= 16 * 1024 and end["bytes_out"] == len(proc.stdout)
     assert events[-1][1:] == ["m", f"dockersh: recording cut at {cut} bytes (max_size)"]
+    kept = text(events, "o").encode()  # what fitted: the start of the output
+    assert len(kept) > 12 * 1024 and proc.stdout.startswith(kept)
     assert Path(end["recording"]).stat().st_size < 16 * 1024 + 200
 
 

@@ -69,6 +69,8 @@ def test_a_full_recording_ends_with_where_it_was_cut(tmp_path: Path) -> None:
     assert last[1:] == ["m", f"dockersh: recording cut at {end['recording_cut']} bytes "  # type: ignore
                         "(max_size)"]
     assert os.path.getsize(cast.path) < 400 + 100
+    kept = "".join(e[2] for e in lines(cast.path)[1:] if e[1] == "o")  # type: ignore[index]
+    assert kept == "x" * len(kept) and len(kept) > 200  # what fitted of the last event too
 
 
 def test_no_file_no_session(tmp_path: Path) -> None:
