@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from support import engine
 from support.sshd import SshdFactory, SshServer
 from support.terminal import TmuxTerminal
 from support.users import LinuxUser, UserFactory
-from test_ssh import CLIENT_TERM, CONFIG, terminal_login
+from test_ssh import CLIENT_TERM, CONFIG, terminal_login, wait_processes
 
 pytestmark = pytest.mark.e2e
 
@@ -130,6 +132,30 @@ def test_input_is_recorded_only_with_record_input(
     assert term.wait_exit(timeout=30) == 0
     _, events, _ = config.cast(user)
     assert "echo typed-$((2 + 2))\r" in text(events, "i")
+
+
+def test_ctrl_c_and_hangups_reach_a_recorded_session(
+    recorded: Callable[..., Recorded], sshd: SshdFactory, make_user: UserFactory,
+    tmux_terminal: Callable[..., TmuxTerminal],
+) -> None:
+    user = make_user()
+    config = recorded([user])
+    term = terminal_login(tmux_terminal, sshd(), user)
+    term.type_line("sleep 1000")
+    wait_processes(user.uid, b"sleep\x001000\x00", present=True)
+    term.send_keys("C-c")
+    wait_processes(user.uid, b"sleep\x001000\x00", present=False, timeout=10)
+    term.type_line('echo "rc=$?"')
+    term.wait_for(re.compile(r"^rc=130$", re.M))
+    term.type_line("sleep 1001")
+    wait_processes(user.uid, b"sleep\x001001\x00", present=True)
+    term.close()  # the client goes away: sshd hangs up, the monitor passes it on
+    wait_processes(user.uid, b"sleep\x001001\x00", present=False, timeout=15)
+    deadline = time.monotonic() + 15
+    while not config.records(user, "session-end") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _, events, end = config.cast(user)
+    assert end["exit"] != 0 and "rc=130" in text(events, "o"), end
 
 
 def client_sees(server: SshServer, user: LinuxUser, data: bytes) -> list[tuple[int, bytes, bytes]]:
