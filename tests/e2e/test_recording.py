@@ -20,7 +20,7 @@ from support import engine
 from support.sshd import SshdFactory, SshServer
 from support.terminal import TmuxTerminal
 from support.users import LinuxUser, UserFactory
-from test_ssh import CLIENT_TERM, CONFIG, terminal_login, wait_processes
+from test_ssh import CLIENT_TERM, CONFIG, check_file_transfer, terminal_login, wait_processes
 
 pytestmark = pytest.mark.e2e
 
@@ -203,6 +203,20 @@ def test_the_client_receives_the_same_bytes_and_status_recorded_or_not(
         _, events, end = config.cast(user)
         assert text(events, "o").encode() == parent.stdout
         assert end["bytes_out"] == len(parent.stdout)
+
+
+def test_scp_sftp_rsync_are_recorded_and_byte_exact(
+    recorded: Callable[..., Recorded], sshd: SshdFactory, make_user: UserFactory,
+    tmp_path: Path,
+) -> None:
+    user = make_user()
+    config = recorded([user], record_streams=True)
+    (tmp_path / "transfer").mkdir()
+    check_file_transfer(sshd(), user, tmp_path / "transfer")
+    ends = config.records(user, "session-end")
+    assert len(ends) >= 8 and all(Path(e["recording"]).is_file() for e in ends), ends
+    sftp = [e for e in ends if e["command"].endswith("sftp-server")]
+    assert sftp and all(e["bytes_in"] > 2**20 for e in sftp[:1]), sftp
 
 
 def test_a_full_recording_is_cut_and_the_session_goes_on(
