@@ -17,6 +17,7 @@ import select
 import termios
 
 from dockersh.backend.docker.attach import CHUNK, write_all
+from dockersh.login.recording import window_size
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
@@ -134,10 +135,8 @@ class Terminal:
 
     def copy_size(self) -> tuple[int, int]:
         """The SSH terminal's size onto ours (the session's foreground gets SIGWINCH)."""
-        size = fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 8)
-        fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
-        rows, cols = int.from_bytes(size[0:2], "little"), int.from_bytes(size[2:4], "little")
-        return cols, rows
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 8))
+        return window_size(self.master)
 
     def attach(self) -> None:
         """In the child: a session of its own, with our pty as its controlling terminal."""

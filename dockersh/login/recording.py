@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 import os
 import stat
+import sys
 import time
 
 from dockersh.errors import DockershError
@@ -35,7 +36,7 @@ class Recording:
 
     def __init__(self, path: str, fd: int, settings: Mapping[str, object], tty: bool) -> None:
         self.path, self.fd = path, fd
-        self.max_size = int(settings["max_size"])  # type: ignore[call-overload]
+        self.max_size = int(str(settings["max_size"]))
         self.keep_output = tty or bool(settings["streams"])
         self.keep_input = bool(settings["input"] if tty else settings["streams"])
         self.started = time.monotonic()
@@ -145,5 +146,5 @@ def window_size(fd: int = 1) -> tuple[int, int]:
         size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
     except OSError:
         return 80, 24
-    rows, cols = int.from_bytes(size[0:2], "little"), int.from_bytes(size[2:4], "little")
+    rows, cols = (int.from_bytes(size[i:i + 2], sys.byteorder) for i in (0, 2))
     return cols or 80, rows or 24

@@ -80,8 +80,8 @@ def recorded(mode: str, dockersh_config: Callable[[str], Path], session_image: s
 
 def session(term: TmuxTerminal, user: LinuxUser) -> None:
     """Output, a resize, the exit status: through a terminal at the prompt."""
-    term.type_line('echo "REC-$((6 * 7))"')
-    term.wait_for("REC-42")
+    term.type_line('echo "REC-$((6 * 7)) S1=$(stty size)"')
+    term.wait_for("REC-42 S1=30 100")
     term.resize_window(120, 40)
     term.type_line('echo "S2=$(stty size)"')
     term.wait_for("S2=40 120")
@@ -109,6 +109,11 @@ def test_a_recorded_terminal_session_is_asciicast_v2_and_an_unrecorded_one_leave
     assert resizes and resizes[-1][2] == "120x40" and resizes[-1][0] >= said, resizes
     assert not [e for e in events if e[1] == "i"], "input recorded without record_input"
     assert end["exit"] == 3 and end["bytes_out"] >= len(output.encode())
+    # A command session: its command and byte counts, its content only with record_streams.
+    assert server.ssh(user, "echo hidden-$((1 + 1))").stdout == b"hidden-2\n"
+    header, events, end = config.cast(user)
+    assert header["command"] == "echo hidden-$((1 + 1))" and events == []
+    assert (end["bytes_in"], end["bytes_out"]) == (0, len(b"hidden-2\n"))
 
     term = terminal_login(tmux_terminal, server, other)
     assert BANNER not in term.capture_pane(history=True)
@@ -116,7 +121,8 @@ def test_a_recorded_terminal_session_is_asciicast_v2_and_an_unrecorded_one_leave
     assert server.ssh(other, "true").returncode == 0
     assert all("recording" not in r for r in config.records(other, "session-end"))
     assert len(config.records(other, "session-end")) == 2
-    assert [p.name for p in config.sessions.iterdir()] == [f"{end['session']}.cast"]
+    names = [p.name for p in config.sessions.iterdir()]
+    assert len(names) == 2 and all(f"-{user.name}-" in n for n in names), names
 
 
 def test_input_is_recorded_only_with_record_input(
