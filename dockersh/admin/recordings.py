@@ -1,6 +1,6 @@
 """Session recordings as root's verbs find them: one by its session's name (`replay`), and
-those older than ``[audit] keep`` (`gc`). A recording is ``SESSIONS_DIR/SESSION.cast``; nothing
-else in that directory is ever opened or removed here."""
+those older than ``[audit] keep`` (`gc`). A recording is ``[audit] sessions_dir/SESSION.cast``;
+nothing else in that directory is ever opened or removed here."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import time
 from dockersh.config import units
 from dockersh.config.schema import Config
 from dockersh.errors import DockershError
-from dockersh.paths import SESSIONS_DIR
 
 #: audit.session_id's shape: UTC start, the user's name (as useradd allows it), monitor pid.
 SESSION_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9_][A-Za-z0-9_.-]*\$?-[0-9]+")
@@ -20,9 +19,8 @@ SUFFIX = ".cast"
 
 
 def directory(config: Config) -> str:
-    """Where recordings are (the [audit] sessions_dir of the recording side, once it has one)."""
-    del config
-    return SESSIONS_DIR
+    """Where recordings are: ``[audit] sessions_dir``."""
+    return config.audit.sessions_dir
 
 
 def path_of(config: Config, session: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 from dockersh.config import units
 from dockersh.errors import DockershError
+from dockersh.paths import SESSIONS_DIR
 
 #: Capabilities an admin may add back without the danger switch: Docker's own default set.
 #: Sessions run as the user's uid with no-new-privileges, so these only widen the bounding set.
@@ -123,6 +124,13 @@ class AuditConfig:
     keep: str = opt("90d", "duration", choices=("",))
     #: node_exporter's textfile collector file, written by `gc`; "" writes none.
     metrics_textfile: str = opt("/var/lib/prometheus/node-exporter/dockersh.prom", "path")
+    #: Session recording (login/recording.py): per host, [groups.X] or [users.X], never by users.
+    record: bool = opt(False, "bool")
+    record_input: bool = opt(False, "bool")
+    record_streams: bool = opt(False, "bool")
+    max_size: str = opt("100m", "size")
+    record_banner: str = opt("dockersh: this session is recorded", "str")
+    sessions_dir: str = opt(SESSIONS_DIR, "path")
 
 
 @dataclass(frozen=True)
@@ -199,6 +207,9 @@ SECTIONS: dict[str, type[Any]] = {f.name: f.default_factory  # type: ignore[misc
 TABLES: dict[str, type[Any]] = {**SECTIONS, "route": RouteConfig, "target": TargetConfig}
 #: Sections that [groups.X], [users.X] and a user's own file may contain.
 PER_USER_SECTIONS = ("container", "session")
+#: The [audit] keys [groups.X] and [users.X] may also set (a user's own file none of them: no
+#: user turns their recording off); where the records and recordings go stays host-wide.
+OVERRIDE_AUDIT = ("record", "record_input", "record_streams", "max_size", "record_banner")
 USER_SETTABLE = frozenset(
     f"{section}.{f.name}"
     for section in PER_USER_SECTIONS
@@ -341,9 +352,16 @@ def validate_global(data: dict[str, Any], where: str) -> tuple[Raw, dict[str, Ra
                         layer["route"] = validate_section("route", {"target": values}, where,
                                                           f"{key}.{name}")
                         continue
-                    if section not in PER_USER_SECTIONS:
+                    if section == "audit":
+                        for extra in sorted(set(values) - set(OVERRIDE_AUDIT)
+                                            if isinstance(values, dict) else ()):
+                            raise ConfigError(where, f"[{key}.{name}.audit] {extra}",
+                                              "only " + ", ".join(OVERRIDE_AUDIT) +
+                                              " may be set per group or user")
+                    elif section not in PER_USER_SECTIONS:
                         raise ConfigError(where, f"[{key}.{name}] {section}",
-                                          "only container and session tables may go here")
+                                          "only container, session and audit tables may go "
+                                          "here")
                     layer[section] = validate_section(section, values, where,
                                                       f"{key}.{name}.{section}")
                 overrides[key][name] = layer

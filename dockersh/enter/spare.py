@@ -120,8 +120,10 @@ def sweep(containers: set[str]) -> None:
 
 
 def begin(container_id: str, uid: int, gid: int, groups: list[int], argv: list[str],
-          env: Mapping[str, str], home: str) -> Session | None:
-    """Start this session through the container's spare, on this process's fds 0-2.
+          env: Mapping[str, str], home: str,
+          stdio: tuple[int, int, int] = (0, 1, 2)) -> Session | None:
+    """Start this session through the container's spare, on ``stdio`` (this process's fds 0-2,
+    or a recorded session's pipes).
 
     None when there is no live spare for these ids, it does not answer in time or cannot fork
     (nothing was started then): the caller enters directly.
@@ -140,7 +142,7 @@ def begin(container_id: str, uid: int, gid: int, groups: list[int], argv: list[s
         # reads them would keep the SSH channel open. From GO on the session may run, so no
         # more falling back.
         sock.settimeout(None)
-        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
+        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in stdio)
         sock.sendmsg([GO], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
     except OSError:  # timeouts included
         sock.close()

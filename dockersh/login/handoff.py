@@ -2,7 +2,9 @@
 
 Two ways in, one monitor. ``docker``: this process runs the exec through the Engine API
 (attach.py) and moves the bytes. ``nsenter``: a forked child enters the container and execs the
-shell, inheriting the SSH session's stdin, stdout, stderr and terminal untouched. Either way the
+shell, inheriting the SSH session's stdin, stdout, stderr and terminal untouched; unless the
+session is recorded (``[audit] record``): then it gets a pty or pipes of its own and this process
+copies the bytes (enter/relay.py), telling the recording (login/recording.py). Either way the
 monitor ignores the terminal's SIGINT/SIGQUIT (they are for the session), passes hangups on,
 writes the audit records, says in one line why a session died with its container, and exits
 with the session's exact status (re-raising a fatal signal, so sshd reports it).
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
     from dockersh.backend.base import Backend, Container
     from dockersh.login.identity import User
+    from dockersh.login.recording import Recording
     from dockersh.plan.sessionplan import SessionPlan
 else:
     import _signal  # signal without the enum import (8 ms)
@@ -90,26 +93,31 @@ def run(backend: Backend, plan: SessionPlan, user: User, container: Container,
     if plan.exec == "nsenter" and not backend.can_nsenter:
         raise DockershError(f'[session] exec = "nsenter" cannot enter {backend.name} '
                             'containers; use exec = "docker"')
-    if command is None and plan.banner:
-        print(plan.banner, file=sys.stderr, flush=True)
+    if command is None:
+        for line in (plan.banner, plan.record.get("banner") or ""):
+            if line:
+                print(line, file=sys.stderr, flush=True)
     for sig in (_signal.SIGINT, _signal.SIGQUIT):
         _signal.signal(sig, _signal.SIG_IGN)
     if plan.exec != "nsenter":
         refuse_non_utf8(argv, env)
-    # Before anything starts: a session whose start cannot be recorded does not start.
-    record = start_record(plan, user, container, command, environ)
+    # Before anything starts: a session whose start (or recording) cannot be written does not.
+    record, recording = start_record(plan, user, container, command, environ, tty,
+                                     dict(env).get("TERM", ""), shell)
     began = time.time()
     failure = ""
     if plan.exec == "nsenter":
-        code, failure = enter(plan, container, container_env(container, env), argv)
+        code, failure = enter(plan, container, container_env(container, env), argv, recording)
     else:
         from dockersh.backend.docker import attach
 
         try:
             code = attach.run(backend, container.id, argv, f"{plan.uid}:{plan.gid}", plan.home,
-                              env, tty)
+                              env, tty, recording)
         except DockershError as exc:  # the engine failed us mid-way: still end the record
             failure, code = exc.message, 125
+    if recording is not None:
+        record.update(recording.close())
     finish(plan, container, record, code, began, sessions_fd, failure)
 
 
@@ -133,29 +141,48 @@ def container_env(container: Container, env: list[tuple[str, str]]) -> dict[str,
 
 
 def enter(plan: SessionPlan, container: Container, env: dict[str, str],
-          argv: list[str]) -> tuple[int, str]:
+          argv: list[str], recording: Recording | None = None) -> tuple[int, str]:
     """nsenter mode: through the container's spare when there is one and no terminal, else
-    directly (then leaving a spare for the next login). Returns the exit code and what went
-    wrong (or "")."""
-    use_spare = plan.spare and not any(os.isatty(fd) for fd in (0, 1, 2))
-    if use_spare:
+    directly (then leaving a spare for the next login). A recorded session gets fds of its own
+    (a pty, or pipes: those go through the spare too), and its bytes are copied until it ends.
+    Returns the exit code and what went wrong (or "")."""
+    terminal = any(os.isatty(fd) for fd in (0, 1, 2))
+    relay = None
+    if recording is not None:
+        from dockersh.enter import relay as relays
+
+        relay = relays.make(os.isatty(0) and os.isatty(1))
+    if plan.spare and not terminal:
         from dockersh.enter import spare
 
         forked = spare.begin(container.id, plan.uid, plan.gid, plan.groups, argv, env,
-                             plan.home)
+                             plan.home, relay.child_fds if relay else (0, 1, 2))
         if forked is not None:
             for sig in (_signal.SIGHUP, _signal.SIGTERM):
                 _signal.signal(sig, forked.forward)
+            if relay is not None and recording is not None:
+                relay.started()
+                relay.run(recording)
             return forked.wait(), forked.failure
     from dockersh.enter import nsenter
 
     target = nsenter.Target(container, plan, env, argv)
     nsenter.prepare_pid_namespace(target)
-    child = spawn(lambda: nsenter.enter(target))
+
+    def become() -> None:
+        if relay is not None:
+            relay.attach()
+        nsenter.enter(target)
+
+    child = spawn(become)
+    if relay is not None:
+        relay.started()
     if plan.spare:
         from dockersh.enter import spare
 
         spare.start(target, container.id)
+    if relay is not None and recording is not None:
+        relay.run(recording, child)
     return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), ""
 
 
@@ -176,14 +203,29 @@ def spawn(enter: Callable[[], None]) -> int:
     return child
 
 
-def start_record(plan: SessionPlan, user: User, container: Container,
-                 command: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
+def start_record(plan: SessionPlan, user: User, container: Container, command: str | None,
+                 environ: Mapping[str, str], tty: bool, term: str,
+                 shell: str) -> tuple[dict[str, Any], Recording | None]:
+    """The session-start record, written; and the session's recording, made first when it is
+    recorded (its path goes in the records)."""
     from dockersh.login import audit
 
     record = audit.session_record(plan, user, container, command, environ, os.getpid())
-    audit.write(plan, {**record, "event": "session-start",
-                       "latency": round(audit.since_start(), 3)})
-    return record
+    recording = None
+    if plan.record:
+        from dockersh.login import recording as recordings
+
+        recording = recordings.create(plan.record, record["session"], tty, command,
+                                      {"TERM": term, "SHELL": shell})
+        record["recording"] = recording.path
+    try:
+        audit.write(plan, {**record, "event": "session-start",
+                           "latency": round(audit.since_start(), 3)})
+    except DockershError:
+        if recording is not None:
+            recording.close()
+        raise
+    return record, recording
 
 
 def finish(plan: SessionPlan, container: Container, record: dict[str, Any],

@@ -89,7 +89,7 @@ def plan_for(own: SessionPlan, entry: Mapping[str, Any], user: User,
         forwarding=own.forwarding, forward_agent=False,
         banner=str(entry["banner"]), backend=own.backend, engine_host=own.engine_host,
         lock_timeout=own.lock_timeout, audit_file=own.audit_file,
-        audit_syslog=own.audit_syslog, warnings=[], target=dict(entry))
+        audit_syslog=own.audit_syslog, warnings=[], target=dict(entry), record=own.record)
 
 
 #: sshd's ExposeAuthInfo file: /tmp/sshauth.XXXXXXXXXXXXXXX, made by mkstemp as the user.

@@ -157,8 +157,19 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         lifetime=c.lifetime,
         key_targets=[(key, entry) for name, t in config.targets
                      if (entry := target_entry(config, name, user))["allowed"] for key in t.keys],
+        record=recording(config, user),
     )
     return Plan(spec, session)
+
+
+def recording(config: Config, user: User) -> dict[str, object]:
+    """What a recorded session's monitor needs ({}: not recorded)."""
+    a = config.audit
+    if not a.record:
+        return {}
+    return {"dir": a.sessions_dir, "input": a.record_input, "streams": a.record_streams,
+            "max_size": units.parse_size(a.max_size) or 0,
+            "banner": substitute(a.record_banner, user)}
 
 
 def routed(config: Config, user: User) -> dict[str, object]:

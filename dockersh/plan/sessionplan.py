@@ -11,7 +11,7 @@ from __future__ import annotations
 FIELDS = ("name", "hash", "image", "user", "uid", "gid", "groups", "home", "env", "env_pass",
           "exec", "spare", "forwarding", "forward_agent", "banner", "backend", "engine_host",
           "lock_timeout", "audit_file", "audit_syslog", "warnings", "target", "lifetime",
-          "key_targets")
+          "key_targets", "record")
 
 
 class SessionPlan:
@@ -24,7 +24,8 @@ class SessionPlan:
                  audit_syslog: bool,
                  warnings: list[str], target: dict[str, object] | None = None,
                  lifetime: str = "persistent",
-                 key_targets: list[tuple[str, dict[str, object]]] | None = None) -> None:
+                 key_targets: list[tuple[str, dict[str, object]]] | None = None,
+                 record: dict[str, object] | None = None) -> None:
         self.name = name  # the container's
         self.hash = hash  # the container spec's config hash: another one means "recreate"
         self.image = image
@@ -52,6 +53,9 @@ class SessionPlan:
         self.lifetime = lifetime  # "session": a container of its own for each session
         #: (key fingerprint, target entry): a login with that key lands in that target
         self.key_targets = key_targets or []
+        #: {} when the session is not recorded, else what login/recording.py needs: "dir",
+        #: "input", "streams", "max_size" (bytes), "banner"
+        self.record = record or {}
 
     def values(self) -> tuple[object, ...]:
         """The plan as builtins, in FIELDS order (for marshal)."""

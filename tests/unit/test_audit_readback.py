@@ -154,9 +154,7 @@ def test_replay_refuses_what_is_not_asciicast_v2(text: bytes) -> None:
         replay.play(io.BytesIO(text), "x", io.BytesIO(), 1.0, None)
 
 
-def test_keep_picks_old_recordings_and_nothing_else(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(recordings, "SESSIONS_DIR", str(tmp_path))
+def test_keep_picks_old_recordings_and_nothing_else(tmp_path: Path) -> None:
     old, new = "20260101T000000Z-alice-1.cast", "20261201T000000Z-alice-2.cast"
     others = ("notes.txt", "20260101T000000Z-alice-3.cast.part", "x.cast")
     for name in (old, new, *others):
@@ -164,15 +162,16 @@ def test_keep_picks_old_recordings_and_nothing_else(tmp_path: Path,
         at = T0 + 20 * 86400 if name == new else T0
         os.utime(tmp_path / name, (at, at))
     (tmp_path / "20260101T000000Z-bob-4.cast").symlink_to("/etc/passwd")
-    config = keeping("30d")
+    config = keeping("30d", tmp_path)
     assert recordings.expired(config, T0 + 31 * 86400) == [str(tmp_path / old)]
     assert recordings.expired(config, T0 + 29 * 86400) == []
     for forever in ("", "0"):
-        assert recordings.expired(keeping(forever), T0 * 2) == []
+        assert recordings.expired(keeping(forever, tmp_path), T0 * 2) == []
 
 
-def keeping(keep: str) -> schema.Config:
-    base = schema.validate_global({"audit": {"keep": keep}}, "test")[0]
+def keeping(keep: str, sessions: Path = Path("/nonexistent")) -> schema.Config:
+    audit = {"keep": keep, "sessions_dir": str(sessions)}
+    base = schema.validate_global({"audit": audit}, "test")[0]
     return schema.build(schema.merge([base]))
 
 

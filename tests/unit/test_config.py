@@ -88,6 +88,30 @@ def test_privileges_can_never_be_given_to_user_files() -> None:
         resolve('[user_config]\nallow = ["container.cap_add"]\n')
 
 
+def test_recording_is_set_by_the_admin_per_host_group_or_user_never_by_the_user() -> None:
+    text = """
+[audit]
+record_input = true
+[groups.audited.audit]
+record = true
+max_size = "1m"
+[users.bob.audit]
+record = false
+"""
+    assert not resolve(text).audit.record
+    audited = resolve(text, groups=("audited",)).audit
+    assert (audited.record, audited.record_input, audited.max_size) == (True, True, "1m")
+    assert not resolve(text, user="bob", groups=("audited",)).audit.record
+    # Where records and recordings go stays the host's.
+    with pytest.raises(ConfigError, match=r"\[users.bob.audit\] sessions_dir: only record"):
+        resolve('[users.bob.audit]\nsessions_dir = "/home/bob"\n')
+    # A user cannot turn their own recording off, whatever the admin allows them.
+    with pytest.raises(ConfigError, match="audit: not allowed in your file"):
+        resolve(text, groups=("audited",), user_text="[audit]\nrecord = false\n")
+    with pytest.raises(ConfigError, match=r"'audit\.record' cannot be given to users"):
+        resolve('[user_config]\nallow = ["audit.record"]\n')
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -98,7 +122,7 @@ def test_privileges_can_never_be_given_to_user_files() -> None:
         ('[session]\nexec = "ssh"\n', r"exec: must be one of docker, nsenter"),
         ('[container]\ncap_add = ["FLY"]\n', r"cap_add: unknown capability FLY"),
         ('[container]\nmounts = [{ source = "rel", target = "/x" }]\n', "absolute source"),
-        ('[users.bob.docker]\nhost = "x"\n', r"only container and session tables"),
+        ('[users.bob.docker]\nhost = "x"\n', r"only container, session and audit tables"),
         ("[nope]\n", "nope: unknown table"),
         ("[container\n", r"not valid TOML: .*line 1"),
     ],

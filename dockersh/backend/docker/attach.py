@@ -12,6 +12,7 @@ of orphaning it, and the detach keys are chosen by us.
   discipline) and its size is sent at start and on every SIGWINCH.
 - Backpressure: stdin is read only when what was read before has been sent, so neither side
   can deadlock the other.
+- A recorded session (login/recording.py) is told every byte each way, and each resize.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from _socket import socket
 
     from dockersh.backend.base import Backend
+    from dockersh.login.recording import Recording
 else:
     import _signal  # signal without the enum import (8 ms)
 
@@ -40,27 +42,33 @@ def write_all(fd: int, data: bytes) -> None:
 class Output:
     """Delivers the stream to stdout/stderr: raw with a terminal, else demultiplexed."""
 
-    def __init__(self, tty: bool) -> None:
+    def __init__(self, tty: bool, recording: Recording | None = None) -> None:
         self.tty = tty
         self.buffer = b""
+        self.recording = recording
 
     def feed(self, data: bytes) -> None:
         if self.tty:
             write_all(1, data)
+            if self.recording is not None:
+                self.recording.output(data)
             return
         buffer = self.buffer + data
         while len(buffer) >= 8:
             size = int.from_bytes(buffer[4:8], "big")
             if len(buffer) < 8 + size:
                 break
-            write_all(2 if buffer[0] == 2 else 1, buffer[8:8 + size])
+            fd = 2 if buffer[0] == 2 else 1
+            write_all(fd, buffer[8:8 + size])
+            if self.recording is not None:
+                self.recording.output(buffer[8:8 + size], fd)
             buffer = buffer[8 + size:]
         self.buffer = buffer
 
 
-def pump(sock: socket, early: bytes, tty: bool) -> None:
+def pump(sock: socket, early: bytes, tty: bool, recording: Recording | None = None) -> None:
     """Move bytes until the container closes the stream (the command ended)."""
-    output = Output(tty)
+    output = Output(tty, recording)
     if early:
         output.feed(early)
     sock.setblocking(False)
@@ -84,6 +92,8 @@ def pump(sock: socket, early: bytes, tty: bool) -> None:
                     data = b""
                 if data:
                     pending = data
+                    if recording is not None:
+                        recording.input(data)
                 else:
                     stdin_open = False
             elif events & select.POLLOUT and pending:
@@ -145,7 +155,7 @@ def signal_command(backend: Backend, exec_id: str, container_id: str, signum: in
 
 
 def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir: str,
-        env: list[tuple[str, str]], tty: bool) -> int:
+        env: list[tuple[str, str]], tty: bool, recording: Recording | None = None) -> int:
     """The exec, its bytes and its exit code."""
     exec_id = backend.exec_create(container_id, argv, user, workdir, env, tty)
     sock, early = backend.exec_start(exec_id, tty)
@@ -171,11 +181,13 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
             rows, cols = struct.unpack("HHHH", fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 8))[:2]
             if rows and cols:
                 backend.exec_resize(exec_id, rows, cols)
+                if recording is not None and _signum:
+                    recording.resize(cols, rows)
 
         resize()
         _signal.signal(_signal.SIGWINCH, resize)
     try:
-        pump(sock, early, tty)
+        pump(sock, early, tty, recording)
     finally:
         sock.close()
         if saved is not None:
