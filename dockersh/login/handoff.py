@@ -106,16 +106,17 @@ def run(backend: Backend, plan: SessionPlan, user: User, container: Container,
                                      dict(env).get("TERM", ""), shell)
     began = time.time()
     failure = ""
-    if plan.exec == "nsenter":
-        code, failure = enter(plan, container, container_env(container, env), argv, recording)
-    else:
-        from dockersh.backend.docker import attach
+    try:
+        if plan.exec == "nsenter":
+            code, failure = enter(plan, container, container_env(container, env), argv,
+                                  recording)
+        else:
+            from dockersh.backend.docker import attach
 
-        try:
             code = attach.run(backend, container.id, argv, f"{plan.uid}:{plan.gid}", plan.home,
                               env, tty, recording)
-        except DockershError as exc:  # the engine failed us mid-way: still end the record
-            failure, code = exc.message, 125
+    except DockershError as exc:  # failed mid-way (the engine, the way in): still end the record
+        failure, code = exc.message, 125
     if recording is not None:
         record.update(recording.close())
     finish(plan, container, record, code, began, sessions_fd, failure)
