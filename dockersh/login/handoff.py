@@ -17,6 +17,7 @@ import time
 from dockersh.backend.base import Unreachable
 from dockersh.errors import DockershError
 from dockersh.labels import LABEL_SHELL
+from dockersh.paths import SSH_VARIABLES
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
@@ -55,14 +56,17 @@ def glob_match(pattern: str, name: str) -> bool:
 
 def session_env(plan: SessionPlan, shell: str, environ: Mapping[str, str],
                 tty: bool) -> list[tuple[str, str]]:
-    """Fixed variables, then the ones the admin lets through from the SSH session."""
+    """Fixed variables, sshd's own as a plain account has them, then the ones the admin lets
+    through from the SSH session. SSH_TTY is never the variable's value (a client may send one
+    where sshd sets none): the exec names the session's terminal inside the container."""
     env = dict(plan.env)
     env["SHELL"] = shell
     for name, value in environ.items():
-        if name not in env and "\0" not in value and any(
+        if name not in env and "\0" not in value and (name in SSH_VARIABLES or any(
             glob_match(p, name) for p in plan.env_pass
-        ):
+        )):
             env[name] = value
+    env.pop("SSH_TTY", None)
     if tty and env.get("TERM", "unknown") == "unknown":  # sudo says "unknown" for none
         env["TERM"] = "xterm"
     return list(env.items())

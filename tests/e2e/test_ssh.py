@@ -396,6 +396,72 @@ def test_banner_at_interactive_login_only(
     assert term.wait_exit(timeout=30) == 0
 
 
+# --- As a plain account: sshd's variables, git protocol v2 -----------------------------------
+
+#: sshd's variables and the terminal's name, in one line.
+SHOW_SSH = 'echo "$SSH_CONNECTION|$SSH_CLIENT|${SSH_TTY-none}|$(tty)"'
+
+
+def ssh_variables(server: SshServer, user: LinuxUser, tty: bool) -> tuple[str, ...]:
+    """SHOW_SSH's fields, with the client's port checked and left out (it differs each time)."""
+    line = ok(server.ssh(user, SHOW_SSH, tty=tty, env={"SSH_TTY": "/dev/forged"})).decode()
+    connection, client, *rest = line.strip().split("|")
+    address, port, local, local_port = connection.split()
+    assert (address, local, local_port) == (HOST, HOST, str(server.port)), line
+    assert client == f"{HOST} {port} {server.port}", line
+    return tuple(rest)
+
+
+def test_ssh_variables_as_on_a_plain_account(
+    mode: str, sshd: SshdFactory, make_user: UserFactory,
+) -> None:
+    # This sshd accepts a client's SSH_TTY: where sshd sets none (no terminal), the client's
+    # value would reach a plain account; dockersh never takes it.
+    server = sshd(options={"AcceptEnv": "LANG LC_* GIT_PROTOCOL SSH_TTY"})
+    plain = make_user(shell="/bin/bash", in_dockersh=False)
+    user = make_user()
+    assert ssh_variables(server, plain, tty=False) == ("/dev/forged", "not a tty")
+    assert ssh_variables(server, user, tty=False) == ("none", "not a tty")
+    tty_name, shown = ssh_variables(server, plain, tty=True)
+    assert tty_name == shown and shown.startswith("/dev/pts/"), shown
+    tty_name, shown = ssh_variables(server, user, tty=True)
+    if mode == "docker":  # the container's own pty, named as `tty` names it there
+        assert tty_name == shown and shown.startswith("/dev/pts/"), shown
+    else:  # the host's pty: it has no name in the container (README, "nsenter mode")
+        assert (tty_name, shown) == ("none", "not a tty")
+
+
+def git_protocol_seen(server: SshServer, user: LinuxUser, tmp_path: Path) -> bytes:
+    """`git ls-remote` of a repository in the user's home, with protocol v2 asked for; the
+    server's first packet (GIT_TRACE_PACKET)."""
+    repo = user.home / "repo.git"
+    if not repo.exists():
+        run(["git", "init", "-q", "--bare", repo])
+        run(["chown", "-R", f"{user.uid}:{user.gid}", repo])
+    ssh = shlex.join(["ssh", *client_opts(server, user), "-p", str(server.port)])
+    done = subprocess.run(
+        ["git", "-c", "protocol.version=2", "ls-remote", f"{user.name}@{HOST}:repo.git"],
+        capture_output=True, timeout=60, check=False, cwd=tmp_path, stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GIT_SSH_COMMAND": ssh,
+             "GIT_TRACE_PACKET": "1"})
+    assert done.returncode == 0, done
+    first = re.search(rb"packet: +[\w-]+< (.*)", done.stderr)
+    assert first is not None, done.stderr
+    return first.group(1)
+
+
+def test_git_protocol_v2_when_sshd_accepts_it(
+    mode: str, sshd: SshdFactory, make_user: UserFactory, tmp_path: Path,
+) -> None:
+    accepting = sshd(options={"AcceptEnv": "LANG LC_* GIT_PROTOCOL"})
+    plain = make_user(shell="/bin/bash", in_dockersh=False)
+    user = make_user()
+    for who in (plain, user):
+        assert git_protocol_seen(accepting, who, tmp_path) == b"version 2", who.name
+        # sshd without AcceptEnv GIT_PROTOCOL: git falls back to protocol v0 (refs at once).
+        assert git_protocol_seen(sshd(), who, tmp_path) != b"version 2", who.name
+
+
 # --- ForceCommand and authorized_keys command= -------------------------------------------------
 
 

@@ -30,6 +30,9 @@ else:
     import _signal  # signal without the enum import (8 ms)
 
 CHUNK = 65536
+#: With a terminal the exec starts as this, which names the container's pty (the engine makes it
+#: at the start) in SSH_TTY, as sshd does on the host, then becomes the session's command.
+NAME_TTY = ["/bin/sh", "-c", 'SSH_TTY=$(tty 2>/dev/null) && export SSH_TTY; exec "$@"', "sh"]
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -147,7 +150,8 @@ def signal_command(backend: Backend, exec_id: str, container_id: str, signum: in
 def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir: str,
         env: list[tuple[str, str]], tty: bool) -> int:
     """The exec, its bytes and its exit code."""
-    exec_id = backend.exec_create(container_id, argv, user, workdir, env, tty)
+    exec_id = backend.exec_create(container_id, [*NAME_TTY, *argv] if tty else argv, user,
+                                  workdir, env, tty)
     sock, early = backend.exec_start(exec_id, tty)
 
     def hang_up(signum: int, _frame: object) -> None:
