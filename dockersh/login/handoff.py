@@ -16,7 +16,8 @@ import time
 
 from dockersh.backend.base import Unreachable
 from dockersh.errors import DockershError
-from dockersh.labels import LABEL_SHELL
+from dockersh.labels import LABEL_LOCALES, LABEL_SHELL
+from dockersh.login import locales
 from dockersh.paths import SSH_VARIABLES
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
@@ -82,7 +83,7 @@ def run(backend: Backend, plan: SessionPlan, user: User, container: Container,
     """The session, under its monitor; ``shell``: a target's (else the container's label)."""
     shell = shell or container.labels.get(LABEL_SHELL) or "/bin/sh"
     tty = os.isatty(0) and os.isatty(1)
-    env = session_env(plan, shell, environ, tty)
+    env = locales.fit(session_env(plan, shell, environ, tty), container.labels.get(LABEL_LOCALES))
     if environ.get("SSH_AUTH_SOCK") and plan.forward_agent:  # ssh -A
         from dockersh.login import agent
 

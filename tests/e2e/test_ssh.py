@@ -28,6 +28,8 @@ from support.sshd import HOST, SshdFactory, SshServer
 from support.terminal import TmuxTerminal
 from support.users import LinuxUser, UserFactory
 
+from dockersh.login.locales import normal
+
 pytestmark = pytest.mark.e2e
 
 DOCKERSH = "/usr/local/bin/dockersh"
@@ -460,6 +462,34 @@ def test_git_protocol_v2_when_sshd_accepts_it(
         assert git_protocol_seen(accepting, who, tmp_path) == b"version 2", who.name
         # sshd without AcceptEnv GIT_PROTOCOL: git falls back to protocol v0 (refs at once).
         assert git_protocol_seen(sshd(), who, tmp_path) != b"version 2", who.name
+
+
+# --- Locales the client sends --------------------------------------------------------------
+
+#: The locale settings, then a day's name in them (1970-01-01 was a Thursday).
+#: And how many bytes `locale` complained in (none when every setting names a locale it has).
+SHOW_LOCALE = 'echo "$LANG|${LC_ALL-}|$(locale 2>&1 >/dev/null | wc -c)"; date -u -d @0 +%A'
+
+
+def test_locales_the_client_sends(
+    mode: str, sshd: SshdFactory, make_user: UserFactory, session_image: str,
+) -> None:
+    server = sshd()  # AcceptEnv LANG LC_*, Debian's default
+    user = make_user()
+    label = (docker.image_labels(session_image, engine.HOST) or {})["dockersh.locales"]
+    listed = ok(server.ssh(user, "locale -a")).decode().split()
+    assert sorted(normal(n) for n in label.split()) == sorted(
+        n for n in listed if n not in ("C", "POSIX")), "the label names what the image has"
+    for tty in (False, True):
+        german = server.ssh(user, SHOW_LOCALE, env={"LANG": "de_DE.UTF-8"}, tty=tty)
+        assert ok(german).split() == [b"de_DE.UTF-8||0", b"Donnerstag"] and not german.stderr
+        french = server.ssh(user, SHOW_LOCALE, env={"LC_ALL": "fr_FR.UTF-8"}, tty=tty)
+        assert ok(french).split() == [b"C.UTF-8|fr_FR.UTF-8|0", b"jeudi"] and not french.stderr
+        # Unknown: C.UTF-8, quietly (a plain account would print "cannot change locale").
+        unknown = server.ssh(user, SHOW_LOCALE, env={"LANG": "xx_YY.UTF-8",
+                                                      "LC_ALL": "en_US.ISO-8859-15"}, tty=tty)
+        assert ok(unknown).split() == [b"C.UTF-8|C.UTF-8|0", b"Thursday"], unknown
+        assert not unknown.stderr, unknown.stderr
 
 
 # --- ForceCommand and authorized_keys command= -------------------------------------------------
