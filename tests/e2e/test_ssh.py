@@ -10,17 +10,21 @@ box-USER by the test config), its mount namespace and its PID 1 (the engine's in
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import shlex
 import socket
+import struct
 import subprocess
+import termios
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import paramiko
 import pytest
 from support import docker, engine
 from support.cmd import run
@@ -381,6 +385,84 @@ def test_interactive_session_in_a_real_terminal(
 
     term.type_line("exit 7")
     assert term.wait_exit(timeout=30) == 7
+
+
+def in_a_terminal(argv: list[str], rows: int, cols: int) -> bytes:
+    """What argv writes when run on a new pty of that size; it must exit 0."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    try:
+        proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
+                                start_new_session=True,
+                                env={"PATH": "/usr/bin:/bin", "HOME": "/root"})
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer has closed it
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=60) == 0, seen
+        return seen.strip()
+    finally:
+        os.close(master)
+
+
+def paramiko_shell(server: SshServer, user: LinuxUser, typed: bytes) -> tuple[int, bytes]:
+    """paramiko's invoke_shell(), ``typed`` sent at once (before any prompt): the exit status
+    and what the terminal showed."""
+    assert user.key is not None
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    try:
+        client.connect(HOST, server.port, user.name, key_filename=str(user.key),
+                       allow_agent=False, look_for_keys=False, timeout=30)
+        channel = client.invoke_shell(width=100, height=30)
+        channel.sendall(typed)
+        channel.settimeout(60)
+        seen = b""
+        while chunk := channel.recv(65536):
+            seen += chunk
+        return channel.recv_exit_status(), seen
+    finally:
+        client.close()
+
+
+#: The typed command's output on a line of its own (after bash's bracketed-paste mode switch).
+HI = re.compile(rb"(^|\r)hi-42\r$", re.M)
+
+
+def test_typed_ahead_input_is_kept(
+    mode: str, sshd: SshdFactory, make_user: UserFactory,
+) -> None:
+    """What the user types (or pastes, or pipes into ssh -tt) before the shell is up reaches the
+    shell, in both modes, as on a plain account (the control)."""
+    server = sshd()
+    plain = make_user(shell="/bin/bash", in_dockersh=False)
+    user = make_user()
+    typed = b"echo hi-$((40 + 2))\nexit 5\n"
+    for who in (plain, user):
+        proc = server.ssh(who, tty=True, input=typed, timeout=60)
+        assert proc.returncode == 5 and re.search(HI, proc.stdout), (who.name, proc)
+        code, seen = paramiko_shell(server, who, typed)
+        assert code == 5 and re.search(HI, seen), (who.name, seen)
+
+
+def test_a_terminal_has_its_size_from_the_start(
+    mode: str, sshd: SshdFactory, make_user: UserFactory,
+) -> None:
+    """`ssh -t host 'stty size'`: the command's first look at its terminal sees the client's
+    size, every time (the engine's pty is made at the exec's start; sized after it, a command
+    could see 0 0)."""
+    server = sshd()
+    user = make_user()
+    sizes = set()
+    for _ in range(20):
+        sizes.add(in_a_terminal(server.ssh_argv(user, "stty size", tty=True), 33, 111))
+    assert sizes == {b"33 111"}
 
 
 def test_banner_at_interactive_login_only(
