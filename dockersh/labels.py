@@ -13,7 +13,7 @@ LABEL_PROBE = "dockersh.probe"
 #: start time of the process that removes it when the session ends (gc sweeps it otherwise).
 LABEL_LIFETIME = "dockersh.lifetime"
 LABEL_REAPER = "dockersh.reaper"
-#: Set by an image (the default one does): the locales it has, as `locale -a` names them; a
-#: session asking for another gets C.UTF-8 (login/locales.py). Containers carry their image's
-#: labels.
+#: Set by an image (the default one does): the locales it has (en_US.UTF-8: compared as glibc
+#: spells them); a session asking for another gets C.UTF-8 (login/locales.py). Containers carry
+#: their image's labels.
 LABEL_LOCALES = "dockersh.locales"

@@ -153,6 +153,7 @@ def signal_command(backend: Backend, exec_id: str, container_id: str, signum: in
 
 
 def window_size() -> tuple[int, int]:
+    """The session's terminal's rows and columns (0, 0 when the client sent none)."""
     import fcntl
     import struct
     import termios
