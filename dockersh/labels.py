@@ -15,3 +15,7 @@ LABEL_PROBE = "dockersh.probe"
 LABEL_LIFETIME = "dockersh.lifetime"
 LABEL_REAPER = "dockersh.reaper"
 LABEL_MONITOR = "dockersh.monitor"
+#: Set by an image (the default one does): the locales it has (en_US.UTF-8: compared as glibc
+#: spells them); a session asking for another gets C.UTF-8 (login/locales.py). Containers carry
+#: their image's labels.
+LABEL_LOCALES = "dockersh.locales"

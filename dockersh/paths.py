@@ -15,6 +15,20 @@ GLOBAL_CONFIG = "/etc/dockersh/dockersh.toml"
 USER_FILE = ".dockersh.toml"
 
 SUDOERS = "/etc/sudoers.d/dockersh"
+#: What sshd sets for every session of a plain account, given to every session as sshd set
+#: them (SSH_TTY: the session's terminal as named inside the container, never the variable's
+#: value), and git's protocol request, which a client sends when sshd's AcceptEnv lets it.
+SSH_VARIABLES = ("SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY", "GIT_PROTOCOL")
+#: Everything the front passes on and sudo keeps (env_keep in etc/sudoers.d/dockersh): nothing
+#: else of the SSH session's environment reaches the privileged side. bin/dockersh-front.c and
+#: SECURITY.md's table ("The sudo environment") list the same names (a unit test compares).
+SESSION_VARIABLES = ("TERM", "LANG", "LANGUAGE", "LC_*", "TZ", "COLORTERM",
+                     "SSH_ORIGINAL_COMMAND", *SSH_VARIABLES,
+                     # sshd's files in the host's /tmp, each checked before use
+                     # (login/agent.host_socket, login/target.keys_used)
+                     "SSH_USER_AUTH", "SSH_AUTH_SOCK",
+                     # pam_dockersh.so's word on sshd's network (login/session.check_network)
+                     "DOCKERSH_NET")
 PAM_DIR = "/etc/pam.d"
 PAM_SERVICE = f"{PAM_DIR}/dockersh"
 #: sshd's PAM stack, where install.sh puts its block before pam_env's user_readenv=1 line.

@@ -46,6 +46,7 @@ from support.sshd import SshdFactory
 from support.users import LinuxUser, UserFactory
 
 from dockersh.login import identity, locks
+from dockersh.paths import SESSION_VARIABLES
 from dockersh.plan import pipeline
 
 pytestmark = pytest.mark.integration
@@ -184,10 +185,7 @@ def test_sudoers_keeps_only_the_session_variables(installed: Installation) -> No
     text = installed.sudoers.read_text()
     keep = re.search(r'env_keep\s*=\s*"([^"]*)"', text)
     assert keep is not None
-    assert keep.group(1).split() == ["TERM", "LANG", "LANGUAGE", "LC_*", "TZ", "COLORTERM",
-                                     "SSH_ORIGINAL_COMMAND", "SSH_CONNECTION", "SSH_CLIENT",
-                                     "SSH_TTY", "GIT_PROTOCOL", "SSH_USER_AUTH", "SSH_AUTH_SOCK",
-                                     "DOCKERSH_NET"]
+    assert keep.group(1).split() == list(SESSION_VARIABLES)
     assert "env_reset" in text and "!env_reset" not in text
     assert "SETENV" not in text and "env_keep +=" not in text
     assert os.stat(installed.sudoers).st_mode & 0o777 == 0o440

@@ -25,6 +25,7 @@ from dockersh.paths import (
     GROUP,
     PAM_DIR,
     PAM_SSHD,
+    SESSION_VARIABLES,
     SSHD,
     SSHD_DROPIN,
     SUDOERS,
@@ -35,13 +36,7 @@ from dockersh.paths import (
 #: /bin is not merged into /usr.
 DASH = ("/usr/bin/dash", "/bin/dash")
 #: What sudo may pass to the privileged side (etc/sudoers.d/dockersh); anything more is a hole.
-ENV_KEEP = frozenset(("TERM", "LANG", "LANGUAGE", "LC_*", "TZ", "COLORTERM", "GIT_PROTOCOL",
-                      "SSH_ORIGINAL_COMMAND", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY",
-                      # sshd's files in the host's /tmp; the privileged side checks each
-                      # (login/agent.host_socket, login/target.keys_used) before using it.
-                      "SSH_AUTH_SOCK", "SSH_USER_AUTH",
-                      # pam_dockersh.so's word on sshd's network (login/session.check_network)
-                      "DOCKERSH_NET"))
+ENV_KEEP = frozenset(SESSION_VARIABLES)
 #: install.sh's guard before each pam_env line with user_readenv=1 (see install.sh).
 GUARD = (("pam_succeed_if.so", "[success=1 default=ignore]",
           ("quiet", "user", "notingroup", GROUP)),

@@ -240,7 +240,13 @@ def become_spare() -> None:
 
 
 def exec_shell(argv: list[str], env: dict[str, str], home: str) -> None:
-    """The last step of every session: the home as working directory (else /), then the shell."""
+    """The last step of every session: the home as working directory (else /), then the shell;
+    SSH_TTY names the session's terminal when it has a name inside the container."""
+    if os.isatty(0):
+        try:
+            env = {**env, "SSH_TTY": os.ttyname(0)}
+        except OSError:  # the host's devpts: no name in the container (`tty`: not a tty)
+            pass
     try:
         os.chdir(home)
     except OSError:

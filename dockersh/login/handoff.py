@@ -19,7 +19,9 @@ import time
 from dockersh import procstat
 from dockersh.backend.base import Unreachable
 from dockersh.errors import DockershError
-from dockersh.labels import LABEL_SHELL
+from dockersh.labels import LABEL_LOCALES, LABEL_SHELL
+from dockersh.login import locales
+from dockersh.paths import SSH_VARIABLES
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
@@ -59,14 +61,17 @@ def glob_match(pattern: str, name: str) -> bool:
 
 def session_env(plan: SessionPlan, shell: str, environ: Mapping[str, str],
                 tty: bool) -> list[tuple[str, str]]:
-    """Fixed variables, then the ones the admin lets through from the SSH session."""
+    """Fixed variables, sshd's own as a plain account has them, then the ones the admin lets
+    through from the SSH session. SSH_TTY is never the variable's value (a client may send one
+    where sshd sets none): the exec names the session's terminal inside the container."""
     env = dict(plan.env)
     env["SHELL"] = shell
     for name, value in environ.items():
-        if name not in env and "\0" not in value and any(
+        if name not in env and "\0" not in value and (name in SSH_VARIABLES or any(
             glob_match(p, name) for p in plan.env_pass
-        ):
+        )):
             env[name] = value
+    env.pop("SSH_TTY", None)
     if tty and env.get("TERM", "unknown") == "unknown":  # sudo says "unknown" for none
         env["TERM"] = "xterm"
     return list(env.items())
@@ -82,7 +87,7 @@ def run(backend: Backend, plan: SessionPlan, user: User, container: Container,
     """The session, under its monitor; ``shell``: a target's (else the container's label)."""
     shell = shell or container.labels.get(LABEL_SHELL) or "/bin/sh"
     tty = os.isatty(0) and os.isatty(1)
-    env = session_env(plan, shell, environ, tty)
+    env = locales.fit(session_env(plan, shell, environ, tty), container.labels.get(LABEL_LOCALES))
     if environ.get("SSH_AUTH_SOCK") and plan.forward_agent:  # ssh -A
         from dockersh.login import agent
 

@@ -10,23 +10,29 @@ box-USER by the test config), its mount namespace and its PID 1 (the engine's in
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import shlex
 import socket
+import struct
 import subprocess
+import termios
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import paramiko
 import pytest
 from support import docker, engine
 from support.cmd import run
 from support.sshd import HOST, SshdFactory, SshServer
 from support.terminal import TmuxTerminal
 from support.users import LinuxUser, UserFactory
+
+from dockersh.login.locales import normal
 
 pytestmark = pytest.mark.e2e
 
@@ -381,6 +387,84 @@ def test_interactive_session_in_a_real_terminal(
     assert term.wait_exit(timeout=30) == 7
 
 
+def in_a_terminal(argv: list[str], rows: int, cols: int) -> bytes:
+    """What argv writes when run on a new pty of that size; it must exit 0."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    try:
+        proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
+                                start_new_session=True,
+                                env={"PATH": "/usr/bin:/bin", "HOME": "/root"})
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer has closed it
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=60) == 0, seen
+        return seen.strip()
+    finally:
+        os.close(master)
+
+
+def paramiko_shell(server: SshServer, user: LinuxUser, typed: bytes) -> tuple[int, bytes]:
+    """paramiko's invoke_shell(), ``typed`` sent at once (before any prompt): the exit status
+    and what the terminal showed."""
+    assert user.key is not None
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    try:
+        client.connect(HOST, server.port, user.name, key_filename=str(user.key),
+                       allow_agent=False, look_for_keys=False, timeout=30)
+        channel = client.invoke_shell(width=100, height=30)
+        channel.sendall(typed)
+        channel.settimeout(60)
+        seen = b""
+        while chunk := channel.recv(65536):
+            seen += chunk
+        return channel.recv_exit_status(), seen
+    finally:
+        client.close()
+
+
+#: The typed command's output on a line of its own (after bash's bracketed-paste mode switch).
+HI = re.compile(rb"(^|\r)hi-42\r$", re.M)
+
+
+def test_typed_ahead_input_is_kept(
+    mode: str, sshd: SshdFactory, make_user: UserFactory,
+) -> None:
+    """What the user types (or pastes, or pipes into ssh -tt) before the shell is up reaches the
+    shell, in both modes, as on a plain account (the control)."""
+    server = sshd()
+    plain = make_user(shell="/bin/bash", in_dockersh=False)
+    user = make_user()
+    typed = b"echo hi-$((40 + 2))\nexit 5\n"
+    for who in (plain, user):
+        proc = server.ssh(who, tty=True, input=typed, timeout=60)
+        assert proc.returncode == 5 and re.search(HI, proc.stdout), (who.name, proc)
+        code, seen = paramiko_shell(server, who, typed)
+        assert code == 5 and re.search(HI, seen), (who.name, seen)
+
+
+def test_a_terminal_has_its_size_from_the_start(
+    mode: str, sshd: SshdFactory, make_user: UserFactory,
+) -> None:
+    """`ssh -t host 'stty size'`: the command's first look at its terminal sees the client's
+    size, every time (the engine's pty is made at the exec's start; sized after it, a command
+    could see 0 0)."""
+    server = sshd()
+    user = make_user()
+    sizes = set()
+    for _ in range(20):
+        sizes.add(in_a_terminal(server.ssh_argv(user, "stty size", tty=True), 33, 111))
+    assert sizes == {b"33 111"}
+
+
 def test_banner_at_interactive_login_only(
     default_mode: str, sshd: SshdFactory, make_user: UserFactory,
     tmux_terminal: Callable[..., TmuxTerminal],
@@ -394,6 +478,100 @@ def test_banner_at_interactive_login_only(
     assert f"Welcome {user.name}" in lines, lines
     term.type_line("exit")
     assert term.wait_exit(timeout=30) == 0
+
+
+# --- As a plain account: sshd's variables, git protocol v2 -----------------------------------
+
+#: sshd's variables and the terminal's name, in one line.
+SHOW_SSH = 'echo "$SSH_CONNECTION|$SSH_CLIENT|${SSH_TTY-none}|$(tty)"'
+
+
+def ssh_variables(server: SshServer, user: LinuxUser, tty: bool) -> tuple[str, ...]:
+    """SHOW_SSH's fields, with the client's port checked and left out (it differs each time)."""
+    line = ok(server.ssh(user, SHOW_SSH, tty=tty, env={"SSH_TTY": "/dev/forged"})).decode()
+    connection, client, *rest = line.strip().split("|")
+    address, port, local, local_port = connection.split()
+    assert (address, local, local_port) == (HOST, HOST, str(server.port)), line
+    assert client == f"{HOST} {port} {server.port}", line
+    return tuple(rest)
+
+
+def test_ssh_variables_as_on_a_plain_account(
+    mode: str, sshd: SshdFactory, make_user: UserFactory,
+) -> None:
+    # This sshd accepts a client's SSH_TTY: where sshd sets none (no terminal), the client's
+    # value would reach a plain account; dockersh never takes it.
+    server = sshd(options={"AcceptEnv": "LANG LC_* GIT_PROTOCOL SSH_TTY"})
+    plain = make_user(shell="/bin/bash", in_dockersh=False)
+    user = make_user()
+    assert ssh_variables(server, plain, tty=False) == ("/dev/forged", "not a tty")
+    assert ssh_variables(server, user, tty=False) == ("none", "not a tty")
+    tty_name, shown = ssh_variables(server, plain, tty=True)
+    assert tty_name == shown and shown.startswith("/dev/pts/"), shown
+    tty_name, shown = ssh_variables(server, user, tty=True)
+    if mode == "docker":  # the container's own pty, named as `tty` names it there
+        assert tty_name == shown and shown.startswith("/dev/pts/"), shown
+    else:  # the host's pty: it has no name in the container (README, "nsenter mode")
+        assert (tty_name, shown) == ("none", "not a tty")
+
+
+def git_protocol_seen(server: SshServer, user: LinuxUser, tmp_path: Path) -> bytes:
+    """`git ls-remote` of a repository in the user's home, with protocol v2 asked for; the
+    server's first packet (GIT_TRACE_PACKET)."""
+    repo = user.home / "repo.git"
+    if not repo.exists():
+        run(["git", "init", "-q", "--bare", repo])
+        run(["chown", "-R", f"{user.uid}:{user.gid}", repo])
+    ssh = shlex.join(["ssh", *client_opts(server, user), "-p", str(server.port)])
+    done = subprocess.run(
+        ["git", "-c", "protocol.version=2", "ls-remote", f"{user.name}@{HOST}:repo.git"],
+        capture_output=True, timeout=60, check=False, cwd=tmp_path, stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GIT_SSH_COMMAND": ssh,
+             "GIT_TRACE_PACKET": "1"})
+    assert done.returncode == 0, done
+    first = re.search(rb"packet: +[\w-]+< (.*)", done.stderr)
+    assert first is not None, done.stderr
+    return first.group(1)
+
+
+def test_git_protocol_v2_when_sshd_accepts_it(
+    mode: str, sshd: SshdFactory, make_user: UserFactory, tmp_path: Path,
+) -> None:
+    accepting = sshd(options={"AcceptEnv": "LANG LC_* GIT_PROTOCOL"})
+    plain = make_user(shell="/bin/bash", in_dockersh=False)
+    user = make_user()
+    for who in (plain, user):
+        assert git_protocol_seen(accepting, who, tmp_path) == b"version 2", who.name
+        # sshd without AcceptEnv GIT_PROTOCOL: git falls back to protocol v0 (refs at once).
+        assert git_protocol_seen(sshd(), who, tmp_path) != b"version 2", who.name
+
+
+# --- Locales the client sends --------------------------------------------------------------
+
+#: The locale settings, then a day's name in them (1970-01-01 was a Thursday).
+#: And how many bytes `locale` complained in (none when every setting names a locale it has).
+SHOW_LOCALE = 'echo "$LANG|${LC_ALL-}|$(locale 2>&1 >/dev/null | wc -c)"; date -u -d @0 +%A'
+
+
+def test_locales_the_client_sends(
+    mode: str, sshd: SshdFactory, make_user: UserFactory, session_image: str,
+) -> None:
+    server = sshd()  # AcceptEnv LANG LC_*, Debian's default
+    user = make_user()
+    label = (docker.image_labels(session_image, engine.HOST) or {})["dockersh.locales"]
+    listed = ok(server.ssh(user, "locale -a")).decode().split()
+    assert sorted(normal(n) for n in label.split()) == sorted(
+        n for n in listed if n not in ("C", "POSIX")), "the label names what the image has"
+    for tty in (False, True):
+        german = server.ssh(user, SHOW_LOCALE, env={"LANG": "de_DE.UTF-8"}, tty=tty)
+        assert ok(german).split() == [b"de_DE.UTF-8||0", b"Donnerstag"] and not german.stderr
+        french = server.ssh(user, SHOW_LOCALE, env={"LC_ALL": "fr_FR.UTF-8"}, tty=tty)
+        assert ok(french).split() == [b"C.UTF-8|fr_FR.UTF-8|0", b"jeudi"] and not french.stderr
+        # Unknown: C.UTF-8, quietly (a plain account would print "cannot change locale").
+        unknown = server.ssh(user, SHOW_LOCALE, env={"LANG": "xx_YY.UTF-8",
+                                                      "LC_ALL": "en_US.ISO-8859-15"}, tty=tty)
+        assert ok(unknown).split() == [b"C.UTF-8|C.UTF-8|0", b"Thursday"], unknown
+        assert not unknown.stderr, unknown.stderr
 
 
 # --- ForceCommand and authorized_keys command= -------------------------------------------------

@@ -260,3 +260,13 @@ def test_passwd_and_group_merge_keeps_the_image_accounts() -> None:
     assert ensure.merged_group(image_group, ALICE) == (
         "root:x:0:\nstaff:x:50:bob,alice\nusers:x:100:\nalice:x:1001:alice\ndockersh:x:995:alice\n"
     )
+
+
+def test_sshd_variables_pass_and_ssh_tty_is_never_taken() -> None:
+    ssh = {"SSH_CONNECTION": "10.0.0.9 50000 10.0.0.1 22", "SSH_CLIENT": "10.0.0.9 50000 22",
+           "GIT_PROTOCOL": "version=2", "SSH_TTY": "/dev/pts/7", "SSH_AUTH_SOCK": "/tmp/x"}
+    env = dict(handoff.session_env(make().session, "/bin/sh", ssh, False))
+    assert {k: env.get(k) for k in ssh} == {**ssh, "SSH_TTY": None, "SSH_AUTH_SOCK": None}
+    # Not even when env_pass names it: the exec names the terminal inside the container.
+    wide = make('[session]\nenv_pass = ["*"]\n').session
+    assert "SSH_TTY" not in dict(handoff.session_env(wide, "/bin/sh", ssh, True))

@@ -9,7 +9,8 @@ of orphaning it, and the detach keys are chosen by us.
 - Without a terminal the stream is multiplexed (8-byte frame headers): stdout and stderr stay
   apart, bytes are never altered, stdin EOF is passed on as a half-close.
 - With a terminal the local one is put in raw mode (the container's pty does the line
-  discipline) and its size is sent at start and on every SIGWINCH.
+  discipline) before the exec is made, keeping what was typed ahead; the exec's first step sets
+  its pty to the local size (TERMINAL), and every SIGWINCH sends the new one.
 - Backpressure: stdin is read only when what was read before has been sent, so neither side
   can deadlock the other.
 - A recorded session (login/recording.py) is told every byte each way, and each resize.
@@ -32,6 +33,13 @@ else:
     import _signal  # signal without the enum import (8 ms)
 
 CHUNK = 65536
+#: With a terminal the exec starts as this shell line, given the terminal's size and then the
+#: session's argv. It sets the size on the container's pty (the engine makes the pty at the start,
+#: and API 1.41 has no size at start: a resize from here would come after the command began, at
+#: 0x0), names the pty in SSH_TTY as sshd does on the host, then becomes the session's command.
+TERMINAL = ["/bin/sh", "-c",
+            '[ "$1" = 0 ] || stty rows "$1" cols "$2" 2>/dev/null; shift 2; '
+            'SSH_TTY=$(tty 2>/dev/null) && export SSH_TTY; exec "$@"', "sh"]
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -154,42 +162,55 @@ def signal_command(backend: Backend, exec_id: str, container_id: str, signum: in
         os.close(pidfd)
 
 
+def window_size() -> tuple[int, int]:
+    """The session's terminal's rows and columns (0, 0 when the client sent none)."""
+    import fcntl
+    import struct
+    import termios
+
+    rows, cols = struct.unpack("HHHH", fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 8))[:2]
+    return rows, cols
+
+
 def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir: str,
         env: list[tuple[str, str]], tty: bool, recording: Recording | None = None) -> int:
     """The exec, its bytes and its exit code."""
-    exec_id = backend.exec_create(container_id, argv, user, workdir, env, tty)
-    sock, early = backend.exec_start(exec_id, tty)
-
-    def hang_up(signum: int, _frame: object) -> None:
-        """SSH went away: the command in the container gets the signal, as a host shell would."""
-        signal_command(backend, exec_id, container_id, signum)
-
-    for sig in (_signal.SIGHUP, _signal.SIGTERM):
-        _signal.signal(sig, hang_up)
     saved = None
     if tty:
         import termios
         import tty as tty_mode
 
+        # Raw at once, and with TCSANOW: TCSAFLUSH would drop what the user typed ahead.
         saved = termios.tcgetattr(0)
-        tty_mode.setraw(0)
-
-        def resize(_signum: int = 0, _frame: object = None) -> None:
-            import fcntl
-            import struct
-
-            rows, cols = struct.unpack("HHHH", fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 8))[:2]
-            if rows and cols:
-                backend.exec_resize(exec_id, rows, cols)
-                if recording is not None and _signum:
-                    recording.resize(cols, rows)
-
-        resize()
-        _signal.signal(_signal.SIGWINCH, resize)
+        tty_mode.setraw(0, termios.TCSANOW)
+        rows, cols = window_size()
+        argv = [*TERMINAL, str(rows), str(cols), *argv]
     try:
-        pump(sock, early, tty, recording)
+        exec_id = backend.exec_create(container_id, argv, user, workdir, env, tty)
+        sock, early = backend.exec_start(exec_id, tty)
+
+        def hang_up(signum: int, _frame: object) -> None:
+            """SSH went away: the command in the container gets the signal, as a host shell
+            would."""
+            signal_command(backend, exec_id, container_id, signum)
+
+        for sig in (_signal.SIGHUP, _signal.SIGTERM):
+            _signal.signal(sig, hang_up)
+        if tty:
+            def resize(_signum: int = 0, _frame: object = None) -> None:
+                rows, cols = window_size()
+                if rows and cols:
+                    backend.exec_resize(exec_id, rows, cols)
+                    if recording is not None and _signum:
+                        recording.resize(cols, rows)
+
+            resize()  # in case the image has no stty, or the window changed meanwhile
+            _signal.signal(_signal.SIGWINCH, resize)
+        try:
+            pump(sock, early, tty, recording)
+        finally:
+            sock.close()
     finally:
-        sock.close()
         if saved is not None:
             import termios
 
