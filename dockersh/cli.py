@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv, environ, login)
     except DockershError as exc:
+        undisturbed()
         if debug:
             import traceback
 
@@ -51,13 +52,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # fail closed: one line, a log record, never a host shell
-        audit_failure(login, exc, f"internal error: {type(exc).__name__}: {exc}")
+        undisturbed()
+        reason = f"internal error: {type(exc).__name__}: {exc}"
         if debug:
+            audit_failure(login, exc, reason)
             raise
         print(f"dockersh: internal error ({type(exc).__name__}: {exc}); the administrator can "
               "see details with --debug", file=sys.stderr, flush=True)
-        log_error(f"internal error: {type(exc).__name__}: {exc}")
+        log_error(reason)
+        audit_failure(login, exc, reason)
         return EXIT_ERROR
+
+
+def undisturbed() -> None:
+    """From here the failure is only reported: the terminal's Ctrl-C, Ctrl-\\ or Ctrl-Z (which
+    the user may time to the line appearing) must not turn that into a traceback or lose the
+    record."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def audit_failure(login: dict[str, str], exc: Exception, reason: str) -> None:

@@ -553,6 +553,45 @@ def test_the_users_rlimits_cannot_suppress_audit_records(
         assert records == []
 
 
+def test_no_core_dump_of_the_root_side_whatever_ulimit_c_says(
+        dockersh_config: ConfigWriter, make_user: UserFactory) -> None:
+    """`ulimit -c unlimited` before the login: the root side's soft core limit is 0 all the same
+    (a SIGQUIT before the handoff would have the kernel write root's memory as a file named
+    `core` into the caller's working directory); a session entered by nsenter inherits the 0 and
+    can still raise its own limit, as on the host."""
+    dockersh_config(DEFAULT_TEST_CONFIG + '[session]\nexec = "nsenter"\n')
+    user = make_user()
+    inside = "ulimit -c; ulimit -c unlimited && ulimit -c; sleep 30"
+    session = subprocess.Popen(
+        user_argv(user, ["-c", f"ulimit -c unlimited && exec {FRONT} -c '{inside}'"],
+                  program="/bin/sh"), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    try:
+        assert session.stdout is not None
+        assert [session.stdout.readline() for _ in range(2)] == [b"0\n", b"unlimited\n"]
+        [monitor] = [pid for pid in filter(str.isdigit, os.listdir("/proc"))
+                     if root_side_of(int(pid), user.uid)]
+        limits = Path(f"/proc/{monitor}/limits").read_text().splitlines()
+        core = next(line for line in limits if line.startswith("Max core file size"))
+        assert core.split()[4] == "0", core
+    finally:
+        session.kill()
+        session.wait()
+
+
+def root_side_of(pid: int, uid: int) -> bool:
+    """Is ``pid`` the root dockersh process that serves ``uid`` (on the host: not the spare
+    it leaves in the container)?"""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        on_host = os.readlink(f"/proc/{pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return False
+    return (on_host and f"SUDO_UID={uid}".encode() in environ
+            and b"/opt/dockersh/sbin/dockersh" in cmdline)
+
+
 class ZeroWindowTransport(paramiko.Transport):
     """A client that opens every channel with a window of 0 bytes: sshd then reads nothing of
     the session's stdout and stderr, which fill up and block their writer."""

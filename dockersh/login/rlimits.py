@@ -19,8 +19,8 @@ INFINITY = resource.RLIM_INFINITY
 
 #: Each limit the monitor could trip over, and the value it needs (None: unlimited). Open
 #: files and the stack get a floor: a session entered by nsenter inherits them, and a million
-#: open files or an unlimited stack changes how programs behave. RLIMIT_CORE is left as it is
-#: (a root process's core dump holds its secrets).
+#: open files or an unlimited stack changes how programs behave. RLIMIT_CORE goes the other way:
+#: see reset().
 FLOORS: dict[int, int | None] = {
     resource.RLIMIT_CPU: None, resource.RLIMIT_FSIZE: None, resource.RLIMIT_DATA: None,
     resource.RLIMIT_AS: None, resource.RLIMIT_NPROC: None, resource.RLIMIT_MEMLOCK: None,
@@ -30,6 +30,14 @@ FLOORS: dict[int, int | None] = {
 
 
 def reset() -> None:
+    """The limits the monitor needs; and no core dump of it. With the user's `ulimit -c
+    unlimited`, a SIGQUIT (Ctrl-\\ before the handoff) would have the kernel write root's
+    memory as a root-owned file named ``core`` into the caller's working directory (replacing
+    one that is there: the 2006 prctl/cron shape). The soft limit goes to 0, Linux's default;
+    the hard one stays, so a session entered by nsenter can still raise its own."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    if soft != 0:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
     for limit, floor in FLOORS.items():
         soft, hard = resource.getrlimit(limit)
         want = INFINITY if floor is None else floor

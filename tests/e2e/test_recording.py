@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from support import engine
+from support.cmd import run
+from support.install import Installation
 from support.sshd import SshdFactory, SshServer
 from support.terminal import TmuxTerminal
 from support.users import LinuxUser, UserFactory
@@ -123,6 +126,37 @@ def test_a_recorded_terminal_session_is_asciicast_v2_and_an_unrecorded_one_leave
     assert len(config.records(other, "session-end")) == 2
     names = [p.name for p in config.sessions.iterdir()]
     assert len(names) == 2 and all(f"-{user.name}-" in n for n in names), names
+
+
+def test_the_admin_lists_replays_and_counts_a_recorded_session(
+    recorded: Callable[..., Recorded], sshd: SshdFactory, make_user: UserFactory,
+    tmux_terminal: Callable[..., TmuxTerminal],
+) -> None:
+    """What root sees of a real recorded session through sshd: `dockersh sessions` lists it with
+    its exit status and its recording, `dockersh replay` plays what it printed, `dockersh
+    metrics` counts its login."""
+    user = make_user()
+    config = recorded([user])
+    server = sshd()
+    term = terminal_login(tmux_terminal, server, user, width=100, height=30)
+    session(term, user)
+    _, _, end = config.cast(user)
+    assert server.ssh(user, "exit 4").returncode == 4
+
+    def admin(*args: str) -> str:
+        return run([Installation.entry, *args], env={"PATH": "/usr/bin:/bin"}).stdout
+
+    listed = {s["session"]: s for s in json.loads(admin("sessions", user.name, "--json"))}
+    interactive = listed[end["session"]]
+    assert (interactive["exit"], interactive["state"], interactive["recording"]) == (
+        3, "ended", end["recording"])
+    assert sorted(s["exit"] for s in listed.values()) == [3, 4]
+    assert "REC-42 S1=30 100" in admin("replay", end["session"], "--speed", "1000")
+    samples = {(s.name, tuple(s.labels.items())): s.value
+               for family in text_string_to_metric_families(admin("metrics"))
+               for s in family.samples}
+    assert samples[("dockersh_logins_total", (("result", "ok"),))] == 2
+    assert samples[("dockersh_login_latency_seconds_count", ())] == 2
 
 
 def test_input_is_recorded_only_with_record_input(
