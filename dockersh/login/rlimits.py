@@ -34,7 +34,7 @@ def reset() -> None:
     unlimited`, a SIGQUIT (Ctrl-\\ before the handoff) would have the kernel write root's
     memory as a root-owned file named ``core`` into the caller's working directory (replacing
     one that is there: the 2006 prctl/cron shape). The soft limit goes to 0, Linux's default;
-    the hard one stays, so a session entered by nsenter can still raise its own."""
+    the hard one stays."""
     soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
     if soft != 0:
         resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
