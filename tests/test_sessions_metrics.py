@@ -241,6 +241,24 @@ def test_gc_applies_keep_to_recordings_and_writes_the_textfile(
             path.unlink(missing_ok=True)
 
 
+def test_without_an_audit_file_metrics_and_gc_report_the_engine(dsh: Dockersh,
+                                                                  tmp_path: Path) -> None:
+    """[audit] file = "": no session or login families, the engine's still (gc once failed)."""
+    from support import engine
+
+    textfile = tmp_path / "dockersh.prom"
+    dsh.config.write_text(f'{engine.CONFIG}[audit]\nfile = ""\n'
+                          f'metrics_textfile = "{textfile}"\n')
+    proc = dsh("metrics")
+    assert proc.returncode == 0, proc.stderr
+    gc = dsh("gc")
+    assert gc.returncode == 0, gc.stderr
+    for text in (proc.stdout, textfile.read_text()):
+        names = {f.name for f in text_string_to_metric_families(text)}
+        assert names == {"dockersh_engine_up", "dockersh_containers"}
+    assert "dockersh_engine_up 1.0" in proc.stdout
+
+
 def test_replay_leaves_no_terminal_answers_for_the_admins_shell(
         dsh: Dockersh, sessions_dir: Path, tmux_terminal: Any) -> None:
     """A recording is what the user's session printed: one that asks the terminal where its

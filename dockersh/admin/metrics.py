@@ -57,15 +57,29 @@ def buckets(values: Iterable[float], bounds: Sequence[float]) -> list[tuple[str,
 
 
 class AuditCollector(Collector):
-    """The families, from the audit records and the containers' states (None: the engine did
-    not answer, so there are none to report and dockersh_engine_up is 0)."""
+    """The families, from the audit records (None: ``[audit] file = ""``, so there are no
+    session and login families) and the containers' states (None: the engine did not answer,
+    so there are none to report and dockersh_engine_up is 0)."""
 
-    def __init__(self, records: list[dict[str, Any]], states: list[str] | None) -> None:
+    def __init__(self, records: list[dict[str, Any]] | None, states: list[str] | None) -> None:
         self.records, self.states = records, states
 
     def collect(self) -> Iterator[Metric]:
-        events = Counter(str(r.get("event")) for r in self.records)
-        active = sum(s.status == auditlog.RUNNING for s in auditlog.sessions(self.records))
+        if self.records is not None:
+            yield from self.from_audit(self.records)
+        yield GaugeMetricFamily("dockersh_engine_up", "Whether the container engine answered",
+                                0 if self.states is None else 1)
+        if self.states is not None:
+            by_state = GaugeMetricFamily("dockersh_containers", "dockersh's containers by the "
+                                         "engine's state", labels=["state"])
+            counted = Counter(self.states)
+            for state in sorted({*STATES, *counted}):
+                by_state.add_metric([state], counted[state])
+            yield by_state
+
+    def from_audit(self, records: list[dict[str, Any]]) -> Iterator[Metric]:
+        events = Counter(str(r.get("event")) for r in records)
+        active = sum(s.status == auditlog.RUNNING for s in auditlog.sessions(records))
         yield GaugeMetricFamily("dockersh_sessions_active",
                                 "Sessions whose monitor runs (started, not ended)", active)
         logins = CounterMetricFamily("dockersh_logins", "Logins by result: ok (the session "
@@ -76,21 +90,12 @@ class AuditCollector(Collector):
         yield logins
         for event, name, documentation in CONTAINER_EVENTS:
             yield CounterMetricFamily(f"dockersh_{name}", documentation, events[event])
-        latencies = [float(r["latency"]) for r in self.records
+        latencies = [float(r["latency"]) for r in records
                      if r.get("event") == "session-start"
                      and isinstance(r.get("latency"), int | float)]
         yield HistogramMetricFamily("dockersh_login_latency_seconds", "Seconds from dockersh's "
                                     "start to the session's handoff",
                                     buckets(latencies, LATENCY_BUCKETS), sum(latencies))
-        yield GaugeMetricFamily("dockersh_engine_up", "Whether the container engine answered",
-                                0 if self.states is None else 1)
-        if self.states is not None:
-            by_state = GaugeMetricFamily("dockersh_containers", "dockersh's containers by the "
-                                         "engine's state", labels=["state"])
-            counted = Counter(self.states)
-            for state in sorted({*STATES, *counted}):
-                by_state.add_metric([state], counted[state])
-            yield by_state
 
 
 def container_states(backend: Backend) -> list[str] | None:
@@ -102,7 +107,8 @@ def container_states(backend: Backend) -> list[str] | None:
 
 def exposition(config: Config) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    records = list(auditlog.records(auditlog.path_of(config)))
+    path = config.audit.file  # "": the engine's families only
+    records = list(auditlog.records(path)) if path else None
     registry.register(AuditCollector(records, container_states(get_backend(config))))
     return generate_latest(registry)
 

@@ -66,7 +66,7 @@ def test_latency_buckets_are_cumulative_with_inf_last() -> None:
     assert metrics.buckets([], (1.0,)) == [("1.0", 0.0), ("+Inf", 0.0)]
 
 
-def families(records: list[dict[str, Any]], states: list[str] | None) -> dict[str, Any]:
+def families(records: list[dict[str, Any]] | None, states: list[str] | None) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
@@ -108,6 +108,10 @@ def test_the_exposition_counts_the_records() -> None:
 def test_without_the_engine_there_are_no_container_states() -> None:
     found = families([], None)
     assert value(found["dockersh_engine_up"]) == 0 and "dockersh_containers" not in found
+
+
+def test_without_an_audit_file_there_are_the_engines_families_only() -> None:
+    assert set(families(None, ["running"])) == {"dockersh_engine_up", "dockersh_containers"}
 
 
 @pytest.mark.parametrize("bad", ["../../etc/shadow", "20270115T080000Z-alice-1/../x", "",
