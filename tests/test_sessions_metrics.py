@@ -153,6 +153,30 @@ def test_sessions_lists_a_finished_a_running_and_a_lost_session(
     assert (lost["session"], lost["state"], lost["duration"]) == (live["session"], "lost", None)
 
 
+def test_a_session_started_before_the_rotation_is_still_found(dsh: Dockersh,
+                                                               make_user: UserFactory) -> None:
+    """logrotate renames the audit file to FILE.1 (delaycompress: plain text) while sessions
+    run: `sessions` and dockersh_sessions_active read their starts there."""
+    user = make_user()
+    running, ending = dsh.spawn(user, "sleep 300"), dsh.spawn(user, "sleep 5")
+    try:
+        wait_until(lambda: len(dsh.audit_records(user)) == 2, 30, "the sessions started")
+        dsh.audit.rename(f"{dsh.audit}.1")  # logrotate's rename; a new file is made
+        assert {s["state"] for s in json.loads(dsh("sessions", "--json").stdout)} == {"running"}
+        assert len(json.loads(dsh("sessions", "--json").stdout)) == 2
+        assert scrape(dsh)[("dockersh_sessions_active", ())] == 2
+        assert ending.wait(60) == 0
+        ended, live = sorted(json.loads(dsh("sessions", "--json").stdout),
+                             key=lambda s: s["state"])
+        assert (ended["state"], ended["exit"], live["state"]) == ("ended", 0, "running")
+        assert ended["command"] == "sleep 5"
+        assert scrape(dsh)[("dockersh_sessions_active", ())] == 1
+    finally:
+        dsh.end(running)
+    # Lost before the current file began: that is the rotated file's story, not this one's.
+    assert [s["command"] for s in json.loads(dsh("sessions", "--json").stdout)] == ["sleep 5"]
+
+
 @pytest.fixture
 def sessions_dir() -> Iterator[Path]:
     """The recordings directory (made root-only when missing, and then removed again)."""
