@@ -1,7 +1,8 @@
 """Session recording through the real sshd, in both exec modes (and through the spare): the cast
 a recorded session leaves (asciicast v2), what it keeps and what only when asked, the banner,
-the cut at max_size, the refusal when no recording can be made, and that the client receives
-exactly the same bytes and exit status whether its session is recorded or not.
+the cut at max_size and at min_free (on a tmpfs), the refusal when no recording can be made,
+and that the client receives exactly the same bytes and exit status whether its session is
+recorded or not.
 """
 
 from __future__ import annotations
