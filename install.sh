@@ -560,8 +560,25 @@ EOF
 
 # --- uninstall -------------------------------------------------------------------------------
 
+# The engine the global config selects, as the installed dockersh reads it (any TOML spelling);
+# nothing when it cannot say.
+configured_engine() {
+    "$prefix/sbin/dockersh" config show root 2>/dev/null | awk '
+        /^\[/ { table = $0 }
+        table == "[engine]" && $1 == "backend" { gsub(/"/, "", $3); print $3 }'
+}
+
 do_uninstall() {
-    local purge=$1 unit
+    local purge=$1 unit engine
+    # Asked before $prefix goes: the engine whose containers --purge removes.
+    if [ "$purge" = yes ] && [ -z "$engine_given" ] && [ -e /etc/dockersh/dockersh.toml ]; then
+        engine=$(configured_engine)
+        case $engine in
+            docker | podman) cli=$engine ;;
+            *) say "cannot read [engine] backend from /etc/dockersh/dockersh.toml:" \
+                "purging $cli's containers (--engine podman for Podman's)" ;;
+        esac
+    fi
     # The boundary first: from here on nobody gets in.
     remove "$sudoers"
     if systemd_booted; then
@@ -587,11 +604,6 @@ do_uninstall() {
         say "removed $front from /etc/shells"
     fi
     if [ "$purge" = yes ]; then
-        # The engine the config selects, unless --engine said which.
-        if [ -z "$engine_given" ] &&
-            grep -q '^backend = "podman"' /etc/dockersh/dockersh.toml 2>/dev/null; then
-            cli=podman
-        fi
         if ! "${cli}_answers"; then
             say "the $cli engine does not answer: kept the containers and $image"
         else

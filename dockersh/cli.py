@@ -88,10 +88,12 @@ def audit_failure(login: dict[str, str], exc: Exception, reason: str) -> None:
         refused = isinstance(exc, DockershError) and not isinstance(exc, EngineError)
         user = login.get("user") or None
         path, to_syslog = audit_settings(login["config"])
+        # `--user NAME` by someone else: the record is NAME's, and says who asked.
+        caller = {"caller_uid": int(login["caller"])} if login["caller"] != login["uid"] else {}
         audit.append(path, to_syslog, {
             "session": audit.session_id(user or "-", os.getpid()), "user": user,
-            "uid": int(login["uid"]), "event": "login-refused" if refused else "login-error",
-            "reason": reason})
+            "uid": int(login["uid"]), **caller,
+            "event": "login-refused" if refused else "login-error", "reason": reason})
     except Exception as failure:
         log_error(f"cannot write the audit record of a failed login: {failure}")
 
@@ -129,7 +131,7 @@ def run(argv: list[str], environ: os._Environ[str], login: dict[str, str]) -> in
         from dockersh.admin import verbs
 
         return verbs.run(inv.verb, config_path)
-    login.update(config=config_path, uid=str(caller))
+    login.update(config=config_path, uid=str(caller), caller=str(caller))
     if inv.user is not None:
         target = identity.by_name(inv.user)
         login.update(user=target.name, uid=str(target.uid))

@@ -12,13 +12,22 @@ if TYPE_CHECKING:
 
 
 def write(path: str, data: bytes, mode: int) -> None:
-    """Replace ``path`` with ``data`` in one rename; its directory is made (0700) if missing."""
+    """Replace ``path`` with ``data`` in one rename; its directory is made (0700) if missing.
+
+    The temporary file has a random name and is made anew (O_EXCL, no symlink, not blocking):
+    whoever else can write the directory (a metrics textfile directory owned by prometheus)
+    cannot plant a file, link or FIFO there that this write would follow or wait on."""
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    tmp = f"{directory}/.{os.path.basename(path)}.{os.getpid()}"
+    while True:
+        tmp = f"{directory}/.{os.path.basename(path)}.{os.urandom(6).hex()}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+        except FileExistsError:
+            continue
+        break
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                     mode)
         try:
             os.fchmod(fd, mode)
             view = memoryview(data)

@@ -153,6 +153,30 @@ def test_sessions_lists_a_finished_a_running_and_a_lost_session(
     assert (lost["session"], lost["state"], lost["duration"]) == (live["session"], "lost", None)
 
 
+def test_a_session_started_before_the_rotation_is_still_found(dsh: Dockersh,
+                                                               make_user: UserFactory) -> None:
+    """logrotate renames the audit file to FILE.1 (delaycompress: plain text) while sessions
+    run: `sessions` and dockersh_sessions_active read their starts there."""
+    user = make_user()
+    running, ending = dsh.spawn(user, "sleep 300"), dsh.spawn(user, "sleep 5")
+    try:
+        wait_until(lambda: len(dsh.audit_records(user)) == 2, 30, "the sessions started")
+        dsh.audit.rename(f"{dsh.audit}.1")  # logrotate's rename; a new file is made
+        assert {s["state"] for s in json.loads(dsh("sessions", "--json").stdout)} == {"running"}
+        assert len(json.loads(dsh("sessions", "--json").stdout)) == 2
+        assert scrape(dsh)[("dockersh_sessions_active", ())] == 2
+        assert ending.wait(60) == 0
+        ended, live = sorted(json.loads(dsh("sessions", "--json").stdout),
+                             key=lambda s: s["state"])
+        assert (ended["state"], ended["exit"], live["state"]) == ("ended", 0, "running")
+        assert ended["command"] == "sleep 5"
+        assert scrape(dsh)[("dockersh_sessions_active", ())] == 1
+    finally:
+        dsh.end(running)
+    # Lost before the current file began: that is the rotated file's story, not this one's.
+    assert [s["command"] for s in json.loads(dsh("sessions", "--json").stdout)] == ["sleep 5"]
+
+
 @pytest.fixture
 def sessions_dir() -> Iterator[Path]:
     """The recordings directory (made root-only when missing, and then removed again)."""
@@ -239,6 +263,24 @@ def test_gc_applies_keep_to_recordings_and_writes_the_textfile(
     finally:
         for path in (old, new, unrelated):
             path.unlink(missing_ok=True)
+
+
+def test_without_an_audit_file_metrics_and_gc_report_the_engine(dsh: Dockersh,
+                                                                  tmp_path: Path) -> None:
+    """[audit] file = "": no session or login families, the engine's still (gc once failed)."""
+    from support import engine
+
+    textfile = tmp_path / "dockersh.prom"
+    dsh.config.write_text(f'{engine.CONFIG}[audit]\nfile = ""\n'
+                          f'metrics_textfile = "{textfile}"\n')
+    proc = dsh("metrics")
+    assert proc.returncode == 0, proc.stderr
+    gc = dsh("gc")
+    assert gc.returncode == 0, gc.stderr
+    for text in (proc.stdout, textfile.read_text()):
+        names = {f.name for f in text_string_to_metric_families(text)}
+        assert names == {"dockersh_engine_up", "dockersh_containers"}
+    assert "dockersh_engine_up 1.0" in proc.stdout
 
 
 def test_replay_leaves_no_terminal_answers_for_the_admins_shell(

@@ -3,6 +3,8 @@
 A session is its session-start and session-end records, paired by their "session" name
 (login/audit.py). Without an end it is still running while its monitor (the start record's
 "pid") lives, and lost when that process is gone (killed with SIGKILL, the host rebooted).
+Sessions that started before logrotate's last rotation are found in ``FILE.1`` (plain text:
+etc/logrotate.d/dockersh has delaycompress), of which only the starts without an end are kept.
 """
 
 from __future__ import annotations
@@ -45,6 +47,27 @@ def records(path: str) -> Iterator[dict[str, Any]]:
         raise DockershError(f"cannot read the audit file {path} ({exc.strerror})") from None
 
 
+def carried_over(path: str) -> dict[str, dict[str, Any]]:
+    """The start records of the rotated file (``path``.1) without an end there, by session:
+    sessions that ran across the rotation, or still run."""
+    return unended(records(f"{path}.1"))
+
+
+def unended(found: Iterable[dict[str, Any]],
+            starts: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """``starts`` with the start records of ``found`` added and those ``found`` ends removed:
+    read as a stream, only the sessions still open are kept."""
+    starts = {} if starts is None else starts
+    for record in found:
+        name, event = record.get("session"), record.get("event")
+        if isinstance(name, str):
+            if event == "session-start":
+                starts[name] = record
+            elif event == "session-end":
+                starts.pop(name, None)
+    return starts
+
+
 @dataclass(frozen=True)
 class Session:
     id: str
@@ -81,10 +104,13 @@ def epoch(stamp: object) -> float | None:
 
 
 def pair(found: Iterable[dict[str, Any]], alive: Callable[[dict[str, Any]], bool],
-         now: float) -> list[Session]:
-    """Sessions in the order they started; an end whose start is in an older (rotated) file
-    is left out. ``alive(start)``: whether the start record's monitor still runs."""
-    starts: dict[str, dict[str, Any]] = {}
+         now: float, carried: dict[str, dict[str, Any]] | None = None) -> list[Session]:
+    """Sessions in the order they started; ``carried``: the open starts of the rotated file
+    (`carried_over`), kept when their end is in ``found`` or they still run (not when lost:
+    they belong to that file), an end whose start is in neither is left out. ``alive(start)``:
+    whether the start record's monitor still runs."""
+    carried = carried or {}
+    starts: dict[str, dict[str, Any]] = dict(carried)
     ends: dict[str, dict[str, Any]] = {}
     for record in found:
         name, event = record.get("session"), record.get("event")
@@ -100,6 +126,8 @@ def pair(found: Iterable[dict[str, Any]], alive: Callable[[dict[str, Any]], bool
             duration = float(duration) if isinstance(duration, int | float) else None
         elif alive(start):
             status, duration = RUNNING, None if began is None else max(0.0, now - began)
+        elif name in carried:
+            continue
         else:
             status, duration = LOST, None
         sessions.append(Session(name, start, end, status, duration))
@@ -129,7 +157,9 @@ def monitor_alive(start: dict[str, Any], booted: float) -> bool:
     return booted + ticks / os.sysconf("SC_CLK_TCK") <= written + 2
 
 
-def sessions(found: Iterable[dict[str, Any]]) -> list[Session]:
-    """The sessions of these records as they stand now."""
+def sessions(path: str) -> list[Session]:
+    """The sessions of the audit file, with those the last rotation carried over, as they
+    stand now."""
     booted = boot_time()
-    return pair(found, lambda start: monitor_alive(start, booted), time.time())
+    return pair(records(path), lambda start: monitor_alive(start, booted), time.time(),
+                carried_over(path))

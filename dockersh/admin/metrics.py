@@ -1,12 +1,15 @@
 """`dockersh metrics`: Prometheus text exposition, computed at each call from the audit file
 and the engine's list of containers (dockersh keeps no counters of its own: the audit file is
 the record). The counters count the records in the current audit file, so they restart when
-logrotate rotates it, which Prometheus' rate() takes as a counter reset. gc writes the same
+logrotate rotates it, which Prometheus' rate() takes as a counter reset; active sessions are
+also found in the rotated file. gc writes the same
 text for node_exporter's textfile collector (``[audit] metrics_textfile``).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import sys
 from collections import Counter
@@ -48,40 +51,58 @@ CONTAINER_EVENTS = (("container-created", "first_logins", "Logins that created t
                      "the user's container for a changed config or image"))
 
 
-def buckets(values: Iterable[float], bounds: Sequence[float]) -> list[tuple[str, float]]:
-    """Cumulative histogram buckets as the exposition has them, +Inf last."""
-    found = sorted(values)
-    counts = [sum(1 for v in found if v <= bound) for bound in bounds]
-    return [*((repr(float(b)), float(c)) for b, c in zip(bounds, counts, strict=True)),
-            ("+Inf", float(len(found)))]
+class Histogram:
+    """Cumulative buckets as the exposition has them (+Inf last), counted as values come."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # per bucket, not cumulative; the last is +Inf's
+        self.sum = 0.0
+
+    def add(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        upper = [*(repr(float(b)) for b in self.bounds), "+Inf"]
+        return list(zip(upper, map(float, itertools.accumulate(self.counts)), strict=True))
+
+
+class Tally:
+    """What the families need of the audit records, read as a stream (a week of logins is not
+    held in memory): counts by event, the latency histogram, and the sessions still open, of
+    which those whose monitor runs are active. ``carried``: the rotated file's open starts."""
+
+    def __init__(self, records: Iterable[dict[str, Any]],
+                 carried: dict[str, dict[str, Any]]) -> None:
+        self.events: Counter[str] = Counter()
+        self.latency = Histogram(LATENCY_BUCKETS)
+        starts = auditlog.unended(self.counted(records), carried)
+        booted = auditlog.boot_time()
+        self.active = sum(auditlog.monitor_alive(start, booted) for start in starts.values())
+
+    def counted(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for record in records:
+            event, latency = str(record.get("event")), record.get("latency")
+            self.events[event] += 1
+            if event == "session-start" and isinstance(latency, int | float):
+                self.latency.add(float(latency))
+            yield record
 
 
 class AuditCollector(Collector):
-    """The families, from the audit records and the containers' states (None: the engine did
-    not answer, so there are none to report and dockersh_engine_up is 0)."""
+    """The families, from the audit records (None: ``[audit] file = ""``, so there are no
+    session and login families) and the containers' states (None: the engine did not answer,
+    so there are none to report and dockersh_engine_up is 0)."""
 
-    def __init__(self, records: list[dict[str, Any]], states: list[str] | None) -> None:
-        self.records, self.states = records, states
+    def __init__(self, records: Iterable[dict[str, Any]] | None, states: list[str] | None,
+                 carried: dict[str, dict[str, Any]] | None = None) -> None:
+        self.tally = None if records is None else Tally(records, carried or {})
+        self.states = states
 
     def collect(self) -> Iterator[Metric]:
-        events = Counter(str(r.get("event")) for r in self.records)
-        active = sum(s.status == auditlog.RUNNING for s in auditlog.sessions(self.records))
-        yield GaugeMetricFamily("dockersh_sessions_active",
-                                "Sessions whose monitor runs (started, not ended)", active)
-        logins = CounterMetricFamily("dockersh_logins", "Logins by result: ok (the session "
-                                     "started), refused (dockersh said no), error (something "
-                                     "failed)", labels=["result"])
-        for event, result in LOGINS.items():
-            logins.add_metric([result], events[event])
-        yield logins
-        for event, name, documentation in CONTAINER_EVENTS:
-            yield CounterMetricFamily(f"dockersh_{name}", documentation, events[event])
-        latencies = [float(r["latency"]) for r in self.records
-                     if r.get("event") == "session-start"
-                     and isinstance(r.get("latency"), int | float)]
-        yield HistogramMetricFamily("dockersh_login_latency_seconds", "Seconds from dockersh's "
-                                    "start to the session's handoff",
-                                    buckets(latencies, LATENCY_BUCKETS), sum(latencies))
+        if self.tally is not None:
+            yield from self.from_audit(self.tally)
         yield GaugeMetricFamily("dockersh_engine_up", "Whether the container engine answered",
                                 0 if self.states is None else 1)
         if self.states is not None:
@@ -91,6 +112,23 @@ class AuditCollector(Collector):
             for state in sorted({*STATES, *counted}):
                 by_state.add_metric([state], counted[state])
             yield by_state
+
+    @staticmethod
+    def from_audit(tally: Tally) -> Iterator[Metric]:
+        events = tally.events
+        yield GaugeMetricFamily("dockersh_sessions_active",
+                                "Sessions whose monitor runs (started, not ended)", tally.active)
+        logins = CounterMetricFamily("dockersh_logins", "Logins by result: ok (the session "
+                                     "started), refused (dockersh said no), error (something "
+                                     "failed)", labels=["result"])
+        for event, result in LOGINS.items():
+            logins.add_metric([result], events[event])
+        yield logins
+        for event, name, documentation in CONTAINER_EVENTS:
+            yield CounterMetricFamily(f"dockersh_{name}", documentation, events[event])
+        yield HistogramMetricFamily("dockersh_login_latency_seconds", "Seconds from dockersh's "
+                                    "start to the session's handoff", tally.latency.buckets(),
+                                    tally.latency.sum)
 
 
 def container_states(backend: Backend) -> list[str] | None:
@@ -102,8 +140,10 @@ def container_states(backend: Backend) -> list[str] | None:
 
 def exposition(config: Config) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    records = list(auditlog.records(auditlog.path_of(config)))
-    registry.register(AuditCollector(records, container_states(get_backend(config))))
+    path = config.audit.file  # "": the engine's families only
+    states = container_states(get_backend(config))
+    registry.register(AuditCollector(auditlog.records(path), states, auditlog.carried_over(path))
+                      if path else AuditCollector(None, states))
     return generate_latest(registry)
 
 

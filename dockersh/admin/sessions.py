@@ -33,7 +33,7 @@ def to_json(s: Session) -> dict[str, Any]:
 
 def run(config_path: str, user: str | None, as_json: bool) -> int:
     path = auditlog.path_of(pipeline.global_config(config_path))
-    found = [s for s in auditlog.sessions(auditlog.records(path)) if user in (None, s.user)]
+    found = [s for s in auditlog.sessions(path) if user in (None, s.user)]
     if as_json:
         print(json.dumps([to_json(s) for s in found], indent=2))
     elif found:

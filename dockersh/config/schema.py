@@ -129,6 +129,8 @@ class AuditConfig:
     record_input: bool = opt(False, "bool")
     record_streams: bool = opt(False, "bool")
     max_size: str = opt("100m", "size")
+    #: A recording is cut while its filesystem has less than this left for non-root users.
+    min_free: str = opt("1g", "size")
     record_banner: str = opt("dockersh: this session is recorded", "str")
     sessions_dir: str = opt(SESSIONS_DIR, "path")
 

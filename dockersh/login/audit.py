@@ -36,9 +36,26 @@ def session_record(plan: SessionPlan, user: User, container: Container,
         **target,
         "container_id": container.id[:12],
         "mode": plan.exec,
-        "command": "interactive" if command is None else command,
+        **command_fields("interactive" if command is None else command),
         "pid": pid,
     }
+
+
+#: A command longer than this (UTF-8 bytes) is kept as its start, its length and its hash: a
+#: session's start and end records both carry it, and its recording's header (up to 128 KiB).
+COMMAND_KEPT = 4096
+
+
+def command_fields(command: str) -> dict[str, Any]:
+    """``command`` as records keep it: whole up to COMMAND_KEPT bytes, else its first
+    COMMAND_KEPT bytes with ``command_length`` (bytes) and ``command_sha256`` of the whole."""
+    data = command.encode("utf-8", "surrogateescape")
+    if len(data) <= COMMAND_KEPT:
+        return {"command": command}
+    import hashlib  # only for such commands
+
+    return {"command": data[:COMMAND_KEPT].decode("utf-8", "replace"),
+            "command_length": len(data), "command_sha256": hashlib.sha256(data).hexdigest()}
 
 
 def session_id(user: str, pid: int) -> str:

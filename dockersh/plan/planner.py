@@ -169,6 +169,7 @@ def recording(config: Config, user: User) -> dict[str, object]:
         return {}
     return {"dir": a.sessions_dir, "input": a.record_input, "streams": a.record_streams,
             "max_size": units.parse_size(a.max_size) or 0,
+            "min_free": units.parse_size(a.min_free) or 0,
             "banner": substitute(a.record_banner, user)}
 
 

@@ -54,7 +54,7 @@ class SessionPlan:
         #: (key fingerprint, target entry): a login with that key lands in that target
         self.key_targets = key_targets or []
         #: {} when the session is not recorded, else what login/recording.py needs: "dir",
-        #: "input", "streams", "max_size" (bytes), "banner"
+        #: "input", "streams", "max_size" and "min_free" (bytes), "banner"
         self.record = record or {}
 
     def values(self) -> tuple[object, ...]:

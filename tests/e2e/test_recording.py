@@ -1,7 +1,8 @@
 """Session recording through the real sshd, in both exec modes (and through the spare): the cast
 a recorded session leaves (asciicast v2), what it keeps and what only when asked, the banner,
-the cut at max_size, the refusal when no recording can be made, and that the client receives
-exactly the same bytes and exit status whether its session is recorded or not.
+the cut at max_size and at min_free (on a tmpfs), the refusal when no recording can be made,
+and that the client receives exactly the same bytes and exit status whether its session is
+recorded or not.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,13 +36,13 @@ class Recorded:
     """The test's config: ``users`` recorded (with ``settings``), audit and casts in tmp_path."""
 
     def __init__(self, write: Callable[[str], Path], tmp_path: Path, mode: str,
-                 users: list[LinuxUser], **settings: object) -> None:
+                 users: list[LinuxUser], host: str = "", **settings: object) -> None:
         self.audit, self.sessions = tmp_path / "audit.jsonl", tmp_path / "sessions"
         self.mode = mode
         layers = "".join(f"[users.{u.name}.audit]\nrecord = true\n" + "".join(
             f"{k} = {json.dumps(v)}\n" for k, v in settings.items()) for u in users)
         write(engine.CONFIG + CONFIG.format(mode=mode) + f'\n[audit]\nfile = "{self.audit}"\n'
-              f'sessions_dir = "{self.sessions}"\n\n' + layers)
+              f'sessions_dir = "{self.sessions}"\n{host}\n' + layers)
 
     def records(self, user: LinuxUser, event: str) -> list[dict[str, Any]]:
         lines = self.audit.read_text().splitlines() if self.audit.exists() else []
@@ -277,6 +279,32 @@ def test_a_full_recording_is_cut_and_the_session_goes_on(
     kept = text(events, "o").encode()  # what fitted: the start of the output
     assert len(kept) > 12 * 1024 and proc.stdout.startswith(kept)
     assert Path(end["recording"]).stat().st_size < 16 * 1024 + 200
+
+
+def test_a_disk_short_of_min_free_cuts_the_recording_and_the_session_goes_on(
+    recorded: Callable[..., Recorded], sshd: SshdFactory, make_user: UserFactory,
+    tmp_path: Path,
+) -> None:
+    """sessions_dir on a 16 MiB tmpfs, min_free 8m: 4 MB of NULs (24 MB as JSON, the attack of
+    `cat /dev/zero`) stop being recorded once 8 MiB are left; the client gets every byte."""
+    server = sshd()
+    user = make_user()
+    config = recorded([user], host='min_free = "8m"\n', record_streams=True)
+    config.sessions.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs",
+                    str(config.sessions)], check=True)
+    try:
+        proc = server.ssh(user, "head -c 4000000 /dev/zero", timeout=90)
+        assert (proc.returncode, proc.stdout) == (0, b"\0" * 4000000)
+        _, events, end = config.cast(user)
+        cut = end["recording_cut"]
+        assert (end["recording_cut_by"], end["bytes_out"]) == ("min_free", 4000000)
+        assert events[-1][1:] == ["m", f"dockersh: recording cut at {cut} bytes (min_free)"]
+        assert 7 * 2**20 <= cut <= 10 * 2**20  # within a check (1 MiB) and an event
+        fs = os.statvfs(config.sessions)
+        assert fs.f_bavail * fs.f_frsize >= 6 * 2**20
+    finally:
+        subprocess.run(["umount", str(config.sessions)], check=True)
 
 
 def test_no_recording_no_session(

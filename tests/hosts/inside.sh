@@ -142,7 +142,11 @@ case $kind in
         step 'uninstall (./install.sh --uninstall)' 120 ./install.sh --uninstall
         ;;
     podman)
-        # --purge finds Podman in the config.
+        # --purge finds Podman in the config, however TOML spells it (the installed dockersh
+        # reads it, before install.sh removes it).
+        step 'the config spells its engine otherwise' 10 \
+            sed -i "s/^backend = \"podman\"\$/backend='podman'  # spelled otherwise/" \
+            /etc/dockersh/dockersh.toml
         step 'uninstall (./install.sh --uninstall --purge)' 120 ./install.sh --uninstall --purge
         step 'containers, image and config gone' 30 purged
         ;;

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pexpect
@@ -10,6 +12,8 @@ import pytest
 from conftest import Dockersh, user_argv
 
 pytestmark = pytest.mark.integration
+
+AUDIT = Path("/var/log/dockersh/audit.jsonl")  # the installed config's
 
 
 def spawn_as(user: Any, *args: str) -> pexpect.spawn:
@@ -57,6 +61,11 @@ def test_no_terminal_no_password_prompt(dockersh: Dockersh, make_user: Any) -> N
             f"dockersh: a password for {target.name} is needed and there is no terminal to ask on\n"
         ).encode()
     )
+    # The refusal is recorded against the target, with who asked (the kernel's, sudo's uid).
+    records = [json.loads(line) for line in AUDIT.read_text().splitlines()]
+    [refused] = [r for r in records if r.get("user") == target.name]
+    assert (refused["event"], refused["uid"], refused["caller_uid"]) == (
+        "login-refused", target.uid, caller.uid)
 
 
 def test_a_user_may_name_themselves_without_a_password(dockersh: Dockersh, make_user: Any) -> None:

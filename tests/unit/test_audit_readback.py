@@ -48,6 +48,48 @@ def test_sessions_pair_by_name_and_are_running_or_lost_without_an_end() -> None:
         (c, "carol", "dockersh-carol", "lost", None, "/x/c.cast")]
 
 
+def test_the_rotated_files_open_sessions_are_carried_over(tmp_path: Path) -> None:
+    """FILE.1's starts without an end there: listed when they end in FILE or still run, left
+    out when lost (they belong to the older file); the rest of FILE.1 is not kept."""
+    over, done, lost, here = (f"20270115T080000Z-{u}-1" for u in ("ann", "ben", "cid", "dan"))
+    audit = tmp_path / "audit.jsonl"
+    rotated = [start(over), start(done), end(done, 0, 1), start(lost)]
+    Path(f"{audit}.1").write_text("".join(json.dumps(r) + "\n" for r in rotated))
+    audit.write_text("".join(json.dumps(r) + "\n" for r in (end(over, 1, 9), start(here))))
+    carried = auditlog.carried_over(str(audit))
+    assert set(carried) == {over, lost}
+    found = auditlog.pair(auditlog.records(str(audit)), lambda s: False, T0 + 60, carried)
+    assert [(s.id, s.status) for s in found] == [(over, "1"), (here, "lost")]
+    assert auditlog.carried_over(str(tmp_path / "none.jsonl")) == {}
+
+
+def test_metrics_read_the_audit_file_as_a_stream(tmp_path: Path) -> None:
+    """A week of records is counted, not held: the peak memory of the exposition stays far
+    below the file's records as dicts."""
+    import dataclasses
+    import tracemalloc
+
+    audit = tmp_path / "audit.jsonl"
+    with audit.open("w") as f:
+        for i in range(40000):
+            name = f"20270115T080000Z-u{i}-{i}"
+            f.write(json.dumps(start(name, latency=0.03, command="x" * 100)) + "\n")
+            f.write(json.dumps(end(name, 0, 1.0)) + "\n")
+    config = schema.Config()
+    config = dataclasses.replace(
+        config, audit=dataclasses.replace(config.audit, file=str(audit)),
+        docker=dataclasses.replace(config.docker, host=f"unix://{tmp_path}/no-engine.sock"))
+    tracemalloc.start()
+    try:
+        text = metrics.exposition(config).decode()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 'dockersh_logins_total{result="ok"} 40000.0' in text
+    assert "dockersh_engine_up 0.0" in text
+    assert peak < 8 * 2**20, peak  # the records as a list: 80 MB and more
+
+
 def test_a_reused_pid_is_not_the_sessions_monitor() -> None:
     """A record names its monitor only while the process with its pid started before the
     record was written: one with this process's pid written before it started is another's."""
@@ -61,12 +103,15 @@ def test_a_reused_pid_is_not_the_sessions_monitor() -> None:
 
 
 def test_latency_buckets_are_cumulative_with_inf_last() -> None:
-    assert metrics.buckets([0.01, 0.05, 0.07, 3.0, 100.0], (0.05, 0.1, 5.0)) == [
-        ("0.05", 2.0), ("0.1", 3.0), ("5.0", 4.0), ("+Inf", 5.0)]
-    assert metrics.buckets([], (1.0,)) == [("1.0", 0.0), ("+Inf", 0.0)]
+    histogram = metrics.Histogram((0.05, 0.1, 5.0))
+    for latency in (0.01, 0.05, 0.07, 3.0, 100.0):
+        histogram.add(latency)
+    assert histogram.buckets() == [("0.05", 2.0), ("0.1", 3.0), ("5.0", 4.0), ("+Inf", 5.0)]
+    assert histogram.sum == pytest.approx(103.13)
+    assert metrics.Histogram((1.0,)).buckets() == [("1.0", 0.0), ("+Inf", 0.0)]
 
 
-def families(records: list[dict[str, Any]], states: list[str] | None) -> dict[str, Any]:
+def families(records: list[dict[str, Any]] | None, states: list[str] | None) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
@@ -108,6 +153,10 @@ def test_the_exposition_counts_the_records() -> None:
 def test_without_the_engine_there_are_no_container_states() -> None:
     found = families([], None)
     assert value(found["dockersh_engine_up"]) == 0 and "dockersh_containers" not in found
+
+
+def test_without_an_audit_file_there_are_the_engines_families_only() -> None:
+    assert set(families(None, ["running"])) == {"dockersh_engine_up", "dockersh_containers"}
 
 
 @pytest.mark.parametrize("bad", ["../../etc/shadow", "20270115T080000Z-alice-1/../x", "",
