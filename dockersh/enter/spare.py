@@ -5,10 +5,11 @@ kernel), the largest cost of an nsenter login; a process forked by one already i
 them for nothing. So an nsenter login that finds no spare leaves one behind once its own session
 has started: entered exactly as a session is (``nsenter.join``: cgroups, namespaces, the user's
 ids, no capabilities, no-new-privileges), listening on a socket it bound on the host before
-entering, in a directory only root can reach. Later logins without a terminal connect, pass their
-stdin, stdout and stderr and what to run, and wait for the exit status; the socket carries
-nothing else. Logins with a terminal enter directly: the spare's children could not take the SSH
-session's controlling terminal, and nobody at a prompt feels 15 ms.
+entering, in a directory only root can reach. Later logins connect, pass their stdin, stdout and
+stderr and what to run, and wait for the exit status; the socket carries nothing else. A login
+with a terminal passes the container's pty its monitor made (relay.py: the SSH session's own,
+on the host's devpts, never reaches the container), which the session takes as its controlling
+terminal.
 
 The spare lives in the container's pid namespace, adopted by its init, so it ends with the
 container. To the user it is one of their own processes, not dumpable (no ptrace, no
@@ -354,6 +355,11 @@ def fork_session(fds: list[int], request: Any) -> int:
         os.setsid()
         for target_fd, fd in enumerate(fds):
             os.dup2(fd, target_fd)
+        if os.isatty(0):  # the container's pty of a terminal login (relay.py): its terminal
+            import fcntl
+            import termios
+
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         nsenter.exec_shell(argv, env, home)
 
     return nsenter.fork_child(enter)
