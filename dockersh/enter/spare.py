@@ -58,8 +58,10 @@ def path(container_id: str) -> str:
     return f"{SPARE_DIR}/{container_id}"
 
 
-def ids(uid: int, gid: int, groups: list[int]) -> tuple[int, int, list[int]]:
-    return int(uid), int(gid), sorted(int(g) for g in groups)
+def ids(uid: int, gid: int, groups: list[int]) -> tuple[int, int, int, list[int]]:
+    """What a spare serves: the protocol's version (a spare of an older one, left running by an
+    upgrade, answers NOT_MINE and retires) and the session's ids."""
+    return protocol.VERSION, int(uid), int(gid), sorted(int(g) for g in groups)
 
 
 class Session:
@@ -187,9 +189,11 @@ def become(target: Target, container_id: str) -> NoReturn:
     """In the spare: let go of the session, claim the socket, enter the container, serve."""
     import fcntl
     import socket
+    import termios  # for fork_session: inside, the container's files hold no termios module
 
     from dockersh.enter import nsenter
 
+    del termios
     os.setsid()  # out of the SSH session: its hangups are not for the spare
     for sig in (_signal.SIGHUP, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT):
         _signal.signal(sig, _signal.SIG_DFL)
@@ -240,7 +244,7 @@ class Peer:
 
 
 class Server:
-    def __init__(self, listener: Any, lock: int, own: tuple[int, int, list[int]]) -> None:
+    def __init__(self, listener: Any, lock: int, own: tuple[int, int, int, list[int]]) -> None:
         self.listener, self.lock, self.own = listener, lock, own
         self.poller = select.poll()
         self.poller.register(listener, select.POLLIN)
@@ -357,7 +361,7 @@ def fork_session(fds: list[int], request: Any) -> int:
             os.dup2(fd, target_fd)
         if os.isatty(0):  # the container's pty of a terminal login (relay.py): its terminal
             import fcntl
-            import termios
+            import termios  # imported before the spare entered (become)
 
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         nsenter.exec_shell(argv, env, home)
