@@ -1,4 +1,4 @@
-"""nsenter mode's spare: logins without a terminal are forked by a process already inside the
+"""nsenter mode's spare: logins (with a terminal too) are forked by a process already inside the
 container. Each test checks what the user gets against a direct entry, or what the spare holds,
 from the host side, with the real executable through sudo."""
 
