@@ -20,6 +20,7 @@ import fcntl
 import os
 
 from dockersh import statefiles
+from dockersh.enter.initproc import open_init
 from dockersh.errors import DockershError
 from dockersh.login import locks
 from dockersh.paths import SECCOMP_DIR
@@ -96,24 +97,6 @@ class Target:
             self.cgroup_procs = cgroup_procs(cgroups, f.read())
         with open("/proc/sys/kernel/cap_last_cap") as f:
             self.last_cap = int(f.read())
-
-
-def open_init(pid: int, container_id: str) -> tuple[int, str]:
-    """A /proc/PID directory fd of the container's init, and its cgroups' text: the pid comes
-    from an inspect made a moment ago, and may have gone to another process since (a host one);
-    the fd stays bound to the process it was opened for, and that one's cgroups must name the
-    container. OSError when it is gone."""
-    proc = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        with open(os.open("cgroup", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)) as f:
-            cgroups = f.read()
-        if container_id not in cgroups:
-            raise DockershError(f"process {pid} is not the container's (it has stopped or "
-                                "restarted); log in again")
-    except BaseException:
-        os.close(proc)
-        raise
-    return proc, cgroups
 
 
 def seccomp_filters(proc: int, pid: int, run: str) -> list[bytes]:

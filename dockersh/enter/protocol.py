@@ -2,7 +2,8 @@
 both ends). No imports: the login path reads it.
 
 SOCK_SEQPACKET, one message each:
-1. login → spare: the request, ``marshal.dumps(((uid, gid, sorted groups), argv, env, home))``
+1. login → spare: the request, ``marshal.dumps(((VERSION, uid, gid, sorted groups), argv, env,
+   home))``
 2. spare → login: ``READY``, or ``NOT_MINE`` (the spare was built for other ids: it retires)
 3. login → spare: ``GO``, with the login's fds 0-2 (SCM_RIGHTS); from here the command may run
 4. spare → login: ``STARTED`` (it forked the session), or ``FORK_FAILED`` (nothing runs)
@@ -11,6 +12,8 @@ SOCK_SEQPACKET, one message each:
 A login that goes away leaves its session a SIGHUP, as a closed SSH channel would.
 """
 
+#: 2: a terminal login's fds are the container's pty, which the session takes as its terminal.
+VERSION = 2
 READY = b"R"
 NOT_MINE = b"N"
 GO = b"G"

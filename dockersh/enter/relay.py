@@ -1,12 +1,25 @@
-"""nsenter mode's recorded sessions: the container side gets fds of its own, the monitor copies.
+"""nsenter mode's own fds for a session: the container side gets them, the monitor copies.
 
-An unrecorded nsenter session's shell keeps the SSH session's fds (nothing is copied, nothing
-costs). A recorded one cannot: its bytes must pass the monitor to reach the recording. So the
-shell gets a terminal of its own (``Terminal``: a new pty, with the SSH terminal's modes and
-size, in raw mode outside while the inner one does the line discipline, as docker mode's
-attach does) or three pipes (``Pipes``: no terminal; these go through the spare too), and the
-monitor moves the bytes both ways, unchanged, with backpressure (stdin is read only when what
-was read before reached the session). Imported only for recorded sessions.
+A session with a terminal gets a pty of the container's own devpts (``Terminal``), as docker exec
+gives one: the SSH session's pty lives on the host's devpts, which the container does not mount,
+so on it ``tty`` says "not a tty" and ttyname() (GPG_TTY, mesg, write) fails. The SSH terminal
+is set raw (TCSANOW: typed-ahead input stays queued) while the inner pty, given its modes and
+size before the shell starts, does the line discipline. A recorded session without one gets
+three pipes (``Pipes``). An unrecorded session without a terminal keeps the SSH session's fds
+(nothing is copied, nothing costs). The monitor moves the bytes both ways, unchanged, with
+backpressure (stdin is read only when what was read before reached the session), telling the
+recording when there is one.
+
+Where the pty comes from (``container_pty``): the root monitor, on the host, opens the
+container's ``/dev/pts/ptmx`` through its init's ``/proc/PID/root``, one path component at a
+time without following symlinks, and takes the slave with TIOCGPTPEER. Both are then of the
+container's devpts instance (checked: the slave is on the filesystem mounted at the container's
+/dev/pts and not on the host's), so the slave's name resolves inside the container. The master
+never leaves the monitor (close-on-exec, closed in the child): only the slave reaches the
+container, owned by the session's uid with mode 0620 and the group the container's devpts gives
+(runc mounts it gid=5, tty), as docker exec's is. Opening it from the host, rather than in a
+child after setns(mnt) with the master passed back, costs no socket round trip and works the
+same for the direct entry and for the spare, which gets the slave over its socket.
 """
 
 from __future__ import annotations
@@ -17,6 +30,8 @@ import select
 import termios
 
 from dockersh.backend.docker.attach import CHUNK, write_all
+from dockersh.enter.initproc import open_init
+from dockersh.errors import DockershError
 from dockersh.login.recording import window_size
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
@@ -27,6 +42,63 @@ if TYPE_CHECKING:
 else:
     import _signal  # signal without the enum import (8 ms)
 
+#: asm-generic ioctls (x86-64 and arm64): the slave of a master as an fd, unlocking it.
+TIOCGPTPEER = 0x5441
+TIOCSPTLCK = 0x40045431
+PTY_MODE = 0o620
+
+
+def container_pty(pid: int, container_id: str, uid: int) -> tuple[int, int]:
+    """A master and slave of the container's devpts, the slave owned by ``uid`` (the module's
+    docstring says why from here)."""
+    try:
+        proc, _ = open_init(pid, container_id)
+        try:
+            at = os.open("root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc)
+        finally:
+            os.close(proc)
+        for name in ("dev", "pts"):
+            at, parent = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 dir_fd=at), at
+            os.close(parent)
+        try:
+            master = os.open("ptmx", os.O_RDWR | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=at)
+            devpts = os.fstat(at).st_dev
+        finally:
+            os.close(at)
+        try:
+            fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
+            slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+            dev = os.fstat(slave).st_dev
+            if dev != devpts or dev == os.stat("/dev/pts").st_dev:
+                os.close(slave)
+                raise DockershError("the container's /dev/pts is not a devpts of its own")
+            os.fchown(slave, uid, -1)
+            os.fchmod(slave, PTY_MODE)
+        except BaseException:
+            os.close(master)
+            raise
+    except OSError as exc:
+        raise DockershError(f"cannot open a terminal in the container ({exc.strerror})") from None
+    return master, slave
+
+
+class Unrecorded:
+    """What a session nobody records tells its recording: nothing."""
+
+    def input(self, data: bytes) -> None:
+        del data
+
+    def output(self, data: bytes, fd: int = 1) -> None:
+        del data, fd
+
+    def resize(self, cols: int, rows: int) -> None:
+        del cols, rows
+
+
+UNRECORDED = Unrecorded()
+
 
 def nonblocking(fd: int) -> None:
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
@@ -36,7 +108,7 @@ class Stdin:
     """The client's bytes on their way to the session: read fd 0 only when the last read is
     delivered; None once fd 0 ended or the session no longer takes them."""
 
-    def __init__(self, recording: Recording) -> None:
+    def __init__(self, recording: Recording | Unrecorded) -> None:
         self.recording = recording
         self.pending = b""
         self.open = True
@@ -84,9 +156,9 @@ class Pipes:
         for fd in self.child_fds:
             os.close(fd)
 
-    def run(self, recording: Recording, child: int = 0) -> None:
+    def run(self, recording: Recording | Unrecorded, ended: int) -> None:
         """Copy until the session's stdout and stderr both end (as sshd waits for them)."""
-        del child  # the end is the outputs' EOF, whoever holds them
+        del ended  # the end is the outputs' EOF, whoever holds them
         stdin = Stdin(recording)
         nonblocking(self.stdin)
         while self.outputs:
@@ -110,7 +182,7 @@ class Pipes:
         if self.stdin >= 0:
             os.close(self.stdin)
 
-    def copy_out(self, fd: int, recording: Recording) -> None:
+    def copy_out(self, fd: int, recording: Recording | Unrecorded) -> None:
         data = os.read(fd, CHUNK)
         if data:
             try:
@@ -125,10 +197,11 @@ class Pipes:
 
 
 class Terminal:
-    """A session with a terminal: a pty of its own, set up like the SSH session's."""
+    """A session with a terminal: a pty of the container's (``container_pty``), set up like the
+    SSH session's."""
 
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
+    def __init__(self, pty: tuple[int, int]) -> None:
+        self.master, self.slave = pty
         self.child_fds = (self.slave,) * 3
         termios.tcsetattr(self.slave, termios.TCSANOW, termios.tcgetattr(0))
         self.copy_size()
@@ -150,36 +223,36 @@ class Terminal:
     def started(self) -> None:
         os.close(self.slave)
 
-    def run(self, recording: Recording, child: int = 0) -> None:
-        """Copy until the shell exits (then what it left in the pty), with the SSH terminal in
-        raw mode and its resizes passed on and recorded."""
+    def run(self, recording: Recording | Unrecorded, ended: int) -> None:
+        """Copy until the session has ended (``ended``, a pidfd or the spare's socket, is
+        readable; then what it left in the pty), with the SSH terminal in raw mode (TCSANOW:
+        what was typed ahead is kept) and its resizes passed on and recorded."""
         import tty
 
         def resize(_signum: int, _frame: object) -> None:
             recording.resize(*self.copy_size())
 
         saved = termios.tcgetattr(0)
-        tty.setraw(0)
+        tty.setraw(0, termios.TCSANOW)
         _signal.signal(_signal.SIGWINCH, resize)
-        pidfd = os.pidfd_open(child)
         try:
-            self.pump(recording, pidfd)
+            self.copy_size()  # a resize since the pty was made
+            self.pump(recording, ended)
         finally:
             _signal.signal(_signal.SIGWINCH, _signal.SIG_DFL)
-            os.close(pidfd)
             os.close(self.master)  # hangs up what is left on the pty, as sshd's close does
             try:
                 termios.tcsetattr(0, termios.TCSADRAIN, saved)
             except termios.error:  # the SSH terminal hung up: nothing to restore
                 pass
 
-    def pump(self, recording: Recording, pidfd: int) -> None:
+    def pump(self, recording: Recording | Unrecorded, ended: int) -> None:
         master = self.master
         nonblocking(master)
         stdin = Stdin(recording)
         while True:
             poller = select.poll()
-            poller.register(pidfd, select.POLLIN)
+            poller.register(ended, select.POLLIN)
             poller.register(master, select.POLLIN | (select.POLLOUT if stdin.pending else 0))
             if stdin.wanted():
                 poller.register(0, select.POLLIN)
@@ -187,7 +260,7 @@ class Terminal:
             for fd, events in poller.poll():
                 if fd == 0:
                     stdin.read()
-                elif fd == pidfd:
+                elif fd == ended:
                     exited = True
                 else:
                     if events & select.POLLOUT and stdin.pending:
@@ -200,7 +273,7 @@ class Terminal:
                     pass
                 return
 
-    def copy_out(self, recording: Recording) -> bool | None:
+    def copy_out(self, recording: Recording | Unrecorded) -> bool | None:
         """One read of the pty onto the SSH terminal: True when bytes moved, False when there
         were none to read yet, None when the pty or the SSH terminal is gone."""
         try:
@@ -219,5 +292,6 @@ class Terminal:
         return True
 
 
-def make(tty: bool) -> Pipes | Terminal:
-    return Terminal() if tty else Pipes()
+def make(tty: bool, pid: int, container_id: str, uid: int) -> Pipes | Terminal:
+    """A session's own fds: a terminal of the container's (``pid``: its init) or pipes."""
+    return Terminal(container_pty(pid, container_id, uid)) if tty else Pipes()

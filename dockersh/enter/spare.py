@@ -5,10 +5,11 @@ kernel), the largest cost of an nsenter login; a process forked by one already i
 them for nothing. So an nsenter login that finds no spare leaves one behind once its own session
 has started: entered exactly as a session is (``nsenter.join``: cgroups, namespaces, the user's
 ids, no capabilities, no-new-privileges), listening on a socket it bound on the host before
-entering, in a directory only root can reach. Later logins without a terminal connect, pass their
-stdin, stdout and stderr and what to run, and wait for the exit status; the socket carries
-nothing else. Logins with a terminal enter directly: the spare's children could not take the SSH
-session's controlling terminal, and nobody at a prompt feels 15 ms.
+entering, in a directory only root can reach. Later logins connect, pass their stdin, stdout and
+stderr and what to run, and wait for the exit status; the socket carries nothing else. A login
+with a terminal passes the container's pty its monitor made (relay.py: the SSH session's own,
+on the host's devpts, never reaches the container), which the session takes as its controlling
+terminal.
 
 The spare lives in the container's pid namespace, adopted by its init, so it ends with the
 container. To the user it is one of their own processes, not dumpable (no ptrace, no
@@ -57,8 +58,10 @@ def path(container_id: str) -> str:
     return f"{SPARE_DIR}/{container_id}"
 
 
-def ids(uid: int, gid: int, groups: list[int]) -> tuple[int, int, list[int]]:
-    return int(uid), int(gid), sorted(int(g) for g in groups)
+def ids(uid: int, gid: int, groups: list[int]) -> tuple[int, int, int, list[int]]:
+    """What a spare serves: the protocol's version (a spare of an older one, left running by an
+    upgrade, answers NOT_MINE and retires) and the session's ids."""
+    return protocol.VERSION, int(uid), int(gid), sorted(int(g) for g in groups)
 
 
 class Session:
@@ -186,9 +189,11 @@ def become(target: Target, container_id: str) -> NoReturn:
     """In the spare: let go of the session, claim the socket, enter the container, serve."""
     import fcntl
     import socket
+    import termios  # for fork_session: inside, the container's files hold no termios module
 
     from dockersh.enter import nsenter
 
+    del termios
     os.setsid()  # out of the SSH session: its hangups are not for the spare
     for sig in (_signal.SIGHUP, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT):
         _signal.signal(sig, _signal.SIG_DFL)
@@ -239,7 +244,7 @@ class Peer:
 
 
 class Server:
-    def __init__(self, listener: Any, lock: int, own: tuple[int, int, list[int]]) -> None:
+    def __init__(self, listener: Any, lock: int, own: tuple[int, int, int, list[int]]) -> None:
         self.listener, self.lock, self.own = listener, lock, own
         self.poller = select.poll()
         self.poller.register(listener, select.POLLIN)
@@ -354,6 +359,11 @@ def fork_session(fds: list[int], request: Any) -> int:
         os.setsid()
         for target_fd, fd in enumerate(fds):
             os.dup2(fd, target_fd)
+        if os.isatty(0):  # the container's pty of a terminal login (relay.py): its terminal
+            import fcntl
+            import termios  # imported before the spare entered (become)
+
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         nsenter.exec_shell(argv, env, home)
 
     return nsenter.fork_child(enter)

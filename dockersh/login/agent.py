@@ -19,6 +19,7 @@ import stat
 import sys
 
 from dockersh.enter import nsenter
+from dockersh.enter.initproc import open_init
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def host_socket(path: str, user: User) -> str | None:
 def listen_inside(container: Container, plan: SessionPlan) -> tuple[socket.socket, str]:
     """A listening socket in a new directory of the container's /tmp, made by a child that
     entered the container's mount namespace and became the user; and its path."""
-    proc, _ = nsenter.open_init(container.pid, container.id)
+    proc, _ = open_init(container.pid, container.id)
     try:
         mnt = os.open("ns/mnt", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
     finally:

@@ -20,7 +20,7 @@ import socket
 import stat
 
 from dockersh import procstat, statefiles
-from dockersh.enter import nsenter
+from dockersh.enter.initproc import open_init
 from dockersh.errors import DockershError
 from dockersh.login import identity, session
 from dockersh.login.identity import User
@@ -64,7 +64,7 @@ def run(name: str, config_path: str) -> int:
     _, container, _ = session.own_container(user, plan, config_path)
     pid, container_id = container.pid, container.id
     try:
-        proc, _ = nsenter.open_init(pid, container_id)
+        proc, _ = open_init(pid, container_id)
         try:
             netns = os.open("ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
             with open(os.open("stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc), "rb") as f:

@@ -1,10 +1,11 @@
 """Handing the session to the container, under a monitor that outlives the handoff.
 
 Two ways in, one monitor. ``docker``: this process runs the exec through the Engine API
-(attach.py) and moves the bytes. ``nsenter``: a forked child enters the container and execs the
-shell, inheriting the SSH session's stdin, stdout, stderr and terminal untouched; unless the
-session is recorded (``[audit] record``): then it gets a pty or pipes of its own and this process
-copies the bytes (enter/relay.py), telling the recording (login/recording.py). Either way the
+(attach.py) and moves the bytes. ``nsenter``: a forked child (or the container's spare) enters the
+container and execs the shell; a session with a terminal gets a pty of the container's own (so
+``tty`` names it there), and a recorded one (``[audit] record``) pipes when it has none; this
+process copies their bytes (enter/relay.py), telling the recording (login/recording.py). Other
+sessions inherit the SSH session's stdin, stdout and stderr untouched. Either way the
 monitor ignores the terminal's SIGINT/SIGQUIT (they are for the session), passes hangups on,
 writes the audit records, says in one line why a session died with its container, and exits
 with the session's exact status (re-raising a fatal signal, so sshd reports it).
@@ -148,17 +149,20 @@ def container_env(container: Container, env: list[tuple[str, str]]) -> dict[str,
 
 def enter(plan: SessionPlan, container: Container, env: dict[str, str],
           argv: list[str], recording: Recording | None = None) -> tuple[int, str]:
-    """nsenter mode: through the container's spare when there is one and no terminal, else
-    directly (then leaving a spare for the next login). A recorded session gets fds of its own
-    (a pty, or pipes: those go through the spare too), and its bytes are copied until it ends.
-    Returns the exit code and what went wrong (or "")."""
-    terminal = any(os.isatty(fd) for fd in (0, 1, 2))
+    """nsenter mode: through the container's spare when there is one (and no terminal but the
+    container's own), else directly (then leaving a spare for the next login). A session with a
+    terminal gets a pty of the container's, a recorded one without pipes (relay.py: both go
+    through the spare too), and its bytes are copied until it ends. Returns the exit code and
+    what went wrong (or "")."""
+    tty = os.isatty(0) and os.isatty(1)
+    terminal = tty or any(os.isatty(fd) for fd in (0, 1, 2))
     relay = None
-    if recording is not None:
+    if tty or recording is not None:
         from dockersh.enter import relay as relays
 
-        relay = relays.make(os.isatty(0) and os.isatty(1))
-    if plan.spare and not terminal:
+        relay = relays.make(tty, container.pid, container.id, plan.uid)
+        told = relays.UNRECORDED if recording is None else recording
+    if plan.spare and (tty or not terminal):
         from dockersh.enter import spare
 
         forked = spare.begin(container.id, plan.uid, plan.gid, plan.groups, argv, env,
@@ -166,9 +170,10 @@ def enter(plan: SessionPlan, container: Container, env: dict[str, str],
         if forked is not None:
             for sig in (_signal.SIGHUP, _signal.SIGTERM):
                 _signal.signal(sig, forked.forward)
-            if relay is not None and recording is not None:
+            if relay is not None:
                 relay.started()
-                relay.run(recording)
+                if not forked.failure:
+                    relay.run(told, forked.sock.fileno())  # readable: its exit status
             return forked.wait(), forked.failure
     from dockersh.enter import nsenter
 
@@ -187,8 +192,12 @@ def enter(plan: SessionPlan, container: Container, env: dict[str, str],
         from dockersh.enter import spare
 
         spare.start(target, container.id)
-    if relay is not None and recording is not None:
-        relay.run(recording, child)
+    if relay is not None:
+        pidfd = os.pidfd_open(child)
+        try:
+            relay.run(told, pidfd)
+        finally:
+            os.close(pidfd)
     return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), ""
 
 

@@ -465,6 +465,70 @@ def test_a_terminal_has_its_size_from_the_start(
     assert sizes == {b"33 111"}
 
 
+#: What a terminal session says about its terminal: its name, isatty, the named node being fd 0,
+#: its owner, group and mode, SSH_TTY, and the size.
+TTY_FACTS = (
+    'echo "name=$(tty)"; [ -t 0 ] && echo isatty; '
+    'echo "same=$(stat -L -c %d:%i /proc/self/fd/0)/$(stat -c %d:%i "$(tty)")"; '
+    'stat -c "owner=%U %G %a" "$(tty)"; echo "ssh_tty=${SSH_TTY-unset}"; echo "size=$(stty size)"'
+)
+
+
+def tty_facts(tmux_terminal: Callable[..., TmuxTerminal], server: SshServer,
+              user: LinuxUser) -> dict[str, str]:
+    """TTY_FACTS from `ssh -tt` in a real 100x30 terminal, as name -> value."""
+    term = tmux_terminal(server.ssh_argv(user, TTY_FACTS, tty=True), width=100, height=30)
+    assert term.wait_exit(timeout=60) == 0, term.capture_pane(history=True)
+    lines = term.capture_pane(history=True).splitlines()
+    facts = dict(line.split("=", 1) for line in lines if "=" in line)
+    facts["isatty"] = str("isatty" in lines)
+    return facts
+
+
+def test_nsenter_terminal_is_a_pty_of_the_containers_own(
+    session_config: Callable[[str], None], sshd: SshdFactory, make_user: UserFactory,
+    tmux_terminal: Callable[..., TmuxTerminal],
+) -> None:
+    """As docker exec and a plain account: `tty` names the terminal (GPG_TTY=$(tty), mesg),
+    owned by the user, at the client's size from the start; typed-ahead input runs; Ctrl-C
+    kills the command as a signal; and no fd of the host's devpts reaches the container."""
+    session_config("nsenter")
+    server = sshd()
+    user, plain = make_user(), make_user(shell="/bin/bash", in_dockersh=False)
+
+    mine, control = tty_facts(tmux_terminal, server, user), tty_facts(tmux_terminal, server, plain)
+    assert re.fullmatch(r"/dev/pts/\d+", control["name"]), control
+    assert re.fullmatch(r"/dev/pts/\d+", mine["name"]), mine
+    for facts, who in ((mine, user), (control, plain)):
+        assert facts["isatty"] == "True", facts
+        first, second = facts["same"].split("/")
+        assert first == second, facts  # the name inside the container is the session's fd 0
+        assert facts["owner"] == f"{who.name} tty 620", facts
+        assert facts["size"] == "30 100", facts
+    assert control["ssh_tty"] == control["name"]
+    assert mine["ssh_tty"] in ("unset", mine["name"]), mine  # SSH_TTY: what `tty` prints
+
+    # Typed-ahead input: the lines are there before the shell, and run.
+    for who in (user, plain):
+        proc = server.ssh(who, input=b"echo typed-$((40 + 2))\nexit 5\n", tty=True, timeout=60)
+        assert proc.returncode == 5 and b"typed-42" in proc.stdout, proc
+
+    # Ctrl-C on a command: killed by SIGINT, which the client reports as a plain account's.
+    statuses = []
+    for who in (user, plain):
+        term = tmux_terminal(server.ssh_argv(who, "echo started; exec sleep 101", tty=True))
+        term.wait_for("started", timeout=60)
+        pids = wait_processes(who.uid, b"sleep\x00101\x00", present=True)
+        if who is user:  # the session's command holds the container's pty, nothing of the host's
+            host_devpts = os.stat("/dev/pts").st_dev
+            fds = [f"/proc/{pid}/fd/{fd}" for pid in pids for fd in os.listdir(f"/proc/{pid}/fd")]
+            assert len(fds) >= 3 and all(os.stat(fd).st_dev != host_devpts for fd in fds), [
+                os.readlink(fd) for fd in fds]
+        term.send_keys("C-c")
+        statuses.append(term.wait_exit(timeout=30))
+    assert statuses[0] == statuses[1] == 255, statuses
+
+
 def test_banner_at_interactive_login_only(
     default_mode: str, sshd: SshdFactory, make_user: UserFactory,
     tmux_terminal: Callable[..., TmuxTerminal],

@@ -1,4 +1,4 @@
-"""nsenter mode's spare: logins without a terminal are forked by a process already inside the
+"""nsenter mode's spare: logins (with a terminal too) are forked by a process already inside the
 container. Each test checks what the user gets against a direct entry, or what the spare holds,
 from the host side, with the real executable through sudo."""
 
@@ -138,38 +138,51 @@ def test_what_the_spare_is_and_holds(
     assert sessions_of(user) == 0
 
 
-def test_a_terminal_login_enters_directly(
+def test_a_terminal_login_is_forked_by_the_spare_on_the_containers_pty(
     nsenter: Any, dockersh: Dockersh, make_user: Any
 ) -> None:
-    """The spare's children could not take the SSH session's controlling terminal."""
+    """The monitor passes the spare a pty of the container's devpts (relay.py), which the
+    session takes as its controlling terminal (/dev/tty opens) and names (`tty`)."""
     user = make_user()
     await_spare(dockersh, user)
-    argv = user_argv(user, ["-c", f"{PPID}; [ -t 0 ] && echo has-a-terminal"],
+    argv = user_argv(user, ["-c", f"{PPID}; [ -t 0 ] && : </dev/tty && tty"],
                      env={"TERM": "xterm"})
     child = pexpect.spawn(argv[0], argv[1:], timeout=30)
     child.expect(pexpect.EOF)
     child.close()
-    assert child.before.split() == [b"PPid:", b"0", b"has-a-terminal"], child.before
+    ppid, parent, name = child.before.split()
+    assert (ppid, child.exitstatus) == (b"PPid:", 0) and parent != b"0", child.before
+    assert name.startswith(b"/dev/pts/"), child.before
 
 
 def test_hangups_reach_the_command(nsenter: Any, dockersh: Dockersh, make_user: Any,
                                    container_of: Any) -> None:
     """A hangup of the monitor is passed on; a monitor killed outright leaves its command a
-    SIGHUP, as a closed SSH channel would."""
+    SIGHUP, as a closed SSH channel would: without a terminal and with one (the container's
+    pty, whose master dies with the monitor)."""
     user = make_user()
     await_spare(dockersh, user)
     container = container_of(user)
     for how in (signal.SIGHUP, signal.SIGKILL):
-        monitor = subprocess.Popen(user_argv(user, ["-c", f"exec sleep 31{how}"]),
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        for terminal in (False, True):
+            master, slave = os.openpty() if terminal else (-1, subprocess.DEVNULL)
+            command = f"exec sleep 31{how}{int(terminal)}"
+            monitor = subprocess.Popen(user_argv(user, ["-c", command]), stdin=slave,
+                                       stdout=slave if terminal else subprocess.PIPE,
+                                       stderr=slave if terminal else None,
+                                       start_new_session=True)
+            if terminal:
+                os.close(slave)
 
-        def sleeping(how: int = how) -> bool:
-            return f"sleep 31{how}" in str(container.top(ps_args="-o pid,args")["Processes"])
+            def sleeping(command: str = command) -> bool:
+                return command[5:] in str(container.top(ps_args="-o pid,args")["Processes"])
 
-        wait_until(sleeping, 20, "the command running")
-        monitor.send_signal(how)
-        assert monitor.wait(timeout=20) == -how
-        wait_until(lambda: not sleeping(), 20, "the command ending")
+            wait_until(sleeping, 20, "the command running")
+            monitor.send_signal(how)
+            assert monitor.wait(timeout=20) == -how
+            wait_until(lambda: not sleeping(), 20, "the command ending")
+            if terminal:
+                os.close(master)
 
 
 def sessions_of(user: LinuxUser) -> int:
