@@ -573,10 +573,8 @@ def test_ssh_variables_as_on_a_plain_account(
     tty_name, shown = ssh_variables(server, plain, tty=True)
     assert tty_name == shown and shown.startswith("/dev/pts/"), shown
     tty_name, shown = ssh_variables(server, user, tty=True)
-    if mode == "docker":  # the container's own pty, named as `tty` names it there
-        assert tty_name == shown and shown.startswith("/dev/pts/"), shown
-    else:  # the host's pty: it has no name in the container (README, "nsenter mode")
-        assert (tty_name, shown) == ("none", "not a tty")
+    # Both modes: the container's own pty, named as `tty` names it there.
+    assert tty_name == shown and shown.startswith("/dev/pts/"), shown
 
 
 def git_protocol_seen(server: SshServer, user: LinuxUser, tmp_path: Path) -> bytes:
