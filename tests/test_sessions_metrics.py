@@ -243,9 +243,9 @@ def test_gc_applies_keep_to_recordings_and_writes_the_textfile(
 
 
 # After replay, in the same terminal: what the terminal sent since, read without waiting for a
-# newline, and printed as od shows it.
+# newline, and printed as od shows it; then a wait, as a dead pane has no modes to show.
 LEFT = ('stty -icanon -echo min 0 time 10; left=$(dd bs=64 count=1 2>/dev/null | od -An -c '
-        '| tr -s " "); echo "left:[$left]"')
+        '| tr -s " "); echo "left:[$left]"; sleep 60')
 # The pane's modes after replay: mouse reporting (4 flags), the alternate screen, the cursor.
 MODES = "#{mouse_any_flag}#{mouse_button_flag}#{mouse_standard_flag}#{mouse_sgr_flag}" \
     "#{alternate_on}#{cursor_flag}"
@@ -272,9 +272,12 @@ def recording_of(sessions_dir: Path, events: list[list[Any]]) -> Iterator[str]:
 
 
 def replay_in_tmux(dsh: Dockersh, tmux_terminal: Any, name: str, *args: str) -> Any:
-    """A tmux pane (an OSC 52 sets a tmux buffer) running replay, its status, then LEFT."""
+    """A tmux pane (an OSC 52 sets a tmux buffer) running replay, its status, then LEFT; with
+    job control (set -m) as in the admin's shell: a ^Z would stop replay and give the shell
+    the terminal."""
     return tmux_terminal(["env", "-i", *(f"{k}={v}" for k, v in CLEAN_ENV.items()), "sh", "-c",
-                          f"{shlex.join(dsh.argv('replay', name, *args))}; echo status:$?; "
+                          f"set -m; {shlex.join(dsh.argv('replay', name, *args))}; "
+                          f"echo status:$?; "
                           f"{LEFT}"], options=["set -g set-clipboard on"])
 
 
