@@ -272,12 +272,9 @@ def recording_of(sessions_dir: Path, events: list[list[Any]]) -> Iterator[str]:
 
 
 def replay_in_tmux(dsh: Dockersh, tmux_terminal: Any, name: str, *args: str) -> Any:
-    """A tmux pane (an OSC 52 sets a tmux buffer) running replay, its status, then LEFT; with
-    job control (set -m) as in the admin's shell: a ^Z would stop replay and give the shell
-    the terminal."""
+    """A tmux pane (an OSC 52 sets a tmux buffer) running replay, its status, then LEFT."""
     return tmux_terminal(["env", "-i", *(f"{k}={v}" for k, v in CLEAN_ENV.items()), "sh", "-c",
-                          f"set -m; {shlex.join(dsh.argv('replay', name, *args))}; "
-                          f"echo status:$?; "
+                          f"{shlex.join(dsh.argv('replay', name, *args))}; echo status:$?; "
                           f"{LEFT}"], options=["set -g set-clipboard on"])
 
 
