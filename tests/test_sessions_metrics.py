@@ -6,6 +6,7 @@ dockersh runs as root from this checkout with the test's own config (support/ops
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -283,24 +284,90 @@ def test_without_an_audit_file_metrics_and_gc_report_the_engine(dsh: Dockersh,
     assert "dockersh_engine_up 1.0" in proc.stdout
 
 
+# After replay, in the same terminal: what the terminal sent since, read without waiting for a
+# newline, and printed as od shows it; then a wait, as a dead pane has no modes to show.
+LEFT = ('stty -icanon -echo min 0 time 10; left=$(dd bs=64 count=1 2>/dev/null | od -An -c '
+        '| tr -s " "); echo "left:[$left]"; sleep 60')
+# The pane's modes after replay: mouse reporting (4 flags), the alternate screen, the cursor.
+MODES = "#{mouse_any_flag}#{mouse_button_flag}#{mouse_standard_flag}#{mouse_sgr_flag}" \
+    "#{alternate_on}#{cursor_flag}"
+BIG = "".join(f"line {n} {'x' * 90}\r\n" for n in range(3000))  # 300 kB for tmux to draw
+PWNED = "\x1b]5", "2;c;cHduZWQ=\x07"  # OSC 52, split: tmux's clipboard := "pwned"
+QUERIES = ["\x1b[c\x1b[>c\x1b]10;?\x07\x1b]11;?\x1b\\\x1b]4;1;?\x07\x1b[21t\x1b[14t\x05"
+           "\x1bP$qm\x1b\\\x1bP+q544e\x1b\\\x1b[5n\x1b[?1$p\x1b[", "6n"]  # the last split too
+
+
+SHOWN = re.compile(r"left:\[.*\]")
+
+
+@contextlib.contextmanager
+def recording_of(sessions_dir: Path, events: list[list[Any]]) -> Iterator[str]:
+    """A recording of these events, by its session's name (removed at the end)."""
+    name = session_name()
+    recording = sessions_dir / f"{name}.cast"
+    recording.write_text("\n".join([json.dumps({"version": 2, "width": 80, "height": 24}),
+                                    *map(json.dumps, events)]) + "\n")
+    try:
+        yield name
+    finally:
+        recording.unlink()
+
+
+def replay_in_tmux(dsh: Dockersh, tmux_terminal: Any, name: str, *args: str) -> Any:
+    """A tmux pane (an OSC 52 sets a tmux buffer) running replay, its status, then LEFT."""
+    return tmux_terminal(["env", "-i", *(f"{k}={v}" for k, v in CLEAN_ENV.items()), "sh", "-c",
+                          f"{shlex.join(dsh.argv('replay', name, *args))}; echo status:$?; "
+                          f"{LEFT}"], options=["set -g set-clipboard on"])
+
+
 def test_replay_leaves_no_terminal_answers_for_the_admins_shell(
         dsh: Dockersh, sessions_dir: Path, tmux_terminal: Any) -> None:
     """A recording is what the user's session printed: one that asks the terminal where its
-    cursor is (CSI 6 n) gets an answer on the terminal's input, which the admin's shell would
-    read as typed once replay exits. replay discards it."""
-    name = session_name()
-    recording = sessions_dir / f"{name}.cast"
-    recording.write_text(json.dumps({"version": 2, "width": 80, "height": 24}) + "\n"
-                         + json.dumps([0.1, "o", "played\x1b[6n\r\n"]) + "\n")
-    # After replay: read whatever the terminal sent, without waiting for a newline.
-    after = ('stty -icanon -echo min 0 time 10; left=$(dd bs=64 count=1 2>/dev/null | od -An '
-             '-c | tr -s " "); echo "left:[$left]"')
-    try:
-        terminal = tmux_terminal(["env", "-i", *(f"{k}={v}" for k, v in CLEAN_ENV.items()),
-                                  "sh", "-c", f"{shlex.join(dsh.argv('replay', name))}; {after}"])
-        screen = terminal.wait_for(re.compile(r"left:\[.*\]"))
-        assert "played" in screen
-        assert "left:[]" in screen, screen
-        assert "^[" not in screen, screen  # nor echoed onto the admin's screen
-    finally:
-        recording.unlink()
+    cursor is (CSI 6 n), its colours, title, settings... gets answers on the terminal's input,
+    which the admin's shell would read as typed once replay exits; one that turns mouse
+    reporting on or writes the clipboard (OSC 52) would leave that behind. replay drops the
+    queries and the clipboard write, resets the modes, and reads the terminal's input until
+    the answer to its own query arrived."""
+    events = [[0.1, "o", "played\r\n"], [0.2, "o", BIG],
+              [0.3, "o", "\x1b[?1000h\x1b[?1002h\x1b[?1003h\x1b[?1006h\x1b[?1049h\x1b[?25l"],
+              *([0.3, "o", part] for part in (*PWNED, *QUERIES)), [0.4, "o", "done"]]
+    with recording_of(sessions_dir, events) as name:
+        terminal = replay_in_tmux(dsh, tmux_terminal, name)
+        screen = terminal.wait_for(SHOWN, timeout=30)
+    assert "played" in screen and "line 2999" in screen
+    assert "left:[]" in screen, screen
+    assert "^[" not in screen, screen  # nor echoed onto the admin's screen
+    assert terminal.tmux("display-message", "-p", MODES).strip() == "000001"
+    assert terminal.tmux("list-buffers", "-F", "#{buffer_sample}") == ""  # no OSC 52 came
+
+
+def test_replay_raw_writes_all_and_still_resets_and_drains(
+        dsh: Dockersh, sessions_dir: Path, tmux_terminal: Any) -> None:
+    """--raw writes the recording as it was: the OSC 52 reaches tmux (so the test above can
+    see one). The end is the same: the modes reset, the answers to the queries (no cursor
+    report among them, it would pass for replay's) read before the shell gets the terminal."""
+    events = [[0.1, "o", "played\r\n"], [0.2, "o", BIG], [0.3, "o", "\x1b[?1000h\x1b[?1006h"],
+              *([0.3, "o", part] for part in (*PWNED, "\x1b[c\x1b[>c\x1b]11;?\x07"))]
+    with recording_of(sessions_dir, events) as name:
+        terminal = replay_in_tmux(dsh, tmux_terminal, name, "--raw")
+        screen = terminal.wait_for(SHOWN, timeout=30)
+    assert "left:[]" in screen, screen
+    assert terminal.tmux("display-message", "-p", MODES).strip() == "000001"
+    assert terminal.tmux("list-buffers", "-F", "#{buffer_sample}").strip() == "pwned"
+
+
+def test_replay_reads_the_keyboard_and_q_stops_it(
+        dsh: Dockersh, sessions_dir: Path, tmux_terminal: Any) -> None:
+    """While replay plays, what is typed is read and dropped: Ctrl-Z stops nothing (no ISIG),
+    text typed is not left for the shell; 'q' stops the replay."""
+    with recording_of(sessions_dir, [[0.1, "o", "played\r\n"], [100.0, "o", "never"]]) as name:
+        terminal = replay_in_tmux(dsh, tmux_terminal, name)
+        terminal.wait_for("played")
+        terminal.send_keys("C-z")
+        terminal.send_keys("echo typed", literal=True)
+        time.sleep(1)  # let replay read them (no output to wait for: it drops them)
+        assert "status:" not in terminal.capture_pane()  # ^Z did not stop it
+        terminal.send_keys("q")
+        screen = terminal.wait_for(SHOWN)
+    assert "status:0" in screen and "left:[]" in screen, screen
+    assert "never" not in screen and "typed" not in screen

@@ -1,21 +1,26 @@
 """`dockersh replay SESSION`: a recording (asciicast v2) played to the terminal with its timing.
 
 Only output events are written ("o"); input, resizes and markers only take their time. What a
-session printed is the user's, so it may ask the admin's terminal to answer (a report of its
-title, of the cursor): such answers would reach the admin's shell as typed input once replay
-exits, so replay turns the terminal's echo off while it plays and discards pending input at the
-end.
+session printed is the user's, so it is hostile to the admin's terminal: it is written through
+termfilter's Filter (unless ``--raw``), and when stdout is a terminal, that terminal is raw
+(no echo, no signals from its keys) while it plays, its input read and dropped ('q' or Ctrl-C
+stop), and at the end its modes are reset and a cursor report asked for: the terminal answers
+in order, so once that answer is read, nothing the recording made it send is still on its way
+to the admin's shell; only then are its settings put back.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import select
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from dockersh.admin import recordings
+from dockersh.admin import recordings, termfilter
 from dockersh.errors import DockershError
 from dockersh.plan import pipeline
 
@@ -43,10 +48,12 @@ def event(line: str, number: int, path: str) -> tuple[float, str, str]:
     raise DockershError(f"{path}, line {number}: not an asciicast v2 event")
 
 
-def play(lines: BinaryIO, path: str, out: BinaryIO, speed: float,
-         idle_limit: float | None) -> None:
-    """Write the output events at their times divided by ``speed``, no gap longer than
-    ``idle_limit`` seconds (else the header's idle_time_limit, as asciinema does)."""
+def play(lines: BinaryIO, path: str, write: Callable[[bytes], None],
+         pause: Callable[[float], None], speed: float, idle_limit: float | None,
+         raw: bool) -> None:
+    """Write the output events (filtered unless ``raw``) at their times divided by ``speed``,
+    no gap longer than ``idle_limit`` seconds (else the header's idle_time_limit, as asciinema
+    does); ``pause`` waits."""
     first = lines.readline().decode("utf-8", "replace")
     limit = idle_limit
     if limit is None:
@@ -54,57 +61,134 @@ def play(lines: BinaryIO, path: str, out: BinaryIO, speed: float,
         limit = float(given) if isinstance(given, int | float) and given > 0 else None
     else:
         header(first, path)
+    sieve = None if raw else termfilter.Filter()
     last, due = 0.0, time.monotonic()
-    for number, raw in enumerate(lines, start=2):
-        if not raw.strip():
+    for number, raw_line in enumerate(lines, start=2):
+        if not raw_line.strip():
             continue
-        at, kind, data = event(raw.decode("utf-8", "replace"), number, path)
+        at, kind, data = event(raw_line.decode("utf-8", "replace"), number, path)
         gap = max(0.0, at - last)
         last = at
         due += (gap if limit is None else min(gap, limit)) / speed
         if kind != "o":
             continue
-        wait = due - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        out.write(data.encode("utf-8", "surrogateescape"))
-        out.flush()
+        pause(due - time.monotonic())
+        text = data if sieve is None else sieve.feed(data)
+        if text:
+            write(text.encode("utf-8", "replace"))
 
 
-def quiet_terminal() -> list[Any] | None:
-    """Stop the terminal echoing what it receives (its answers would clutter the screen); the
-    settings to put back, None when stdin is no terminal."""
-    if not os.isatty(0):
+# Off: mouse and focus reporting, bracketed paste, synchronized output, application cursor
+# keys and keypad, insert mode, the alternate screen, origin mode, the scrolling region (saved
+# and restored around it: setting it homes the cursor); on: autowrap, the cursor; then SGR 0,
+# ASCII in G0 and G0 in use.
+RESET = ("".join(f"\x1b[?{mode}l" for mode in (9, 1000, 1001, 1002, 1003, 1004, 1005, 1006,
+                                                1015, 1016, 2004, 2026, 1, 1049, 6))
+         + "\x1b>\x1b[4l\x1b7\x1b[r\x1b8\x1b[?7h\x1b[?25h\x1b[0m\x1b(B\x0f").encode()
+SENTINEL = b"\x1b[6n"  # a cursor position report (CSI 6 n), answered CSI row ; col R
+ANSWER = re.compile(rb"\x1b\[[0-9]*;[0-9]*R")
+ANSWER_TIMEOUT = 3.0  # seconds: a terminal that does not answer holds replay this long
+QUIT_KEYS = (b"q", b"\x03")
+
+
+class Stopped(Exception):
+    """The admin pressed a quit key, or the terminal went away."""
+
+
+class Terminal:
+    """The admin's terminal while a recording plays to it: raw, its input read and dropped."""
+
+    def __init__(self, fd: int) -> None:
+        import termios
+        import tty
+
+        self.fd = fd
+        self.saved = termios.tcgetattr(fd)
+        tty.setraw(fd, termios.TCSANOW)  # no echo, no ISIG (^Z, ^C are bytes), no IXON
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def read(self, timeout: float) -> bytes:
+        """What the terminal sent within ``timeout`` seconds (b"" if nothing)."""
+        if not select.select([self.fd], [], [], max(0.0, timeout))[0]:
+            return b""
+        try:
+            got = os.read(self.fd, 4096)
+        except OSError as e:  # EIO: hung up
+            raise Stopped from e
+        if not got:
+            raise Stopped
+        return got
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, dropping what the terminal sends; Stopped on a quit key."""
+        deadline = time.monotonic() + seconds
+        while True:
+            got = self.read(deadline - time.monotonic())
+            if any(key in got for key in QUIT_KEYS):
+                raise Stopped
+            if not got and time.monotonic() >= deadline:
+                return
+
+    def close(self) -> None:
+        """Reset the modes, read input up to the answer to the sentinel (or the timeout), and
+        put the settings back, flushing what is left."""
+        import termios
+
+        try:
+            self.write(RESET + SENTINEL)
+            termios.tcdrain(self.fd)
+            seen, deadline = b"", time.monotonic() + ANSWER_TIMEOUT
+            while not ANSWER.search(seen) and time.monotonic() < deadline:
+                seen = seen[-32:] + self.read(deadline - time.monotonic())
+        except (Stopped, OSError, termios.error):
+            pass  # hung up: nothing to protect
+        finally:
+            termios.tcsetattr(self.fd, termios.TCSAFLUSH, self.saved)
+            os.close(self.fd)
+
+
+def open_terminal() -> Terminal | None:
+    """The terminal stdout writes to, opened for reading and writing (/dev/tty when that is
+    the one); None when stdout is no terminal."""
+    if not os.isatty(1):
         return None
-    import termios
-
-    saved = termios.tcgetattr(0)
-    quiet = termios.tcgetattr(0)
-    quiet[3] &= ~termios.ECHO
-    termios.tcsetattr(0, termios.TCSANOW, quiet)
-    return saved
-
-
-def restore_terminal(saved: list[Any] | None) -> None:
-    """Put the settings back, dropping what the terminal sent meanwhile (see the module's doc)."""
-    if saved is None:
-        return
-    import termios
-
-    time.sleep(0.1)  # the terminal's answers to the last bytes are still on their way
-    termios.tcsetattr(0, termios.TCSAFLUSH, saved)
+    for name in ("/dev/tty", os.ttyname(1)):
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        if os.fstat(fd).st_rdev == os.fstat(1).st_rdev:
+            return Terminal(fd)
+        os.close(fd)
+    raise DockershError(f"cannot open {os.ttyname(1)} to read its answers")
 
 
-def run(config_path: str, session: str, speed: float, idle_limit: float | None) -> int:
+def to_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def run(config_path: str, session: str, speed: float, idle_limit: float | None,
+        raw: bool) -> int:
     if not speed > 0 or (idle_limit is not None and not idle_limit > 0):
         raise DockershError("--speed and --idle-limit must be positive numbers", status=2)
     path = recordings.path_of(pipeline.global_config(config_path), session)
     fd = recordings.open_recording(path)
     os.set_blocking(fd, True)
-    saved = quiet_terminal()
-    try:
-        with os.fdopen(fd, "rb") as lines:
-            play(lines, path, sys.stdout.buffer, speed, idle_limit)
-    finally:
-        restore_terminal(saved)
+    with os.fdopen(fd, "rb") as lines:
+        terminal = open_terminal()
+        if terminal is None:
+            play(lines, path, to_stdout, lambda s: time.sleep(max(0.0, s)), speed, idle_limit,
+                 raw)
+            return 0
+        try:
+            play(lines, path, terminal.write, terminal.pause, speed, idle_limit, raw)
+        except Stopped:
+            pass
+        finally:
+            terminal.close()
     return 0

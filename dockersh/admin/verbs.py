@@ -124,9 +124,13 @@ def verb_replay(p: Parser) -> Handler:
                    help="play N times as fast (default 1)")
     p.add_argument("--idle-limit", type=float, metavar="SECONDS",
                    help="no pause longer than this (default: the recording's idle_time_limit)")
+    p.add_argument("--raw", action="store_true",
+                   help="write the output unfiltered, its terminal queries, clipboard writes "
+                        "and mouse modes included: dangerous, the terminal's answers can reach "
+                        "your shell")
     from dockersh.admin import replay
 
-    return lambda a, path: replay.run(path, a.session, a.speed, a.idle_limit)
+    return lambda a, path: replay.run(path, a.session, a.speed, a.idle_limit, a.raw)
 
 
 def verb_metrics(p: Parser) -> Handler:

@@ -26,26 +26,30 @@ class TmuxTerminal:
         width: int = 100,
         height: int = 30,
         env: Mapping[str, str] | None = None,
+        options: Sequence[str] = (),
     ) -> None:
         self.socket = f"dockersh-test-{os.getpid()}-{next(_serial)}"
         conf = confdir / f"{self.socket}.conf"
         # Read when this server starts, so it applies before the command can exit.
-        conf.write_text("set -g remain-on-exit on\nset -g history-limit 10000\n")
+        conf.write_text("".join(f"{line}\n" for line in ("set -g remain-on-exit on",
+                                                          "set -g history-limit 10000",
+                                                          *options)))
         shell_command = command if isinstance(command, str) else shlex.join(command)
         env_args = [arg for k, v in (env or {}).items() for arg in ("-e", f"{k}={v}")]
-        self._tmux(
+        self.tmux(
             "-f", str(conf), "new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height),
             *env_args, shell_command,
         )
-        self.pane_pid = int(self._tmux("display-message", "-p", "-t", "t", "#{pane_pid}"))
+        self.pane_pid = int(self.tmux("display-message", "-p", "-t", "t", "#{pane_pid}"))
 
-    def _tmux(self, *args: str) -> str:
+    def tmux(self, *args: str) -> str:
+        """A tmux command on this terminal's server (show-buffer, display-message...)."""
         environ = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
         return run(["tmux", "-L", self.socket, *args], env=environ, timeout=30).stdout
 
     def send_keys(self, *keys: str, literal: bool = False) -> None:
         """tmux send-keys: key names like 'Enter', 'C-c', or, with literal, text as typed."""
-        self._tmux("send-keys", "-t", "t", *(["-l"] if literal else []), *keys)
+        self.tmux("send-keys", "-t", "t", *(["-l"] if literal else []), *keys)
 
     def type_line(self, text: str) -> None:
         """Type text literally, then Enter."""
@@ -58,13 +62,13 @@ class TmuxTerminal:
         The empty lines below the last one written are left out.
         """
         args = ["capture-pane", "-p", "-J", "-t", "t", *(["-S", "-"] if history else [])]
-        return self._tmux(*args).rstrip("\n")
+        return self.tmux(*args).rstrip("\n")
 
     def resize_window(self, width: int, height: int) -> None:
-        self._tmux("resize-window", "-t", "t", "-x", str(width), "-y", str(height))
+        self.tmux("resize-window", "-t", "t", "-x", str(width), "-y", str(height))
 
     def size(self) -> tuple[int, int]:
-        width, height = self._tmux("display-message", "-p", "-t", "t",
+        width, height = self.tmux("display-message", "-p", "-t", "t",
                                    "#{pane_width} #{pane_height}").split()
         return int(width), int(height)
 
@@ -86,7 +90,7 @@ class TmuxTerminal:
         tmux 3.3a sometimes leaves the exited command a zombie it never reaps, and then never
         learns its status; the kernel still shows it in /proc/PID/stat (exit_code, field 52).
         """
-        status, signal = self._tmux(
+        status, signal = self.tmux(
             "display-message", "-p", "-t", "t", "#{pane_dead_status}:#{pane_dead_signal}"
         ).strip().split(":")
         if status:

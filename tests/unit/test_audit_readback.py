@@ -179,28 +179,37 @@ def cast(*events: list[Any], **header: Any) -> io.BytesIO:
 
 def test_replay_writes_the_output_events_only(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(replay.time, "sleep", slept.append)
     monkeypatch.setattr(replay.time, "monotonic", lambda: 0.0)
     out = io.BytesIO()
     replay.play(cast([0.5, "o", "$ "], [1.0, "i", "secret\r"], [1.5, "r", "100x30"],
-                     [31.5, "o", "h\u00e9\r\n"], [32.0, "m", ""]), "x", out, 2.0, None)
+                     [31.5, "o", "h\u00e9\r\n"], [32.0, "m", ""]), "x", out.write,
+                slept.append, 2.0, None, False)
     assert out.getvalue() == "$ h\u00e9\r\n".encode()
     assert slept == [0.25, 15.75]  # at half the times
     slept.clear()
-    replay.play(cast([0.5, "o", "a"], [100.5, "o", "b"], idle_time_limit=2), "x", io.BytesIO(),
-                1.0, None)
+    replay.play(cast([0.5, "o", "a"], [100.5, "o", "b"], idle_time_limit=2), "x",
+                io.BytesIO().write, slept.append, 1.0, None, False)
     assert slept == [0.5, 2.5]  # the recording's idle limit
     slept.clear()
-    replay.play(cast([0.5, "o", "a"], [100.5, "o", "b"], idle_time_limit=2), "x", io.BytesIO(),
-                1.0, 0.1)
+    replay.play(cast([0.5, "o", "a"], [100.5, "o", "b"], idle_time_limit=2), "x",
+                io.BytesIO().write, slept.append, 1.0, 0.1, False)
     assert slept == [0.1, 0.2]  # --idle-limit wins
+
+
+def test_replay_filters_the_output_unless_raw() -> None:
+    events = ([0, "o", "a\x1b]5"], [0, "o", "2;c;cHduZWQ=\x07b\x1b[6"], [0, "o", "n\x1b[1mc"])
+    for raw, expected in ((False, b"ab\x1b[1mc"),
+                          (True, b"a\x1b]52;c;cHduZWQ=\x07b\x1b[6n\x1b[1mc")):
+        out = io.BytesIO()
+        replay.play(cast(*events), "x", out.write, lambda _: None, 1.0, None, raw)
+        assert out.getvalue() == expected
 
 
 @pytest.mark.parametrize("text", [b"", b"not json\n", b'{"version": 1}\n',
                                   b'{"version": 2}\n[1, "o"]\n', b'{"version": 2}\n{"a": 1}\n'])
 def test_replay_refuses_what_is_not_asciicast_v2(text: bytes) -> None:
     with pytest.raises(DockershError, match="asciicast v2"):
-        replay.play(io.BytesIO(text), "x", io.BytesIO(), 1.0, None)
+        replay.play(io.BytesIO(text), "x", io.BytesIO().write, lambda _: None, 1.0, None, False)
 
 
 def test_keep_picks_old_recordings_and_nothing_else(tmp_path: Path) -> None:
