@@ -81,10 +81,10 @@ def play(lines: BinaryIO, path: str, write: Callable[[bytes], None],
 # Off: mouse and focus reporting, bracketed paste, synchronized output, application cursor
 # keys and keypad, insert mode, the alternate screen, origin mode, the scrolling region (saved
 # and restored around it: setting it homes the cursor); on: autowrap, the cursor; then SGR 0,
-# ASCII in G0 and G0 in use.
+# ASCII in G0 and G0 in use; a hyperlink the recording left open (OSC 8) is closed.
 RESET = ("".join(f"\x1b[?{mode}l" for mode in (9, 1000, 1001, 1002, 1003, 1004, 1005, 1006,
                                                 1015, 1016, 2004, 2026, 1, 1049, 6))
-         + "\x1b>\x1b[4l\x1b7\x1b[r\x1b8\x1b[?7h\x1b[?25h\x1b[0m\x1b(B\x0f").encode()
+         + "\x1b>\x1b[4l\x1b7\x1b[r\x1b8\x1b[?7h\x1b[?25h\x1b[0m\x1b(B\x0f\x1b]8;;\x1b\\").encode()
 SENTINEL = b"\x1b[6n"  # a cursor position report (CSI 6 n), answered CSI row ; col R
 ANSWER = re.compile(rb"\x1b\[[0-9]*;[0-9]*R")
 ANSWER_TIMEOUT = 3.0  # seconds: a terminal that does not answer holds replay this long

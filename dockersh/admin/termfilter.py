@@ -26,8 +26,9 @@ CHARSET_INTERMEDIATES = frozenset("()*+")
 # CSI finals kept when the sequence has no private marker and no intermediates: cursor moves,
 # erasing, inserting and deleting, scrolling, tabs, SGR, the scrolling region, save/restore.
 # Not kept, among others: n (DSR: cursor and status reports), c (device attributes), t (window
-# operations and reports), x (DECREQTPARM), and anything with an intermediate ($p DECRQM...).
-CSI_KEPT = frozenset("@ABCDEFGHIJKLMPSTXZ`abdefgmrsu")
+# operations and reports), x (DECREQTPARM), g (TBC: cleared tab stops would outlast the replay),
+# and anything with an intermediate ($p DECRQM...).
+CSI_KEPT = frozenset("@ABCDEFGHIJKLMPSTXZ`abdefmrsu")
 # The modes of CSI h/l kept, by private marker: IRM; cursor keys, origin, autowrap, cursor blink
 # and visibility, the alternate screens, bracketed paste, synchronized output. Not mouse or
 # focus reporting (9, 1000-1006, 1015, 1016) nor anything else.

@@ -230,7 +230,10 @@ class Terminal:
         import tty
 
         def resize(_signum: int, _frame: object) -> None:
-            recording.resize(*self.copy_size())
+            try:
+                recording.resize(*self.copy_size())
+            except OSError:  # the SSH terminal hung up with the resize: the hangup ends it
+                pass
 
         saved = termios.tcgetattr(0)
         tty.setraw(0, termios.TCSANOW)

@@ -45,6 +45,7 @@ def test_what_draws_passes_unchanged(kept: str) -> None:
     ("a\x1b]0;t\x18b\x1b[3\x1bM", "ab\x1bM"),  # cancelled, restarted by ESC
     ("a\x1b[3\rb", "a\rb"),  # a control inside: the sequence is dropped, the control kept
     ("a\ud800b", "a\ufffdb"),  # a lone surrogate cannot be written
+    ("a\x1b[3g\x1b[gb", "ab"),  # clearing tab stops: it would outlast the replay
 ])
 def test_dangerous_sequences_are_dropped_whole(text: str, left: str) -> None:
     assert filtered(text) == [left]
@@ -61,3 +62,10 @@ def test_sequences_split_across_events_are_still_found() -> None:
 def test_an_endless_sequence_is_dropped_and_what_follows_kept() -> None:
     assert filtered("\x1b]0;" + "x" * 5000 + "\x07after") == ["after"]
     assert filtered("\x1bP" + "q" * 5000, "\x1b\\after") == ["", "after"]
+
+
+def test_the_reset_closes_a_hyperlink_the_recording_left_open() -> None:
+    """A recording ending inside an OSC 8 link would make all the admin's later output a link."""
+    from dockersh.admin.replay import RESET
+
+    assert RESET.endswith(b"\x1b]8;;\x1b\\")

@@ -198,7 +198,10 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
             _signal.signal(sig, hang_up)
         if tty:
             def resize(_signum: int = 0, _frame: object = None) -> None:
-                rows, cols = window_size()
+                try:
+                    rows, cols = window_size()
+                except OSError:  # the SSH terminal hung up with the resize: the hangup ends it
+                    return
                 if rows and cols:
                     backend.exec_resize(exec_id, rows, cols)
                     if recording is not None and _signum:
