@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from dockersh import procstat
 from dockersh.config.schema import Config
 from dockersh.errors import DockershError
 
@@ -149,8 +150,7 @@ def monitor_alive(start: dict[str, Any], booted: float) -> bool:
     if not isinstance(pid, int) or pid <= 0 or written is None:
         return False
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            ticks = int(f.read().rpartition(b")")[2].split()[19])  # field 22, starttime
+        ticks = int(procstat.fields(pid)[procstat.START_TIME])
     except (OSError, IndexError, ValueError):
         return False
     # btime and the record's time are whole seconds: a second of slack each way.

@@ -10,6 +10,7 @@ import os
 import syslog
 import time
 
+from dockersh import procstat
 from dockersh.errors import DockershError
 from dockersh.jsontext import dumps
 
@@ -70,8 +71,7 @@ def since_start() -> float:
     """Seconds since this process started: since the front started, as the front execs sudo
     and sudo execs the entry in place (the session-start record's "latency"). The kernel
     counts in clock ticks (10 ms)."""
-    with open("/proc/self/stat", "rb") as f:
-        ticks = int(f.read().rpartition(b")")[2].split()[19])  # field 22, starttime
+    ticks = int(procstat.fields(os.getpid())[procstat.START_TIME])
     return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK"))
 
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 import codecs
 import os
 import stat
-import sys
 import time
 
+from dockersh import winsize
 from dockersh.errors import DockershError
 from dockersh.jsontext import dumps
 from dockersh.login.audit import command_fields
@@ -187,12 +187,8 @@ def fitting(at: float, code: str, text: str, room: int) -> int:
 
 def window_size(fd: int = 1) -> tuple[int, int]:
     """The terminal's (columns, rows); (80, 24) when it says 0 or is none."""
-    import fcntl
-    import termios
-
     try:
-        size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+        rows, cols = winsize.rows_cols(fd)
     except OSError:
         return 80, 24
-    rows, cols = (int.from_bytes(size[i:i + 2], sys.byteorder) for i in (0, 2))
     return cols or 80, rows or 24

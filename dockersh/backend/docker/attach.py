@@ -22,6 +22,8 @@ import os
 import select
 import time
 
+from dockersh import winsize
+
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     import signal as _signal
@@ -162,16 +164,6 @@ def signal_command(backend: Backend, exec_id: str, container_id: str, signum: in
         os.close(pidfd)
 
 
-def window_size() -> tuple[int, int]:
-    """The session's terminal's rows and columns (0, 0 when the client sent none)."""
-    import fcntl
-    import struct
-    import termios
-
-    rows, cols = struct.unpack("HHHH", fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 8))[:2]
-    return rows, cols
-
-
 def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir: str,
         env: list[tuple[str, str]], tty: bool, recording: Recording | None = None) -> int:
     """The exec, its bytes and its exit code."""
@@ -183,7 +175,7 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
         # Raw at once, and with TCSANOW: TCSAFLUSH would drop what the user typed ahead.
         saved = termios.tcgetattr(0)
         tty_mode.setraw(0, termios.TCSANOW)
-        rows, cols = window_size()
+        rows, cols = winsize.rows_cols()
         argv = [*TERMINAL, str(rows), str(cols), *argv]
     try:
         exec_id = backend.exec_create(container_id, argv, user, workdir, env, tty)
@@ -199,7 +191,7 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
         if tty:
             def resize(_signum: int = 0, _frame: object = None) -> None:
                 try:
-                    rows, cols = window_size()
+                    rows, cols = winsize.rows_cols()
                 except OSError:  # the SSH terminal hung up with the resize: the hangup ends it
                     return
                 if rows and cols:
