@@ -433,8 +433,9 @@ class StaleEngine:
 
 
 def test_hangup_signals_only_a_process_of_the_container(tenant: Tenant) -> None:
-    """On SIGHUP/SIGTERM the monitor (root) signals the exec's command by the pid the engine
-    reported; if that command has just ended, the number may belong to a host process."""
+    """The monitor (root) signals the exec's command (a hangup, the client's signals) through
+    a pidfd of the pid the engine reported; if that command has just ended, the number may
+    belong to a host process: it is never pinned."""
     import signal
 
     from dockersh.backend.docker import attach
@@ -442,10 +443,8 @@ def test_hangup_signals_only_a_process_of_the_container(tenant: Tenant) -> None:
     container = tenant.container()
     host = subprocess.Popen(["sleep", "30"])  # what a recycled pid would be: a host process
     try:
-        attach.signal_command(StaleEngine(host.pid), "x", container["Id"],  # type: ignore[arg-type]
-                              signal.SIGTERM)
-        time.sleep(0.2)
-        assert host.poll() is None, "a host process got the session's signal"
+        assert attach.pinned(StaleEngine(host.pid), "x",  # type: ignore[arg-type]
+                             container["Id"]) is None, "a host process would get the signal"
     finally:
         host.kill()
         host.wait()
@@ -463,8 +462,10 @@ def test_hangup_signals_only_a_process_of_the_container(tenant: Tenant) -> None:
                     pass
         time.sleep(0.05)
     assert pid
-    attach.signal_command(StaleEngine(pid), "x", container["Id"],  # type: ignore[arg-type]
-                          signal.SIGTERM)
+    pidfd = attach.pinned(StaleEngine(pid), "x", container["Id"])  # type: ignore[arg-type]
+    assert pidfd is not None
+    signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+    os.close(pidfd)
     deadline = time.monotonic() + 10
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -157,14 +157,18 @@ class Pipes:
             os.close(fd)
 
     def run(self, recording: Recording | Unrecorded, ended: int) -> None:
-        """Copy until the session's stdout and stderr both end (as sshd waits for them)."""
-        del ended  # the end is the outputs' EOF, whoever holds them
+        """Copy until the session has ended (``ended``, a pidfd or the spare's socket, is
+        readable) and its stdout and stderr both have, whoever holds them: as sshd does, a
+        command that closed its outputs still gets all of its stdin (`dd of=f 2>/dev/null`)."""
         stdin = Stdin(recording)
         nonblocking(self.stdin)
-        while self.outputs:
+        exited = False
+        while self.outputs or not exited:
             poller = select.poll()
             for fd in self.outputs:
                 poller.register(fd, select.POLLIN)
+            if not exited:
+                poller.register(ended, select.POLLIN)
             if stdin.pending:
                 poller.register(self.stdin, select.POLLOUT)
             elif stdin.open:
@@ -174,6 +178,8 @@ class Pipes:
                     stdin.read()
                 elif fd == self.stdin:
                     stdin.send(fd)
+                elif fd == ended:
+                    exited = True
                 else:
                     self.copy_out(fd, recording)
             if self.stdin >= 0 and not stdin.open and not stdin.pending:

@@ -71,8 +71,9 @@ class Session:
     def __init__(self, sock: _socket.socket, failure: str = "") -> None:
         self.sock, self.failure = sock, failure
 
-    def forward(self, signum: int, _frame: object = None) -> None:
-        """A hangup for the session (signal handler): the spare sends it to the shell."""
+    def forward(self, signum: int) -> None:
+        """A hangup or the client's signal for the session (in a signal handler): the spare
+        sends it to the shell."""
         try:
             self.sock.send(protocol.kill(signum))
         except OSError:

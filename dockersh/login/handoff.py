@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from dockersh import procstat
+from dockersh import passedon, procstat
 from dockersh.backend.base import Unreachable
 from dockersh.errors import DockershError
 from dockersh.labels import LABEL_LOCALES, LABEL_SHELL
@@ -112,6 +112,7 @@ def run(backend: Backend, plan: SessionPlan, user: User, container: Container,
                                      dict(env).get("TERM", ""), shell)
     began = time.time()
     failure = ""
+    passedon.start(plan.uid, plan.gid)
     try:
         if plan.exec == "nsenter":
             code, failure = enter(plan, container, container_env(container, env), argv,
@@ -168,8 +169,7 @@ def enter(plan: SessionPlan, container: Container, env: dict[str, str],
         forked = spare.begin(container.id, plan.uid, plan.gid, plan.groups, argv, env,
                              plan.home, relay.child_fds if relay else (0, 1, 2))
         if forked is not None:
-            for sig in (_signal.SIGHUP, _signal.SIGTERM):
-                _signal.signal(sig, forked.forward)
+            passedon.forward_to(forked.forward)
             if relay is not None:
                 relay.started()
                 if not forked.failure:
@@ -183,6 +183,8 @@ def enter(plan: SessionPlan, container: Container, env: dict[str, str],
     def become() -> None:
         if relay is not None:
             relay.attach()
+        if not tty:  # a group of its own: sshd's signal requests come through the catcher
+            os.setpgid(0, 0)
         nsenter.enter(target)
 
     child = spawn(become)
@@ -202,19 +204,19 @@ def enter(plan: SessionPlan, container: Container, env: dict[str, str],
 
 
 def spawn(enter: Callable[[], None]) -> int:
-    """Fork the child that becomes the session; hangups reach it through the monitor."""
+    """Fork the child that becomes the session; hangups and the client's signals reach it
+    through the monitor (passedon)."""
     from dockersh.enter.nsenter import fork_child
 
     child = fork_child(enter)
 
-    def forward(signum: int, _frame: object) -> None:
+    def forward(signum: int) -> None:
         try:
             os.kill(child, signum)
         except ProcessLookupError:
             pass
 
-    for sig in (_signal.SIGHUP, _signal.SIGTERM):
-        _signal.signal(sig, forward)
+    passedon.forward_to(forward)
     return child
 
 

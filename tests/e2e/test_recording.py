@@ -208,6 +208,8 @@ def client_sees(server: SshServer, user: LinuxUser, data: bytes) -> list[tuple[i
         ("seq 1 100000; exit 5", None, False),
         ("head -c 1000000 /dev/zero | tr '\\0' z; stty size; exit 4", None, True),
         ("cat ~/blob", None, False),
+        # Its outputs closed at once, the command still gets all of its input.
+        ("exec >/dev/null 2>&1; sleep 1; cat > ~/in", data, False),
     ):
         proc = server.ssh(user, command, input=stdin, tty=tty, timeout=90)
         seen.append((proc.returncode, proc.stdout, proc.stderr))
@@ -229,9 +231,12 @@ def test_the_client_receives_the_same_bytes_and_status_recorded_or_not(
     assert mine[0] == (3, data, b"err\n") and mine[3] == (0, blob, b"")
     assert mine[2][0] == 4 and b"z" * 1000 in mine[2][1]
     assert not [r for r in config.records(other, "session-end") if "recording" in r]
+    assert mine[4] == (0, b"", b"")
+    assert (user.home / "in").read_bytes() == data == (other.home / "in").read_bytes()
 
     ends = config.records(user, "session-end")
-    assert [e["exit"] for e in ends] == [3, 5, 4, 0]
+    assert [e["exit"] for e in ends] == [3, 5, 4, 0, 0]
+    assert ends[4]["bytes_in"] == len(data)
     assert (ends[3]["bytes_in"], ends[3]["bytes_out"]) == (0, len(blob))
     first = next(r for r in ends if r["exit"] == 3)
     assert (first["bytes_in"], first["bytes_out"]) == (len(data), len(data) + 4)

@@ -10,6 +10,7 @@ box-USER by the test config), its mount namespace and its PID 1 (the engine's in
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import os
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import asyncssh
 import paramiko
 import pytest
 from support import docker, engine
@@ -558,6 +560,67 @@ def ssh_variables(server: SshServer, user: LinuxUser, tty: bool) -> tuple[str, .
     assert (address, local, local_port) == (HOST, HOST, str(server.port)), line
     assert client == f"{HOST} {port} {server.port}", line
     return tuple(rest)
+
+
+def asyncssh_session(server: SshServer, user: LinuxUser, command: str,
+                     signal: str | None = None) -> tuple[int | None, str | None, bytes]:
+    """``command`` through asyncssh: once it printed a line, the client sends ``signal`` (an
+    SSH "signal" request). The exit status or the exit signal's name sshd reported, and the
+    output."""
+    async def session() -> tuple[int | None, str | None, bytes]:
+        async with asyncssh.connect(HOST, server.port, username=user.name, known_hosts=None,
+                                    client_keys=[str(user.key)], agent_path=None) as conn:
+            proc = await conn.create_process(command, encoding=None)
+            first = await asyncio.wait_for(proc.stdout.readline(), 60)
+            if signal is not None:
+                await asyncio.sleep(0.3)  # the line is out: the command is in its loop or sleep
+                proc.send_signal(signal)
+            await asyncio.wait_for(proc.wait(check=False), 60)
+            rest = await proc.stdout.read()
+            name = proc.exit_signal[0] if proc.exit_signal else None
+            return (None if name else proc.exit_status), name, first + rest
+
+    return asyncio.run(session())
+
+
+#: A command that says it is up, then waits; USR1 ends it by its trap, with status 3.
+WAITS = "trap 'echo got-USR1; exit 3' USR1; echo up; while :; do sleep 0.1; done"
+
+
+def test_signals_and_deaths_by_signal_as_on_a_plain_account(
+    mode: str, sshd: SshdFactory, make_user: UserFactory,
+    tmux_terminal: Callable[..., TmuxTerminal],
+) -> None:
+    """A client's "signal" request reaches the command; a command killed by a signal reaches
+    the client as exit-signal (OpenSSH's ssh: status 255), an exit with 128 + N as that status;
+    Ctrl-C on a command with a terminal kills it as a signal. Side by side with a plain
+    account (sshd refuses signal requests to ForceCommand sessions, plain ones included)."""
+    server = sshd()
+    user, plain = make_user(), make_user(shell="/bin/bash", in_dockersh=False)
+    waits = "echo up; exec sleep 60"
+    cases = [(waits, "TERM"), (waits, "INT"), (waits, "HUP"), (waits, "KILL"), (WAITS, "USR1"),
+             ("echo up; sleep 0.5; kill -TERM $$", None),
+             ("echo up; sleep 0.5; kill -KILL $$", None), ("echo up; exit 143", None)]
+    for command, signal in cases:
+        theirs = asyncssh_session(server, plain, command, signal)
+        ours = asyncssh_session(server, user, command, signal)
+        assert ours == theirs, (command, signal, ours, theirs)
+    assert [asyncssh_session(server, user, c, s)[:2] for c, s in cases] == [
+        (None, "TERM"), (None, "INT"), (None, "HUP"), (None, "KILL"), (3, None), (None, "TERM"),
+        (None, "KILL"), (143, None)]
+
+    # OpenSSH's client: 255 for a death by signal, the status for an exit.
+    for who in (plain, user):
+        assert server.ssh(who, "sleep 0.5; kill -TERM $$").returncode == 255
+        assert server.ssh(who, "exit 143").returncode == 143
+
+    # Ctrl-C on a command with a terminal.
+    for who in (user, plain):
+        term = tmux_terminal(server.ssh_argv(who, "echo started; exec sleep 102", tty=True))
+        term.wait_for("started", timeout=60)
+        wait_processes(who.uid, b"sleep\x00102\x00", present=True)
+        term.send_keys("C-c")
+        assert term.wait_exit(timeout=30) == 255, who
 
 
 def test_ssh_variables_as_on_a_plain_account(

@@ -4,7 +4,8 @@ What the docker CLI would do, without its ~75 ms start: create the exec, start i
 connection, and move bytes between the SSH session's stdin/stdout/stderr and the stream until
 the command ends; then return its exit code. Doing it here also fixes two things the CLI gets
 wrong for a login shell: a hangup (SIGHUP/SIGTERM) reaches the command in the container instead
-of orphaning it, and the detach keys are chosen by us.
+of orphaning it (so do the client's signals: dockersh/passedon.py), a death by signal is one
+(exit_code), and the detach keys are chosen by us.
 
 - Without a terminal the stream is multiplexed (8-byte frame headers): stdout and stderr stay
   apart, bytes are never altered, stdin EOF is passed on as a half-close.
@@ -23,11 +24,13 @@ import select
 import time
 
 from dockersh import winsize
+from dockersh.passedon import forward_to
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     import signal as _signal
     from _socket import socket
+    from collections.abc import Callable
 
     from dockersh.backend.base import Backend
     from dockersh.login.recording import Recording
@@ -76,9 +79,13 @@ class Output:
         self.buffer = buffer
 
 
-def pump(sock: socket, early: bytes, tty: bool, recording: Recording | None = None) -> None:
-    """Move bytes until the container closes the stream (the command ended)."""
+def pump(sock: socket, early: bytes, tty: bool, recording: Recording | None = None,
+         started: Callable[[], bool] | None = None) -> None:
+    """Move bytes until the container closes the stream (the command ended). ``started``
+    is called after each of the first few waits (the first after 20 ms at most) until it
+    says True: the command has started by then, most likely, and can be pinned."""
     output = Output(tty, recording)
+    tries = 5 if started is not None else 0
     if early:
         output.feed(early)
     sock.setblocking(False)
@@ -94,7 +101,10 @@ def pump(sock: socket, early: bytes, tty: bool, recording: Recording | None = No
                 poller.unregister(0)
             except KeyError:
                 pass
-        for fd, events in poller.poll():
+        ready = poller.poll(20 if tries else None)
+        if tries and started is not None:
+            tries = 0 if started() else tries - 1
+        for fd, events in ready:
             if fd == 0:
                 try:
                     data = os.read(0, CHUNK) if not events & select.POLLNVAL else b""
@@ -127,47 +137,90 @@ def pump(sock: socket, early: bytes, tty: bool, recording: Recording | None = No
             half_closed = True
 
 
-def exit_code(backend: Backend, exec_id: str) -> int:
-    """The command's exit status; the engine records it a moment after the stream closes."""
+def exit_code(backend: Backend, exec_id: str, command: int | None = None) -> int:
+    """The command's exit status; the engine records it a moment after the stream closes.
+
+    The engine reports a death by signal N as 128 + N, like an exit with that number. With
+    ``command`` (a pidfd of it, ``pinned``), on Linux 6.15 and later the kernel tells them
+    apart: a death by signal is then -N, as os.waitstatus_to_exitcode gives it, so that the
+    monitor dies of it too and sshd reports exit-signal as on a plain account.
+    """
     for _ in range(100):
         info = backend.exec_inspect(exec_id)
         if info is not None and not info.running and info.exit_code is not None:
+            if info.exit_code > 128 and command is not None:
+                status = wait_status(command)
+                if status is not None and os.WIFSIGNALED(status):
+                    return -os.WTERMSIG(status)
             return info.exit_code
         time.sleep(0.02)
     return 255
 
 
-def signal_command(backend: Backend, exec_id: str, container_id: str, signum: int) -> None:
-    """Send ``signum`` to the exec's command, by the host pid the engine reports.
+#: linux/pidfd.h (6.15): _IOWR(0xFF, 11, struct pidfd_info), its 64 bytes (VER0); the mask bit
+#: asking for the exit status, and where the kernel puts it (after 8 + 8 + 11 * 4 bytes).
+PIDFD_GET_INFO = 0xC040FF0B
+PIDFD_INFO_EXIT = 1 << 3
+EXIT_CODE = slice(60, 64)
+
+
+def wait_status(pidfd: int) -> int | None:
+    """The wait status of the process behind ``pidfd`` once it has been reaped (by anyone:
+    here, the engine's shim), else None (it has not, or the kernel is older than 6.15)."""
+    import fcntl
+    import sys
+
+    info = bytearray(64)
+    info[0:8] = PIDFD_INFO_EXIT.to_bytes(8, sys.byteorder)
+    try:
+        fcntl.ioctl(pidfd, PIDFD_GET_INFO, info)
+    except OSError:
+        return None
+    if not int.from_bytes(info[0:8], sys.byteorder) & PIDFD_INFO_EXIT:
+        return None
+    return int.from_bytes(info[EXIT_CODE], sys.byteorder, signed=True)
+
+
+def pinned(backend: Backend, exec_id: str, container_id: str) -> int | None:
+    """A pidfd of the exec's command, by the host pid the engine reports, or None.
 
     That pid may be stale: the command may just have ended and its number gone to another
     process, a host one (this runs as root). So the process is pinned with a pidfd, must be
-    in the container's cgroup, and gets the signal through the same pidfd.
+    in the container's cgroup, and still be the one pinned after that was read.
     """
-    info = backend.exec_inspect(exec_id)
+    from dockersh.errors import DockershError
+
+    try:
+        info = backend.exec_inspect(exec_id)
+    except DockershError:  # the session goes on; only its signals cannot be passed on
+        return None
     if info is None or not (info.running and info.pid):
-        return
+        return None
     pid = info.pid
     try:
         pidfd = os.pidfd_open(pid)
-    except OSError:  # gone already (or no pidfd): nothing to signal safely
-        return
+    except OSError:  # gone already (or no pidfd)
+        return None
     try:
         with open(f"/proc/{pid}/cgroup") as f:
             ours = container_id in f.read()
         _signal.pidfd_send_signal(pidfd, 0)  # still the process opened: the cgroup was its
         if ours:
-            _signal.pidfd_send_signal(pidfd, signum)
+            return pidfd
     except OSError:
         pass
-    finally:
-        os.close(pidfd)
+    os.close(pidfd)
+    return None
 
 
 def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir: str,
         env: list[tuple[str, str]], tty: bool, recording: Recording | None = None) -> int:
     """The exec, its bytes and its exit code."""
     saved = None
+    #: The command's pidfd once pinned; pinning (an engine call) ends with the stream, so that
+    #: a signal handler's never interleaves with the main flow's own calls.
+    command: list[int | None] = [None]
+    pinning = [True]
     if tty:
         import termios
         import tty as tty_mode
@@ -180,14 +233,24 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
     try:
         exec_id = backend.exec_create(container_id, argv, user, workdir, env, tty)
         sock, early = backend.exec_start(exec_id, tty)
+        def pin() -> bool:
+            """The command pinned by a pidfd (for its signals and its exit status), once it
+            runs: the engine answers the start before it starts the command."""
+            if command[0] is None and pinning[0]:
+                command[0] = pinned(backend, exec_id, container_id)
+            return command[0] is not None
 
-        def hang_up(signum: int, _frame: object) -> None:
-            """SSH went away: the command in the container gets the signal, as a host shell
-            would."""
-            signal_command(backend, exec_id, container_id, signum)
+        def pass_on(signum: int) -> None:
+            """A hangup or the client's signal: the command in the container gets it, as on
+            a plain account."""
+            pidfd = command[0] if pin() else None
+            if pidfd is not None:
+                try:
+                    _signal.pidfd_send_signal(pidfd, signum)
+                except OSError:  # it has ended
+                    pass
 
-        for sig in (_signal.SIGHUP, _signal.SIGTERM):
-            _signal.signal(sig, hang_up)
+        forward_to(pass_on)
         if tty:
             def resize(_signum: int = 0, _frame: object = None) -> None:
                 try:
@@ -202,8 +265,9 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
             resize()  # in case the image has no stty, or the window changed meanwhile
             _signal.signal(_signal.SIGWINCH, resize)
         try:
-            pump(sock, early, tty, recording)
+            pump(sock, early, tty, recording, pin)
         finally:
+            pinning[0] = False
             sock.close()
     finally:
         if saved is not None:
@@ -213,4 +277,8 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
                 termios.tcsetattr(0, termios.TCSADRAIN, saved)
             except termios.error:  # the terminal hung up (EIO): nothing to restore, still
                 pass  # end the session's record with its exit code
-    return exit_code(backend, exec_id)
+    try:
+        return exit_code(backend, exec_id, command[0])
+    finally:
+        if command[0] is not None:
+            os.close(command[0])
