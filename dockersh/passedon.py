@@ -4,7 +4,7 @@ A plain account's command gets them from sshd: a hangup (HUP, TERM when sshd is 
 and what an SSH client sends in a "signal" request (asyncssh's send_signal), which sshd sends
 to the login's process group as the user (killpg). Here that group is the monitor, which is
 root (sudo execs it in place): the user may not signal it, and sshd gets EPERM. So the monitor
-forks a catcher that becomes the user (every id; not dumpable, as a setuid makes it) and stays
+forks a catcher that becomes the user (every id; not dumpable) and stays
 in the group, holding nothing but two pipes: it writes each signal it gets to one, which wakes
 the monitor (SIGIO) to pass it on; KILL kills it, and the monitor, seeing that, kills the
 command, as sshd's killpg would have. It exits when the monitor does (the other pipe's EOF).
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 else:
     import _signal  # signal without the enum import (8 ms): the login path uses this
 
+PR_SET_DUMPABLE = 4
 PASSED_ON = (_signal.SIGHUP, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGUSR1,
              _signal.SIGUSR2, _signal.SIGALRM)
 
@@ -32,16 +33,33 @@ PASSED_ON = (_signal.SIGHUP, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT, _
 _forward: list[Callable[[int], None] | None] = [None]
 
 
-def forward_to(forward: Callable[[int], None]) -> None:
+#: A delivery is under way: a signal that interrupts it is dropped, so that a flood of them
+#: cannot nest handlers without bound.
+_busy = [False]
+
+
+def forward_to(forward: Callable[[int], None] | None) -> None:
     """From now on, every PASSED_ON signal for the session, and KILL sent to its process
-    group, goes to ``forward`` (in a signal handler: keep it short)."""
+    group, goes to ``forward`` (in a signal handler: no engine call, keep it short); None once
+    the command is gone."""
     _forward[0] = forward
 
 
 def deliver(signum: int) -> None:
     forward = _forward[0]
-    if forward is not None:
-        forward(signum)
+    if forward is not None and not _busy[0]:
+        _busy[0] = True
+        try:
+            forward(signum)
+        finally:
+            _busy[0] = False
+
+
+def reset_in_child() -> None:
+    """In a process the monitor forks (the session's child, the spare): none of this."""
+    _forward[0] = None
+    for sig in (*PASSED_ON, _signal.SIGIO, _signal.SIGCHLD):
+        _signal.signal(sig, _signal.SIG_DFL)
 
 
 def start(uid: int, gid: int) -> None:
@@ -63,13 +81,14 @@ def start(uid: int, gid: int) -> None:
     os.close(alive_r)
 
     def delivered(_signum: int, _frame: object) -> None:
+        caught = b""
         try:
-            caught = os.read(signals, 64)
-        except BlockingIOError:
-            return
-        for signum in caught:
-            if signum in PASSED_ON:
-                deliver(signum)
+            while chunk := os.read(signals, 256):  # SIGIOs merge: all that is there
+                caught += chunk
+        except OSError:  # EAGAIN: that was all
+            pass
+        for signum in set(caught) & set(PASSED_ON):
+            deliver(signum)
 
     def reaped(_signum: int, _frame: object) -> None:
         try:
@@ -94,9 +113,15 @@ def become_catcher(uid: int, gid: int, signals: int, alive: int) -> None:
                 os.close(fd)
             except OSError:
                 pass
+    import ctypes
+
+    os.chdir("/")
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
+    # Not dumpable whatever fs.suid_dumpable says: it holds a copy of the monitor's memory.
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        os._exit(1)
 
     def caught(signum: int, _frame: object) -> None:
         try:

@@ -580,14 +580,15 @@ def test_no_core_dump_of_the_root_side_whatever_ulimit_c_says(
 
 def root_side_of(pid: int, uid: int) -> bool:
     """Is ``pid`` the root dockersh process that serves ``uid`` (on the host: not the spare
-    it leaves in the container)?"""
+    it leaves in the container; root: not the signal catcher it forks as the user)?"""
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         on_host = os.readlink(f"/proc/{pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
+        status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
-    return (on_host and f"SUDO_UID={uid}".encode() in environ
+    return (on_host and "\nUid:\t0\t" in status and f"SUDO_UID={uid}".encode() in environ
             and b"/opt/dockersh/sbin/dockersh" in cmdline)
 
 

@@ -19,7 +19,7 @@ import errno
 import fcntl
 import os
 
-from dockersh import statefiles
+from dockersh import passedon, statefiles
 from dockersh.enter.initproc import open_init
 from dockersh.errors import DockershError
 from dockersh.login import locks
@@ -253,6 +253,7 @@ def fork_child(enter: Callable[[], None]) -> int:
             # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec: restore them all.
             for sig in (_signal.SIGINT, _signal.SIGQUIT, _signal.SIGPIPE, _signal.SIGXFSZ):
                 _signal.signal(sig, _signal.SIG_DFL)
+            passedon.reset_in_child()
             enter()
         except BaseException as exc:
             message = exc.message if isinstance(exc, DockershError) else str(exc)

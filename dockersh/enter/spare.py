@@ -26,6 +26,7 @@ import os
 import select
 import sys
 
+from dockersh import passedon
 from dockersh.enter import protocol
 from dockersh.enter.protocol import (
     EXITED,
@@ -196,8 +197,7 @@ def become(target: Target, container_id: str) -> NoReturn:
 
     del termios
     os.setsid()  # out of the SSH session: its hangups are not for the spare
-    for sig in (_signal.SIGHUP, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT):
-        _signal.signal(sig, _signal.SIG_DFL)
+    passedon.reset_in_child()  # the session's signal handlers (HUP, TERM, INT, QUIT...)
     close_all_but(set(target.ns_fds.values()))  # the session's fds and locks above all
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):

@@ -112,7 +112,8 @@ def run(backend: Backend, plan: SessionPlan, user: User, container: Container,
                                      dict(env).get("TERM", ""), shell)
     began = time.time()
     failure = ""
-    passedon.start(plan.uid, plan.gid)
+    if user.uid != 0:  # the login's own ids: a target's exec ids may be root or another's
+        passedon.start(user.uid, user.gid)
     try:
         if plan.exec == "nsenter":
             code, failure = enter(plan, container, container_env(container, env), argv,
@@ -187,7 +188,7 @@ def enter(plan: SessionPlan, container: Container, env: dict[str, str],
             os.setpgid(0, 0)
         nsenter.enter(target)
 
-    child = spawn(become)
+    child, pidfd = spawn(become)
     if relay is not None:
         relay.started()
     if plan.spare:
@@ -195,29 +196,30 @@ def enter(plan: SessionPlan, container: Container, env: dict[str, str],
 
         spare.start(target, container.id)
     if relay is not None:
-        pidfd = os.pidfd_open(child)
-        try:
-            relay.run(told, pidfd)
-        finally:
-            os.close(pidfd)
-    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), ""
+        relay.run(told, pidfd)
+    status = os.waitpid(child, 0)[1]
+    passedon.forward_to(None)
+    os.close(pidfd)
+    return os.waitstatus_to_exitcode(status), ""
 
 
-def spawn(enter: Callable[[], None]) -> int:
+def spawn(enter: Callable[[], None]) -> tuple[int, int]:
     """Fork the child that becomes the session; hangups and the client's signals reach it
-    through the monitor (passedon)."""
+    through the monitor (passedon), by a pidfd: never another process that got its pid.
+    Its pid and that pidfd."""
     from dockersh.enter.nsenter import fork_child
 
     child = fork_child(enter)
+    pidfd = os.pidfd_open(child)
 
     def forward(signum: int) -> None:
         try:
-            os.kill(child, signum)
-        except ProcessLookupError:
+            _signal.pidfd_send_signal(pidfd, signum)
+        except OSError:  # it has ended
             pass
 
     passedon.forward_to(forward)
-    return child
+    return child, pidfd
 
 
 def start_record(plan: SessionPlan, user: User, container: Container, command: str | None,
@@ -264,9 +266,12 @@ def finish(plan: SessionPlan, container: Container, record: dict[str, Any],
             os.write(2, f"dockersh: {line}\n".encode())
     sys.stdout.flush()
     if code < 0:  # killed by a signal: die the same way, so sshd reports exit-signal
-        if -code != _signal.SIGKILL:  # SIGKILL's disposition cannot be set (EINVAL)
-            _signal.signal(-code, _signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
+        try:
+            if -code != _signal.SIGKILL:  # SIGKILL's disposition cannot be set (EINVAL)
+                _signal.signal(-code, _signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
+        except (OSError, ValueError):  # one Python may not set (32, 33: libc's own)
+            pass
         code = 128 - code
     os._exit(code)
 

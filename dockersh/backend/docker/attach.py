@@ -217,10 +217,7 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
         env: list[tuple[str, str]], tty: bool, recording: Recording | None = None) -> int:
     """The exec, its bytes and its exit code."""
     saved = None
-    #: The command's pidfd once pinned; pinning (an engine call) ends with the stream, so that
-    #: a signal handler's never interleaves with the main flow's own calls.
-    command: list[int | None] = [None]
-    pinning = [True]
+    command: list[int | None] = [None]  # the command's pidfd, once pinned
     if tty:
         import termios
         import tty as tty_mode
@@ -235,15 +232,16 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
         sock, early = backend.exec_start(exec_id, tty)
         def pin() -> bool:
             """The command pinned by a pidfd (for its signals and its exit status), once it
-            runs: the engine answers the start before it starts the command."""
-            if command[0] is None and pinning[0]:
+            runs: the engine answers the start before it starts the command. Called by the
+            pump, never by a signal handler (an engine call)."""
+            if command[0] is None:
                 command[0] = pinned(backend, exec_id, container_id)
             return command[0] is not None
 
         def pass_on(signum: int) -> None:
             """A hangup or the client's signal: the command in the container gets it, as on
-            a plain account."""
-            pidfd = command[0] if pin() else None
+            a plain account (once pinned: a signal before that is lost)."""
+            pidfd = command[0]
             if pidfd is not None:
                 try:
                     _signal.pidfd_send_signal(pidfd, signum)
@@ -267,7 +265,6 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
         try:
             pump(sock, early, tty, recording, pin)
         finally:
-            pinning[0] = False
             sock.close()
     finally:
         if saved is not None:
@@ -280,5 +277,6 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
     try:
         return exit_code(backend, exec_id, command[0])
     finally:
+        forward_to(None)
         if command[0] is not None:
             os.close(command[0])
