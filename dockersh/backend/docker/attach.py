@@ -82,10 +82,10 @@ class Output:
 def pump(sock: socket, early: bytes, tty: bool, recording: Recording | None = None,
          started: Callable[[], bool] | None = None) -> None:
     """Move bytes until the container closes the stream (the command ended). ``started``
-    is called after each of the first few waits (the first after 20 ms at most) until it
-    says True: the command has started by then, most likely, and can be pinned."""
+    is called after each wait (20 ms at most) of the first two seconds until it says True:
+    the command has started (the engine says so a moment after its answer) and is pinned."""
     output = Output(tty, recording)
-    tries = 5 if started is not None else 0
+    until = time.monotonic() + 2 if started is not None else 0.0
     if early:
         output.feed(early)
     sock.setblocking(False)
@@ -101,9 +101,9 @@ def pump(sock: socket, early: bytes, tty: bool, recording: Recording | None = No
                 poller.unregister(0)
             except KeyError:
                 pass
-        ready = poller.poll(20 if tries else None)
-        if tries and started is not None:
-            tries = 0 if started() else tries - 1
+        ready = poller.poll(20 if until else None)
+        if until and started is not None and (started() or time.monotonic() > until):
+            until = 0.0
         for fd, events in ready:
             if fd == 0:
                 try:
@@ -218,6 +218,7 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
     """The exec, its bytes and its exit code."""
     saved = None
     command: list[int | None] = [None]  # the command's pidfd, once pinned
+    early_signals: list[int] = []  # those that came before
     if tty:
         import termios
         import tty as tty_mode
@@ -236,17 +237,22 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
             pump, never by a signal handler (an engine call)."""
             if command[0] is None:
                 command[0] = pinned(backend, exec_id, container_id)
+                if command[0] is not None:  # what came before, in order
+                    for signum in early_signals:
+                        pass_on(signum)
             return command[0] is not None
 
         def pass_on(signum: int) -> None:
             """A hangup or the client's signal: the command in the container gets it, as on
-            a plain account (once pinned: a signal before that is lost)."""
+            a plain account (kept until it is pinned)."""
             pidfd = command[0]
-            if pidfd is not None:
-                try:
-                    _signal.pidfd_send_signal(pidfd, signum)
-                except OSError:  # it has ended
-                    pass
+            if pidfd is None:
+                early_signals.append(signum)
+                return
+            try:
+                _signal.pidfd_send_signal(pidfd, signum)
+            except OSError:  # it has ended
+                pass
 
         forward_to(pass_on)
         if tty:
