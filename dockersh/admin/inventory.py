@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dockersh import procstat
+from dockersh.backend.base import epoch
 from dockersh.backend.registry import get_backend
 from dockersh.config import schema, units
 from dockersh.errors import DockershError
@@ -57,19 +58,10 @@ class Managed:
         return data
 
 
-def iso(epoch: float | None) -> str | None:
-    if epoch is None:
+def iso(at: float | None) -> str | None:
+    if at is None:
         return None
-    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
-
-
-def engine_time(text: str) -> float | None:
-    """The engine's RFC 3339 times (nanoseconds, ``Z``); None for "" (never)."""
-    if not text:
-        return None
-    head, _, frac = text.rstrip("Z").partition(".")
-    stamp = datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
-    return stamp.timestamp()
+    return datetime.fromtimestamp(at).astimezone().isoformat(timespec="seconds")
 
 
 def backend_for(config_path: str) -> Backend:
@@ -134,8 +126,8 @@ def session_count(container: Container, user: str, entered: dict[int, set[int]])
 def idle_since(container: Container, user: str) -> float:
     """The later of the last session's end (the sessions file's mtime) and the container's
     last start or stop."""
-    times = [engine_time(container.started_at), engine_time(container.finished_at),
-             engine_time(container.created)]
+    times = [epoch(container.started_at), epoch(container.finished_at),
+             epoch(container.created)]
     try:
         times.append(os.stat(locks.paths(user)[1]).st_mtime)
     except OSError:
@@ -190,7 +182,7 @@ def describe(backend: Backend, container: Container, config_path: str,
         exit="" if container.running else container.describe_exit(),
         sessions=sessions,
         idle_since=None if sessions else idle_since(container, user),
-        created=engine_time(container.created) or 0.0,
+        created=epoch(container.created) or 0.0,
         config=verdict,
         why=why,
         idle_timeout=units.parse_duration(cfg.session.idle_timeout) or 0,

@@ -111,6 +111,16 @@ class Container:
         return f"exit status {self.exit_code}"
 
 
+def epoch(text: str) -> float | None:
+    """An engine's RFC 3339 time (nanoseconds, ``Z``) in epoch seconds; None for "" (never)."""
+    if not text:
+        return None
+    from datetime import datetime  # not on the warm path: only stopped containers need it
+
+    head, _, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00").timestamp()
+
+
 class Summary:
     """A container as a list by label reports it: enough to sweep and to inspect."""
 

@@ -7,7 +7,7 @@ container (create.py) and pulling (pull.py, the Docker SDK) are imported when us
 
 from __future__ import annotations
 
-from dockersh.backend.base import Container, Exec, Mount, Summary
+from dockersh.backend.base import Container, Exec, Mount, Summary, epoch
 from dockersh.backend.docker.engine import TIMEOUT, Engine, quote
 from dockersh.jsontext import dumps
 from dockersh.labels import LABEL_PROBE
@@ -216,12 +216,25 @@ def container_view(data: dict[str, Any] | None) -> Container | None:
         started_at=engine_time(state.get("StartedAt")),
         finished_at=engine_time(state.get("FinishedAt")),
         exit_code=int(state.get("ExitCode") or 0),
-        oom_killed=bool(state.get("OOMKilled")),
+        oom_killed=oom_killed(str(data["Id"]), state),
         mounts=[Mount(str(m.get("Type") or ""), str(m.get("Source") or ""),
                       str(m.get("Destination") or "")) for m in data.get("Mounts") or []],
         env=[str(v) for v in config.get("Env") or []],
         group_add=[str(g) for g in host.get("GroupAdd") or []],
     )
+
+
+def oom_killed(container_id: str, state: dict[str, Any]) -> bool:
+    """The engine's flag, or for a container that ended with status 137 (SIGKILL) without it,
+    the kernel's log (kernellog: the engine can miss the event)."""
+    if state.get("OOMKilled"):
+        return True
+    started = epoch(engine_time(state.get("StartedAt")))
+    if state.get("Running") or state.get("ExitCode") != 137 or started is None:
+        return False
+    from dockersh.backend import kernellog
+
+    return kernellog.oom_killed_since(container_id, started)
 
 
 def exec_config(argv: list[str], user: str, workdir: str, env: list[tuple[str, str]],
