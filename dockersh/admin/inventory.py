@@ -107,10 +107,10 @@ def entered_processes() -> dict[int, set[int]]:
     return entered
 
 
-def session_count(container: Container, user: str, entered: dict[int, set[int]]) -> int:
+def session_count(container: Container, user: str, live: Live) -> int:
     """Live sessions: the shared flocks of session monitors, or processes entered from outside
     (a session whose monitor was killed still counts), whichever is more."""
-    flocks = locks.count_sessions(user)
+    flocks = locks.count_sessions(user, live.flocks)
     init = container.pid
     if init <= 0:
         return flocks
@@ -120,7 +120,7 @@ def session_count(container: Container, user: str, entered: dict[int, set[int]])
         return flocks
     if ns == os.stat("/proc/self/ns/pid").st_ino:  # pid = "host": processes tell nothing
         return flocks
-    return max(flocks, len(entered.get(ns, set()) - {init}))
+    return max(flocks, len(live.entered.get(ns, set()) - {init}))
 
 
 def idle_since(container: Container, user: str) -> float:
@@ -135,23 +135,24 @@ def idle_since(container: Container, user: str) -> float:
     return max(t for t in times if t is not None)
 
 
-def account(name: str, uid_label: str) -> identity.User | None:
+def account(name: str, uid_label: str,
+            names: dict[int, str] | None = None) -> identity.User | None:
     """The host account the container was made for, or None when it is gone (or the name now
-    belongs to someone else: another uid)."""
+    belongs to someone else: another uid). ``names``: identity.group_name's memo."""
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
         return None
     if str(entry.pw_uid) != uid_label:
         return None
-    return identity.by_uid(entry.pw_uid)
+    return identity.by_uid(entry.pw_uid, names)
 
 
-def judge(backend: Backend, container: Container, config_path: str,
+def judge(live: Live, container: Container, config_path: str,
           fallback: schema.Config) -> tuple[str, str, schema.Config]:
     """(CURRENT|STALE|ORPHAN|INVALID, why, the config whose [session] applies)."""
     labels = container.labels
-    user = account(labels.get(LABEL_USER, ""), labels.get(LABEL_UID, ""))
+    user = account(labels.get(LABEL_USER, ""), labels.get(LABEL_UID, ""), live.group_names)
     if user is None:
         return ORPHAN, "the user no longer exists", fallback
     try:
@@ -161,17 +162,34 @@ def judge(backend: Backend, container: Container, config_path: str,
     wanted = planner.make(cfg, user, os.uname().nodename)
     if wanted.spec.name != container.name:
         return ORPHAN, f"the user's container is now {wanted.spec.name}", cfg
-    if ensure.is_stale(backend, container, wanted.session):
+    if ensure.is_stale(live.image_id, container, wanted.session):
         return STALE, "config or image changed since it was created", cfg
     return CURRENT, "", cfg
 
 
-def describe(backend: Backend, container: Container, config_path: str,
-             fallback: schema.Config, entered: dict[int, set[int]]) -> Managed:
+class Live:
+    """What every container's line reads from the host and the engine, read once for all:
+    processes entered from outside, shared flocks, image ids by reference, group names."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.entered = entered_processes()
+        self.flocks = locks.shared_flocks()
+        self.images: dict[str, str | None] = {}
+        self.group_names: dict[int, str] = {}
+
+    def image_id(self, ref: str) -> str | None:
+        if ref not in self.images:
+            self.images[ref] = self.backend.image_id(ref)
+        return self.images[ref]
+
+
+def describe(live: Live, container: Container, config_path: str,
+             fallback: schema.Config) -> Managed:
     labels = container.labels
     user = labels.get(LABEL_USER, "")
-    verdict, why, cfg = judge(backend, container, config_path, fallback)
-    sessions = session_count(container, user, entered)
+    verdict, why, cfg = judge(live, container, config_path, fallback)
+    sessions = session_count(container, user, live)
     return Managed(
         user=user,
         uid=int(labels.get(LABEL_UID, "-1") or -1),
@@ -192,5 +210,6 @@ def describe(backend: Backend, container: Container, config_path: str,
 
 def inventory(backend: Backend, config_path: str, user: str | None = None) -> list[Managed]:
     fallback = pipeline.global_config(config_path)
-    entered = entered_processes()
-    return [describe(backend, c, config_path, fallback, entered) for c in find(backend, user)]
+    found = find(backend, user)
+    live = Live(backend)
+    return [describe(live, c, config_path, fallback) for c in found]

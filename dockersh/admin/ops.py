@@ -130,9 +130,9 @@ def containers_of(backend: Backend, user: str) -> list[Container]:
     return found
 
 
-def ending(container: Container, user: str) -> str:
+def ending(backend: Backend, container: Container, user: str) -> str:
     """ ", ending N live session(s)" when stopping it ends sessions."""
-    count = inventory.session_count(container, user, inventory.entered_processes())
+    count = inventory.session_count(container, user, inventory.Live(backend))
     return f", ending {count} live session{'s' * (count != 1)}" if count else ""
 
 
@@ -144,7 +144,7 @@ def stop(config_path: str, user: str) -> int:
             if not container.running:
                 print(f"{name} is not running")
                 continue
-            note = ending(container, user)
+            note = ending(backend, container, user)
             backend.stop(name, STOP_TIMEOUT)
             print(f"stopped {name}{note}")
     return 0
@@ -155,7 +155,7 @@ def restart(config_path: str, user: str) -> int:
     with user_locked(user, lock_timeout(config_path)):
         for container in containers_of(backend, user):
             name = container.name
-            note = ending(container, user)
+            note = ending(backend, container, user)
             account = inventory.account(user, container.labels.get(LABEL_UID, ""))
             if account is not None:  # its passwd and group may be gone (install.sh --uninstall)
                 ensure.restore_identity_files(backend, account, config_path, container)
@@ -179,7 +179,7 @@ def rm(config_path: str, user: str) -> int:
     with user_locked(user, lock_timeout(config_path)):
         for container in containers_of(backend, user):
             name = container.name
-            note = ending(container, user)
+            note = ending(backend, container, user)
             remove_container(backend, name)
             print(f"removed {name}{note} (the home directory is kept)")
     return 0
@@ -226,9 +226,8 @@ def act_locked(backend: Backend, config_path: str, m: Managed, idle: int | None,
         container = backend.inspect(m.id)
         if container is None:
             return None
-        fresh = inventory.describe(backend, container, config_path,
-                                   pipeline.global_config(config_path),
-                                   inventory.entered_processes())
+        fresh = inventory.describe(inventory.Live(backend), container, config_path,
+                                   pipeline.global_config(config_path))
         decision = decide(fresh, idle, time.time())
         if decision is not None:
             act(backend, decision[0], fresh.container)
@@ -306,7 +305,7 @@ def gc(config_path: str, idle: int | None, dry_run: bool, users: list[str]) -> i
 def after_sweep(backend: Backend, config_path: str, dry_run: bool) -> int:
     """A whole gc's last steps: the state of what is gone, recordings past [audit] keep, and
     the metrics textfile (after the removals, so that it counts what is left). 1 on failure."""
-    from dockersh.admin import metrics, recordings
+    from dockersh.admin import recordings
 
     config = pipeline.global_config(config_path)
     if not dry_run:
@@ -314,6 +313,8 @@ def after_sweep(backend: Backend, config_path: str, dry_run: bool) -> int:
     recordings.apply_keep(config, dry_run)
     if dry_run:
         return 0
+    from dockersh.admin import metrics  # prometheus_client: 57 ms, for the textfile only
+
     try:
         metrics.write_textfile(config)
     except DockershError as exc:

@@ -28,6 +28,8 @@ from dockersh.plan import pipeline, planner
 from dockersh.plan.sessionplan import SessionPlan
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dockersh.backend.base import Backend
 
 PROBE_TIMEOUT = 60.0  # seconds a login waits for another login's probe of the same image
@@ -58,11 +60,14 @@ def refuse_foreign(container: Container, user: User) -> None:
         )
 
 
-def is_stale(backend: Backend, container: Container, plan: SessionPlan) -> bool:
+def is_stale(image_id: Callable[[str], str | None], container: Container,
+             plan: SessionPlan) -> bool:
+    """Made from another config, or from an image its reference no longer names (``image_id``:
+    the back end's, or ls's memo of it: one image serves hundreds of containers)."""
     if container.labels.get(LABEL_HASH) != plan.hash:
         return True
-    image_id = backend.image_id(plan.image)
-    return image_id is not None and image_id != container.image_id
+    now = image_id(plan.image)
+    return now is not None and now != container.image_id
 
 
 def refuse_revoked_groups(container: Container, plan: SessionPlan) -> None:
@@ -86,7 +91,7 @@ def ensure(backend: Backend, user: User, plan: SessionPlan, config_path: str,
     event = "container-created"
     if container is not None:
         refuse_foreign(container, user)
-        if is_stale(backend, container, plan):
+        if is_stale(backend.image_id, container, plan):
             if locks.try_exclusive(sessions_fd):
                 say("your container's configuration changed; recreating it (your home is kept)")
                 backend.remove(name)

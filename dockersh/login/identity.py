@@ -48,16 +48,27 @@ class User:
         return f"User({self.name!r}, uid={self.uid})"
 
 
-def _from_pwd(entry: pwd.struct_passwd) -> User:
+def group_name(gid: int, names: dict[int, str] | None = None) -> str:
+    """The group's name (its number when it has none); ``names``, a caller's memo of them for
+    one pass over many users (``ls``: each lookup reads /etc/group). Never a process-wide one:
+    the web service decides by group name and lives long."""
+    if names is not None and gid in names:
+        return names[gid]
+    try:
+        name = grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+    if names is not None:
+        names[gid] = name
+    return name
+
+
+def _from_pwd(entry: pwd.struct_passwd, names: dict[int, str] | None = None) -> User:
     groups: list[tuple[str, int]] = []
     for gid in [entry.pw_gid, *os.getgrouplist(entry.pw_name, entry.pw_gid)]:
         if any(g == gid for _, g in groups):
             continue
-        try:
-            name = grp.getgrgid(gid).gr_name
-        except KeyError:
-            name = str(gid)
-        groups.append((name, gid))
+        groups.append((group_name(gid, names), gid))
     return User(
         entry.pw_name,
         entry.pw_uid,
@@ -76,9 +87,9 @@ def by_name(name: str) -> User:
         raise DockershError(f"no such user: {name!r}") from None
 
 
-def by_uid(uid: int) -> User:
+def by_uid(uid: int, names: dict[int, str] | None = None) -> User:
     try:
-        return _from_pwd(pwd.getpwuid(uid))
+        return _from_pwd(pwd.getpwuid(uid), names)
     except KeyError:
         raise DockershError(f"uid {uid} has no account (passwd/NSS); refusing") from None
 

@@ -83,22 +83,33 @@ def release(fd: int) -> None:
     os.close(fd)
 
 
-def count_sessions(user: str) -> int:
-    """Live sessions of ``user``: shared flocks on their sessions file, read from /proc/locks."""
-    return holders(paths(user)[1])
+def count_sessions(user: str, flocks: dict[str, int] | None = None) -> int:
+    """Live sessions of ``user``: shared flocks on their sessions file (``flocks``: one read of
+    /proc/locks for many users)."""
+    return holders(paths(user)[1], flocks)
 
 
-def holders(path: str) -> int:
+def holders(path: str, flocks: dict[str, int] | None = None) -> int:
     """Processes holding ``path`` flocked shared (live sessions)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return 0
     ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    return (shared_flocks() if flocks is None else flocks).get(ident, 0)
+
+
+def shared_flocks() -> dict[str, int]:
+    """How many hold each file ("MAJ:MIN:INODE") flocked shared, from /proc/locks
+    ("1: FLOCK  ADVISORY  READ  PID MAJ:MIN:INODE 0 EOF"; a waiter's line has "->" after the
+    number, and is no holder)."""
+    held: dict[str, int] = {}
     with open("/proc/locks") as f:
-        # Whole fields ("00:1a:123" is not inode 1234's); "->" marks a waiter, not a holder.
-        fields = (set(line.split()) for line in f)
-        return sum(1 for s in fields if {"FLOCK", "READ", ident} <= s and "->" not in s)
+        for line in f:
+            fields = line.split()
+            if len(fields) > 5 and fields[1] == "FLOCK" and fields[3] == "READ":
+                held[fields[5]] = held.get(fields[5], 0) + 1
+    return held
 
 
 class HeldOutput:

@@ -7,7 +7,7 @@ handoff turns ``SessionPlan`` and the session's environment into an exec.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from dockersh import __version__
 from dockersh.config import units
@@ -50,9 +50,10 @@ class ContainerSpec:
 
     def config_hash(self) -> str:
         """Stable over runs and versions of Python: the repr of plain tuples, strs, ints, bools."""
-        fields = asdict(self)
-        fields.pop("pull")  # how to get the image is not part of what the container is
-        return hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:16]
+        # Every field is immutable (tuples of str/int/bool): the shallow dict reprs exactly as
+        # dataclasses.asdict's deep copy did, at a tenth of the cost (ls hashes every user's).
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pull"}
+        return hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()[:16]
 
     def labels(self, user: User) -> dict[str, str]:
         return {
