@@ -22,7 +22,7 @@ podman_limits=/etc/containers/containers.conf.d/dockersh-test-ulimits.conf
 packages=(
   docker.io openssh-server openssh-client sudo busybox-static debootstrap tmux rsync git
   python3-venv shellcheck util-linux procps iproute2 docker-registry xauth openssl
-  chromium chromium-driver podman catatonit
+  chromium chromium-driver podman catatonit sshfs
 )
 
 log() { printf 'setup-host: %s\n' "$*" >&2; }

@@ -11,6 +11,7 @@ box-USER by the test config), its mount namespace and its PID 1 (the engine's in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -21,7 +22,7 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -285,7 +286,8 @@ def test_users_have_no_docker_group_and_no_socket(
 
 
 def check_file_transfer(server: SshServer, user: LinuxUser, workdir: Path) -> None:
-    """scp (SFTP protocol and -O), sftp -b and rsync, both ways, byte-exact, in the container."""
+    """scp (SFTP protocol and -O), sftp -b, rsync and sshfs, both ways, byte-exact, in the
+    container."""
     opts = client_opts(server, user)
     port = str(server.port)
     remote = f"{user.name}@{HOST}"
@@ -294,7 +296,7 @@ def check_file_transfer(server: SshServer, user: LinuxUser, workdir: Path) -> No
     got = workdir / "got"
     local.mkdir()
     got.mkdir()
-    ways = ("scp", "scp-O", "sftp", "rsync")
+    ways = ("scp", "scp-O", "sftp", "rsync", "sshfs")
     originals = {way: os.urandom(2**20 + 17 * i) for i, way in enumerate(ways)}
     for way, data in originals.items():
         (local / way).write_bytes(data)
@@ -309,6 +311,8 @@ def check_file_transfer(server: SshServer, user: LinuxUser, workdir: Path) -> No
                      f"get /etc/hostname {got / 'sftp-hostname'}\n")
     ok(run_client(["sftp", *opts, "-P", port, "-b", batch, remote]), "sftp -b")
     ok(run_client(["rsync", "-a", "-e", ssh_e, local / "rsync", f"{remote}:up-rsync"]), "rsync up")
+    with sshfs_mount(ssh_e, f"{remote}:/", workdir / "mnt") as mnt:
+        (mnt / user.home.relative_to("/") / "up-sshfs").write_bytes(originals["sshfs"])
     for way, data in originals.items():
         landed = user.home / f"up-{way}"
         assert landed.is_file(), f"{way} left nothing at {landed}"
@@ -323,13 +327,30 @@ def check_file_transfer(server: SshServer, user: LinuxUser, workdir: Path) -> No
                    got / "scp-O-hostname"]), "scp -O down /etc/hostname")
     ok(run_client(["rsync", "-a", "-e", ssh_e, f"{remote}:up-scp-O", f"{remote}:/etc/hostname",
                    got]), "rsync down")
-    expected = {"scp": "rsync", "scp-O": "sftp", "sftp": "scp", "up-scp-O": "scp-O"}
+    with sshfs_mount(ssh_e, f"{remote}:/", workdir / "mnt") as mnt:
+        (got / "sshfs").write_bytes((mnt / user.home.relative_to("/") / "up-sshfs").read_bytes())
+        (got / "sshfs-hostname").write_bytes((mnt / "etc" / "hostname").read_bytes())
+    expected = {"scp": "rsync", "scp-O": "sftp", "sftp": "scp", "up-scp-O": "scp-O",
+                "sshfs": "sshfs"}
     for name, way in expected.items():
         assert sha256((got / name).read_bytes()) == sha256(originals[way]), f"{name} down"
     # The engine writes the file: Docker ends it with a newline, Podman does not.
     container_hostname = f"box-{user.name}" + ("" if engine.PODMAN else "\n")
-    for name in ("sftp-hostname", "scp-O-hostname", "hostname"):
+    for name in ("sftp-hostname", "scp-O-hostname", "hostname", "sshfs-hostname"):
         assert (got / name).read_text() == container_hostname, f"{name}: not the container's"
+
+
+@contextlib.contextmanager
+def sshfs_mount(ssh_e: str, remote: str, at: Path) -> Iterator[Path]:
+    """``remote`` mounted at ``at`` with sshfs (Debian's, over FUSE) through ``ssh_e``; unmounted
+    after, whatever happens."""
+    at.mkdir(exist_ok=True)
+    ok(run_client(["sshfs", "-o", f"ssh_command={ssh_e}", remote, at]),
+       "sshfs")
+    try:
+        yield at
+    finally:
+        run(["umount", at], check=False)
 
 
 def test_scp_sftp_rsync_byte_exact_into_the_home(
