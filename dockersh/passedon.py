@@ -38,6 +38,15 @@ _forward: list[Callable[[int], None] | None] = [None]
 _busy = [False]
 
 
+def send(pidfd: int, signum: int) -> None:
+    """A signal to the process ``pidfd`` holds; nothing when it has ended (its pid may be
+    someone else's by now, its pidfd never is)."""
+    try:
+        _signal.pidfd_send_signal(pidfd, signum)
+    except OSError:
+        pass
+
+
 def forward_to(forward: Callable[[int], None] | None) -> None:
     """From now on, every PASSED_ON signal for the session, and KILL sent to its process
     group, goes to ``forward`` (in a signal handler: no engine call, keep it short); None once

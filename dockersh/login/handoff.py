@@ -212,13 +212,7 @@ def spawn(enter: Callable[[], None]) -> tuple[int, int]:
     child = fork_child(enter)
     pidfd = os.pidfd_open(child)
 
-    def forward(signum: int) -> None:
-        try:
-            _signal.pidfd_send_signal(pidfd, signum)
-        except OSError:  # it has ended
-            pass
-
-    passedon.forward_to(forward)
+    passedon.forward_to(lambda signum: passedon.send(pidfd, signum))
     return child, pidfd
 
 

@@ -24,7 +24,7 @@ import select
 import time
 
 from dockersh import winsize
-from dockersh.passedon import forward_to
+from dockersh.passedon import forward_to, send
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
@@ -249,10 +249,7 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
             if pidfd is None:
                 early_signals.append(signum)
                 return
-            try:
-                _signal.pidfd_send_signal(pidfd, signum)
-            except OSError:  # it has ended
-                pass
+            send(pidfd, signum)
 
         forward_to(pass_on)
         if tty:
