@@ -112,13 +112,22 @@ class Container:
 
 
 def epoch(text: str) -> float | None:
-    """An engine's RFC 3339 time (nanoseconds, ``Z``) in epoch seconds; None for "" (never)."""
+    """An engine's RFC 3339 time (nanoseconds; ``Z`` or an offset) in epoch seconds; None for
+    "" (never) or what is not such a time."""
     if not text:
         return None
-    from datetime import datetime  # not on the warm path: only stopped containers need it
+    from datetime import datetime  # not on the warm path: admin verbs and stopped containers
 
-    head, _, frac = text.rstrip("Z").partition(".")
-    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00").timestamp()
+    body, zone = text, "+00:00"
+    if text[-1:] in ("Z", "z"):
+        body = text[:-1]
+    elif len(text) > 6 and text[-6] in "+-" and text[-3] == ":":
+        body, zone = text[:-6], text[-6:]
+    head, _, frac = body.partition(".")
+    try:  # Python 3.11 takes at most 6 digits of fraction
+        return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}{zone}").timestamp()
+    except ValueError:
+        return None
 
 
 class Summary:

@@ -8,9 +8,12 @@ the engines' flag comes from. It is read only for a container found stopped with
 by root (dockersh's monitor); where /dev/kmsg cannot be read (some containers), the engine's
 flag is all there is.
 
-The log's times are the kernel's clock since boot; a start time is mapped onto it through
-CLOCK_MONOTONIC, which NTP slews, so over a long uptime a kill close to a restart can be
-missed (the old message) or one just before it counted (a wrong reason, never a wrong exit).
+The kernel rate-limits these records (10 in 5 s, all cgroups together) and its log is a ring:
+a user whose container OOM-loops can keep another's kill out of it, which then reads as
+"exit status 137", as before. The log's times are the kernel's clock since boot; a start time
+is mapped onto it through CLOCK_MONOTONIC, which NTP slews, so over a long uptime a kill close
+to a restart can be missed (the old message) or one just before it counted (a wrong reason,
+never a wrong exit).
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ def kills(path: str) -> list[tuple[float, str]]:
 
 def killed_in(message: str, container_id: str) -> bool:
     """Whether one log message is an OOM kill whose cgroup (the one at its limit, or the
-    victim's) is the container's. Only the kernel writes the log; a task name (16 bytes)
-    cannot spell a container's 64-digit id."""
+    victim's) is the container's. A task name (16 bytes) cannot spell a container's 64-digit
+    id, and ``records`` keeps only what the kernel wrote."""
     if not message.startswith("oom-kill:") or len(container_id) < 12:
         return False
     for field in message[len("oom-kill:"):].split(","):
@@ -63,13 +66,16 @@ def killed_in(message: str, container_id: str) -> bool:
 
 
 def records(path: str) -> Iterator[tuple[float, str]]:
-    """(seconds since boot, message) of each record, oldest first: /dev/kmsg gives one record
-    per read ("prio,seq,usec,flags;message", then " KEY=value" lines); a saved copy of it,
-    lines."""
+    """(seconds since boot, message) of each record the kernel wrote, oldest first: /dev/kmsg
+    gives one record per read ("prio,seq,usec,flags;message\n", then " KEY=value" lines); a
+    saved copy of it is read as lines. Records written through /dev/kmsg (root's daemons, or
+    a container given the device) have a facility other than the kernel's (0), and are left
+    out."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return
+    rest = b""
     try:
         while True:
             try:
@@ -80,10 +86,13 @@ def records(path: str) -> Iterator[tuple[float, str]]:
                 return
             if not chunk:
                 return
-            for line in chunk.split(b"\n"):
+            *lines, rest = (rest + chunk).split(b"\n")
+            for line in lines:
                 head, semicolon, message = line.partition(b";")
-                fields = head.split(b",")  # a " KEY=value" line has no usec field
-                if semicolon and len(fields) >= 3 and fields[2].isdigit():
+                fields = head.split(b",")
+                if (semicolon and not line.startswith(b" ") and len(fields) >= 3
+                        and fields[0].isdigit() and int(fields[0]) >> 3 == 0
+                        and fields[2].isdigit()):
                     yield int(fields[2]) / 1e6, message.decode(errors="replace")
     finally:
         os.close(fd)

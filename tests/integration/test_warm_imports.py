@@ -13,10 +13,10 @@ from support.users import LinuxUser
 
 pytestmark = pytest.mark.integration
 
-#: Each costs 8-25 ms (typing 14, dataclasses + inspect, re, json, signal's enum, tomllib) or
-#: ~165 ms (the Docker SDK) at every login.
+#: Each costs 3-25 ms (typing 14, dataclasses + inspect, re, json, signal's enum, tomllib,
+#: datetime 3) or ~165 ms (the Docker SDK) at every login.
 HEAVY = ("typing", "dataclasses", "inspect", "re", "json", "signal", "enum", "tomllib",
-         "docker", "pam", "argparse")
+         "datetime", "docker", "pam", "argparse")
 
 
 def login_imports(installed: Installation, user: LinuxUser) -> set[str]:

@@ -11,6 +11,7 @@ import pytest
 from support.fakebackend import CONFLICT, INSPECT_OOM_KILLED, INSPECT_RUNNING, NO_SUCH_CONTAINER
 
 from dockersh.backend import base
+from dockersh.backend.base import epoch
 from dockersh.backend.docker.backend import DockerBackend, container_view
 from dockersh.backend.docker.engine import Engine
 from dockersh.config import schema
@@ -59,6 +60,14 @@ def test_the_inspect_json_becomes_a_container() -> None:
     assert oom is not None and not oom.running and oom.exit_code == 137
     assert oom.describe_exit() == "killed for using too much memory"
     assert container_view(None) is None
+
+
+def test_engine_times_in_epoch_seconds() -> None:
+    assert epoch("2026-12-02T15:53:42.43844121Z") == 1796226822.438441
+    assert epoch("2026-12-02T16:53:42.438441214+01:00") == 1796226822.438441
+    assert epoch("2026-12-02T15:53:42Z") == 1796226822.0
+    assert epoch("2026-12-02T17:53:42+02:00") == 1796226822.0
+    assert epoch("") is None and epoch("yesterday") is None
 
 
 def test_the_warm_login_sends_both_gets_before_reading_either() -> None:

@@ -44,6 +44,20 @@ def test_only_the_kernels_oom_record_with_the_id_in_a_cgroup_field_counts() -> N
     assert not kernellog.killed_in(oom(ID), "")  # no id: nothing matches everything
 
 
+def test_only_the_kernels_records_count_whole(tmp_path: Path) -> None:
+    """A record written through /dev/kmsg (facility user: prio 14) or a continuation line
+    spelling one is not the kernel's; records across the reader's 8 KiB reads stay whole."""
+    now, boot = time.time(), time.clock_gettime(time.CLOCK_MONOTONIC)
+    usec = int((boot - 1) * 1e6)
+    path = tmp_path / "forged"  # another file: kills() serves a path's read for 2 s
+    path.write_text(f"14,0,{usec},-;{oom(ID)}\n 1,2,{usec};{oom(ID)}\n")
+    assert not kernellog.oom_killed_since(ID, now - 10, str(path))
+    filler = [(boot - 2, "x" * 1000)] * 20  # 20 KiB of other records first
+    log = saved_log(tmp_path, *filler, (boot - 1, oom(OTHER)))
+    assert [text[:9] for _, text in kernellog.records(log)] == ["x" * 9] * 20 + ["oom-kill:"]
+    assert kernellog.oom_killed_since(OTHER, now - 10, log)
+
+
 def test_an_unreadable_log_says_no(tmp_path: Path) -> None:
     assert list(kernellog.records(str(tmp_path / "none"))) == []
     assert not kernellog.oom_killed_since(ID, 0.0, str(tmp_path / "none"))

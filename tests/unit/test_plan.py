@@ -123,6 +123,22 @@ def test_config_hash_changes_with_the_container_not_with_session_or_pull() -> No
     assert len(base) == 16
 
 
+def test_config_hash_is_the_one_every_release_gave() -> None:
+    """The hash labels every container: a change would recreate them all at the next upgrade.
+    It reprs the fields as dataclasses.asdict did, and a spec with every kind of field (tuples
+    of tuples, devices, caps) hashes as that did."""
+    import hashlib
+    from dataclasses import asdict
+
+    spec = make('[container]\nmounts = [{source = "/srv/{user}", target = "/srv"}]\n'
+                'tmpfs = ["/run:size=1m"]\ndevices = ["/dev/fuse"]\n'
+                'cap_add = ["NET_BIND_SERVICE"]\n').spec
+    fields = asdict(spec)
+    fields.pop("pull")
+    assert spec.config_hash() == hashlib.sha256(
+        repr(sorted(fields.items())).encode()).hexdigest()[:16]
+
+
 def test_labels() -> None:
     spec = make().spec
     assert spec.labels(ALICE) == {

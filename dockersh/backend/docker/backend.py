@@ -229,8 +229,10 @@ def oom_killed(container_id: str, state: dict[str, Any]) -> bool:
     the kernel's log (kernellog: the engine can miss the event)."""
     if state.get("OOMKilled"):
         return True
+    if state.get("Running") or state.get("ExitCode") != 137:
+        return False  # first: the warm path (a running container) parses no time
     started = epoch(engine_time(state.get("StartedAt")))
-    if state.get("Running") or state.get("ExitCode") != 137 or started is None:
+    if started is None:
         return False
     from dockersh.backend import kernellog
 
