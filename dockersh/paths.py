@@ -47,6 +47,8 @@ NOLOGIN = "/usr/sbin/nologin"
 RUN_DIR = "/run/dockersh"
 LOCK_DIR = f"{RUN_DIR}/locks"
 PLAN_DIR = f"{RUN_DIR}/plans"
+#: The global config's TOML, parsed, with the identity of the file it came from.
+PARSED_CONFIG = f"{RUN_DIR}/config.parsed"
 PROBE_DIR = f"{RUN_DIR}/probes"
 #: nsenter mode's spare sockets and their locks, by container id.
 SPARE_DIR = f"{RUN_DIR}/spares"

@@ -4,22 +4,25 @@ Layers, lowest first: built-in defaults < the global file < ``[groups.NAME]`` (i
 are written in the file, for the groups the user is in) < ``[users.NAME]`` < the user's own
 ``~/.dockersh.toml`` (only keys the admin allows, images only by alias).
 
-The dataclass fields below are the schema: each carries its default and, in ``metadata``, how it
-is validated and whether a user's own file may set it. etc/dockersh.toml documents every key.
+The record fields below (dockersh/records.py) are the schema: each carries its default and, in
+``metadata``, how it is validated and whether a user's own file may set it. etc/dockersh.toml
+documents every key.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import posixpath
-import tomllib
-from dataclasses import dataclass, field
-from typing import Any
 
+from dockersh import records
 from dockersh.config import units
 from dockersh.errors import DockershError
 from dockersh.paths import SESSIONS_DIR
+from dockersh.records import field, record
+
+TYPE_CHECKING = False  # importing typing costs 9 ms on a first login
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Capabilities an admin may add back without the danger switch: Docker's own default set.
 #: Sessions run as the user's uid with no-new-privileges, so these only widen the bounding set.
@@ -45,14 +48,14 @@ def opt(default: Any, kind: str, *, user: bool = False, choices: tuple[str, ...]
     return field(default=default, metadata={"kind": kind, "user": user, "choices": choices})
 
 
-@dataclass(frozen=True)
+@record
 class Mount:
     source: str
     target: str
     read_only: bool = True
 
 
-@dataclass(frozen=True)
+@record
 class ContainerConfig:
     image: str = opt("dockersh-session:latest", "str", user=True)
     name: str = opt("dockersh-{user}", "str")
@@ -80,7 +83,7 @@ class ContainerConfig:
     ipc: str = opt("private", "choice", choices=("private", "host"))
 
 
-@dataclass(frozen=True)
+@record
 class SessionConfig:
     exec: str = opt("docker", "choice", choices=("docker", "nsenter"))
     spare: bool = opt(True, "bool")
@@ -93,30 +96,30 @@ class SessionConfig:
     idle_action: str = opt("stop", "choice", choices=("stop", "remove"))
 
 
-@dataclass(frozen=True)
+@record
 class UserConfigPolicy:
     allow: tuple[str, ...] = opt((), "strlist")
     images: tuple[tuple[str, str], ...] = opt((), "table")
 
 
-@dataclass(frozen=True)
+@record
 class EngineConfig:
     #: Which container engine runs the users' containers (dockersh/backend/registry.py).
     backend: str = opt("docker", "choice", choices=("docker", "podman"))
 
 
-@dataclass(frozen=True)
+@record
 class DockerConfig:
     host: str = opt("unix:///var/run/docker.sock", "str")
     lock_timeout: str = opt("30s", "duration")
 
 
-@dataclass(frozen=True)
+@record
 class PodmanConfig:
     host: str = opt("unix:///run/podman/podman.sock", "str")
 
 
-@dataclass(frozen=True)
+@record
 class AuditConfig:
     file: str = opt("/var/log/dockersh/audit.jsonl", "str")
     syslog: bool = opt(True, "bool")
@@ -135,7 +138,7 @@ class AuditConfig:
     sessions_dir: str = opt(SESSIONS_DIR, "path")
 
 
-@dataclass(frozen=True)
+@record
 class WebConfig:
     """``dockersh web``: the HTTPS terminal and API (read only by that verb, never at login)."""
 
@@ -151,12 +154,12 @@ class WebConfig:
     lockout: str = opt("15m", "duration")
 
 
-@dataclass(frozen=True)
+@record
 class SecurityConfig:
     dangerously_allow_host_access: bool = opt(False, "bool")
 
 
-@dataclass(frozen=True)
+@record
 class TargetConfig:
     """``[targets.NAME]``: a container dockersh did not make and never changes, and who may
     enter it, as whom and how. Exactly one of ``container`` and ``label``."""
@@ -174,7 +177,7 @@ class TargetConfig:
     workdir: str = opt("/", "path")
 
 
-@dataclass(frozen=True)
+@record
 class RouteConfig:
     """Where a user lands: ``[users.NAME] target = "T"`` or ``[groups.NAME] target = "T"``
     ("" = their own container)."""
@@ -182,7 +185,7 @@ class RouteConfig:
     target: str = opt("", "str")
 
 
-@dataclass(frozen=True)
+@record
 class Config:
     container: ContainerConfig = field(default_factory=ContainerConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
@@ -203,8 +206,8 @@ class Config:
 
 #: The tables of the global file (and of config show); ``route`` is set only inside
 #: [users.X]/[groups.X] (as their ``target`` key), and ``targets`` are tables of their own.
-SECTIONS: dict[str, type[Any]] = {f.name: f.default_factory  # type: ignore[misc]
-                                  for f in dataclasses.fields(Config)
+SECTIONS: dict[str, type[Any]] = {f.name: f.default_factory
+                                  for f in records.fields(Config)
                                   if f.name not in ("route", "targets")}
 TABLES: dict[str, type[Any]] = {**SECTIONS, "route": RouteConfig, "target": TargetConfig}
 #: Sections that [groups.X], [users.X] and a user's own file may contain.
@@ -215,15 +218,16 @@ OVERRIDE_AUDIT = ("record", "record_input", "record_streams", "max_size", "recor
 USER_SETTABLE = frozenset(
     f"{section}.{f.name}"
     for section in PER_USER_SECTIONS
-    for f in dataclasses.fields(SECTIONS[section])
+    for f in records.fields(SECTIONS[section])
     if f.metadata["user"]
 )
 
-Raw = dict[str, dict[str, Any]]
+if TYPE_CHECKING:  # only annotations name it
+    Raw = dict[str, dict[str, Any]]
 
 
-def fields_of(section: str) -> dict[str, dataclasses.Field[Any]]:
-    return {f.name: f for f in dataclasses.fields(TABLES[section])}
+def fields_of(section: str) -> dict[str, records.Field]:
+    return {f.name: f for f in records.fields(TABLES[section])}
 
 
 class ConfigError(DockershError):
@@ -238,6 +242,8 @@ class ConfigError(DockershError):
 
 
 def parse_toml(text: str, where: str) -> dict[str, Any]:
+    import tomllib  # here: a first login reads the global file's parse (plan.pipeline)
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:  # its message carries "(at line N, column M)"
@@ -527,7 +533,7 @@ def to_toml_data(config: Config) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for section in SECTIONS:
         values = {}
-        for key, value in dataclasses.asdict(getattr(config, section)).items():
+        for key, value in records.asdict(getattr(config, section)).items():
             kind = fields_of(section)[key].metadata["kind"]
             if kind == "table":
                 value = dict(value)

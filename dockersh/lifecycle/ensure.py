@@ -12,9 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import shutil
 import sys
-from typing import TYPE_CHECKING
 
 from dockersh import statefiles
 from dockersh.backend.base import Conflict, Container
@@ -27,6 +25,7 @@ from dockersh.paths import LOCK_DIR, PROBE_DIR, STATE_DIR
 from dockersh.plan import pipeline, planner
 from dockersh.plan.sessionplan import SessionPlan
 
+TYPE_CHECKING = False  # importing typing costs 9 ms on a first login
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -254,4 +253,6 @@ def remove_state(name: str) -> None:
     """/var/lib/dockersh/NAME (the generated passwd and group), never anything else."""
     if not name or "/" in name or name.startswith("."):
         return
+    import shutil  # 8 ms of imports (zlib, bz2, lzma): not on a first login
+
     shutil.rmtree(os.path.join(STATE_DIR, name), ignore_errors=True)

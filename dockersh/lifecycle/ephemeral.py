@@ -16,12 +16,11 @@ a killed reaper left behind once the session is over, and never a live session's
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import os
 import time
 
-from dockersh import procstat
+from dockersh import procstat, records
 from dockersh.backend.registry import open_backend
 from dockersh.errors import DockershError
 from dockersh.labels import LABEL_LIFETIME, LABEL_MONITOR, LABEL_REAPER, LABEL_USER
@@ -132,7 +131,7 @@ def run(inv: Invocation, user: User, plan: SessionPlan, environ: Mapping[str, st
     config, full = pipeline.full_plan(user, config_path)  # every session is a first login
     name = f"{full.spec.name}-s{os.urandom(5).hex()}"
     state, own_state = f"{STATE_DIR}/{full.spec.name}/", f"{STATE_DIR}/{name}/"
-    spec = dataclasses.replace(full.spec, name=name, mounts=tuple(
+    spec = records.replace(full.spec, name=name, mounts=tuple(
         (own_state + source.removeprefix(state) if source.startswith(state) else source, target,
          read_only) for source, target, read_only in full.spec.mounts))
     bindcheck.check([source for source, _, _ in spec.mounts], user)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 
+from dockersh import __version__, statefiles
 from dockersh.config import schema, userfile
 from dockersh.config.schema import Config, ConfigError
 from dockersh.login.identity import User
-from dockersh.paths import USER_FILE
+from dockersh.paths import PARSED_CONFIG, USER_FILE
 from dockersh.plan import cache, planner
 
 #: The global file parsed, by its identity: ls and gc judge hundreds of containers with one
@@ -16,19 +17,33 @@ _parsed: dict[tuple[object, ...], dict[str, object]] = {}
 
 
 def read_global(path: str) -> dict[str, object]:
+    """The global file's TOML. Parsed once per identity of the file and kept by root in
+    PARSED_CONFIG, so that a user's first login (a plan cache miss) skips tomllib and the
+    typing and re it imports (~10 ms of its CPU)."""
     try:
         st = os.stat(path)
-        key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        key = (__version__, path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+               st.st_ctime_ns)
         if key in _parsed:
             return _parsed[key]
+        saved = statefiles.read_marshal(PARSED_CONFIG)
+        if isinstance(saved, tuple) and len(saved) == 2 and saved[0] == key \
+                and isinstance(saved[1], dict):
+            _parsed[key] = saved[1]
+            return saved[1]
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, "", f"cannot read it ({exc})") from None
-    _parsed[key] = schema.parse_toml(text, path)
-    return _parsed[key]
+    _parsed[key] = data = schema.parse_toml(text, path)
+    if os.geteuid() == 0:
+        try:
+            statefiles.write_marshal(PARSED_CONFIG, (key, data))
+        except (OSError, ValueError):  # no /run, or a TOML date (marshal has no datetime)
+            pass
+    return data
 
 
 def global_config(config_path: str) -> Config:

@@ -7,7 +7,6 @@ handoff turns ``SessionPlan`` and the session's environment into an exec.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, fields
 
 from dockersh import __version__
 from dockersh.config import units
@@ -17,9 +16,10 @@ from dockersh.login.identity import User
 from dockersh.paths import STATE_DIR
 from dockersh.plan import naming
 from dockersh.plan.sessionplan import SessionPlan
+from dockersh.records import fields, record
 
 
-@dataclass(frozen=True)
+@record
 class ContainerSpec:
     """Everything that decides how the container is created; its hash is the recreate trigger."""
 
@@ -51,7 +51,8 @@ class ContainerSpec:
     def config_hash(self) -> str:
         """Stable over runs and versions of Python: the repr of plain tuples, strs, ints, bools."""
         # Every field is immutable (tuples of str/int/bool): the shallow dict reprs exactly as
-        # dataclasses.asdict's deep copy did, at a tenth of the cost (ls hashes every user's).
+        # dataclasses.asdict's deep copy did when these were dataclasses (ls hashes every
+        # user's; tests/unit/test_plan.py pins a hash).
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pull"}
         return hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()[:16]
 
@@ -64,7 +65,7 @@ class ContainerSpec:
         }
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     spec: ContainerSpec
     session: SessionPlan

@@ -66,8 +66,9 @@ def test_the_rotated_files_open_sessions_are_carried_over(tmp_path: Path) -> Non
 def test_metrics_read_the_audit_file_as_a_stream(tmp_path: Path) -> None:
     """A week of records is counted, not held: the peak memory of the exposition stays far
     below the file's records as dicts."""
-    import dataclasses
     import tracemalloc
+
+    from dockersh import records
 
     audit = tmp_path / "audit.jsonl"
     with audit.open("w") as f:
@@ -76,9 +77,9 @@ def test_metrics_read_the_audit_file_as_a_stream(tmp_path: Path) -> None:
             f.write(json.dumps(start(name, latency=0.03, command="x" * 100)) + "\n")
             f.write(json.dumps(end(name, 0, 1.0)) + "\n")
     config = schema.Config()
-    config = dataclasses.replace(
-        config, audit=dataclasses.replace(config.audit, file=str(audit)),
-        docker=dataclasses.replace(config.docker, host=f"unix://{tmp_path}/no-engine.sock"))
+    config = records.replace(
+        config, audit=records.replace(config.audit, file=str(audit)),
+        docker=records.replace(config.docker, host=f"unix://{tmp_path}/no-engine.sock"))
     tracemalloc.start()
     try:
         text = metrics.exposition(config).decode()
