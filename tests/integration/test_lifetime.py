@@ -31,7 +31,9 @@ def containers_of(user: LinuxUser) -> list[str]:
 
 def gone(user: LinuxUser) -> None:
     wait_until(lambda: not containers_of(user), 30, f"no container of {user.name} is left")
-    assert not [p for p in STATE_DIR.iterdir() if user.name in p.name]
+    # The reaper removes the container, then its state: a moment apart.
+    wait_until(lambda: not [p for p in STATE_DIR.iterdir() if user.name in p.name], 10,
+               f"no state of {user.name} is left")
 
 
 def label(container: str, name: str) -> str:
