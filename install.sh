@@ -130,8 +130,9 @@ ensure_docker() {
     else
         # Its own session, so that the end of this script or its terminal does not end it.
         # Without the install lock (fd 9) and the terminal (fds 3, 4): a daemon that kept the
-        # lock would make every later install.sh wait for ever.
-        setsid -f dockerd >>/var/log/dockerd.log 2>&1 </dev/null 3>&- 4>&- 9>&-
+        # lock would make every later install.sh wait for ever. From /, as a daemon should run
+        # (dockerd leaves files in its working directory).
+        (cd / && exec setsid -f dockerd >>/var/log/dockerd.log 2>&1 </dev/null 3>&- 4>&- 9>&-)
     fi
     local i
     for i in $(seq 60); do
@@ -159,8 +160,8 @@ ensure_podman() {
         systemctl enable --now --quiet podman.socket
     else
         install -d -m 0755 "$(dirname "$podman_socket")"
-        setsid -f podman system service --time=0 "unix://$podman_socket" \
-            >>/var/log/podman-service.log 2>&1 </dev/null 3>&- 4>&- 9>&-
+        (cd / && exec setsid -f podman system service --time=0 "unix://$podman_socket" \
+            >>/var/log/podman-service.log 2>&1 </dev/null 3>&- 4>&- 9>&-)
     fi
     local i
     for i in $(seq 60); do

@@ -44,8 +44,9 @@ docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
 start_dockerd() {
   docker_answers && return 0
   log "starting dockerd (log: $dockerd_log)"
-  # Its own session, so that nothing that ends this script's process group ends the daemon.
-  setsid -f dockerd >>"$dockerd_log" 2>&1 </dev/null
+  # Its own session, so that nothing that ends this script's process group ends the daemon;
+  # from / (dockerd leaves files in its working directory).
+  (cd / && exec setsid -f dockerd >>"$dockerd_log" 2>&1 </dev/null)
   wait_until docker_answers dockerd "$dockerd_log"
 }
 
@@ -88,7 +89,8 @@ start_podman() {
   podman_answers && return 0
   log "starting the Podman API service on $podman_socket (log: $podman_log)"
   mkdir -p "$(dirname "$podman_socket")"
-  setsid -f podman system service --time=0 "unix://$podman_socket" >>"$podman_log" 2>&1 </dev/null
+  (cd / && exec setsid -f podman system service --time=0 "unix://$podman_socket" \
+    >>"$podman_log" 2>&1 </dev/null)
   wait_until podman_answers "the Podman service" "$podman_log"
 }
 
