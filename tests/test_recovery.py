@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,8 +41,24 @@ def modes_config(users: dict[str, str]) -> str:
 
 
 def session_started(dsh: Dockersh, user: LinuxUser) -> None:
+    """The session counts, and its command (``sleep 300`` in every caller) runs: a session
+    counts from its lock on, and a container killed while the exec is still starting fails
+    the exec (126) instead of ending a command (137)."""
     wait_until(lambda: dsh.ls().get(user.name, {}).get("sessions") == 1, 30,
                f"{user.name}'s session is live")
+    wait_until(lambda: sleeping(user), 30, f"{user.name}'s sleep 300 runs")
+
+
+def sleeping(user: LinuxUser) -> bool:
+    """A process of the user's runs ``sleep 300`` (seen from the host's /proc)."""
+    for entry in os.listdir("/proc"):
+        try:
+            if (entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == user.uid
+                    and Path(f"/proc/{entry}/cmdline").read_bytes() == b"sleep\x00300\x00"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def ended(session: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
