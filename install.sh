@@ -11,6 +11,7 @@ prefix=/opt/dockersh
 venv=$prefix/venv
 entry=$prefix/sbin/dockersh
 front=/usr/local/bin/dockersh
+exec_helper=$prefix/libexec/dockersh-exec
 group=dockersh
 image=dockersh-session:latest
 demo_user=dockersh-demo
@@ -202,23 +203,26 @@ install_venv() {
     say "installed dockersh $("$venv/bin/python3" -I -c 'import dockersh; print(dockersh.__version__)') into $venv"
 }
 
-# The login shell front, compiled here from bin/dockersh-front.c and linked statically: it runs
-# as the user with an environment the user may have written (~/.pam_environment), and a static
-# program has no dynamic loader to honour LD_PRELOAD, LD_AUDIT or LD_LIBRARY_PATH. Refused when
-# the result has a program interpreter or a dynamic section.
-install_front() {
+# The static programs, compiled here from bin/ and linked statically. The login shell front
+# (bin/dockersh-front.c) runs as the user with an environment the user may have written
+# (~/.pam_environment), and a static program has no dynamic loader to honour LD_PRELOAD, LD_AUDIT
+# or LD_LIBRARY_PATH. docker mode's exec helper (bin/dockersh-exec.c) runs inside containers,
+# whose images have any libc or none. Refused when the result has a program interpreter or a
+# dynamic section.
+# compile_static SOURCE DESTINATION
+compile_static() {
     local tmp
     command -v gcc >/dev/null || apt_install gcc
     [ -e /usr/include/stdio.h ] && [ -e "$(gcc -print-file-name=libc.a)" ] || apt_install libc6-dev
     tmp=$(mktemp -d)
-    gcc -static -O2 -s -Wall -Wextra -o "$tmp/dockersh" "$src/bin/dockersh-front.c" ||
-        die "could not compile $src/bin/dockersh-front.c"
-    if LC_ALL=C readelf -lW "$tmp/dockersh" | grep -q 'INTERP' ||
-        LC_ALL=C readelf -dW "$tmp/dockersh" | grep -q 'Dynamic section'; then
+    gcc -static -O2 -s -Wall -Wextra -o "$tmp/program" "$src/bin/$1" ||
+        die "could not compile $src/bin/$1"
+    if LC_ALL=C readelf -lW "$tmp/program" | grep -q 'INTERP' ||
+        LC_ALL=C readelf -dW "$tmp/program" | grep -q 'Dynamic section'; then
         rm -rf "$tmp"
-        die "the compiled front is not statically linked: refused"
+        die "the compiled $1 is not statically linked: refused"
     fi
-    put_file 755 "$tmp/dockersh" "$front"
+    put_file 755 "$tmp/program" "$2"
     rm -rf "$tmp"
 }
 
@@ -233,7 +237,8 @@ install_programs() {
         'raise SystemExit(main())' >"$tmp"
     put_file 755 "$tmp" "$entry"
     rm -f "$tmp"
-    install_front
+    compile_static dockersh-front.c "$front"
+    compile_static dockersh-exec.c "$exec_helper"
     if grep -qxF "$front" /etc/shells; then
         say "unchanged /etc/shells"
     else

@@ -10,6 +10,11 @@ GROUP = "dockersh"
 FRONT = "/usr/local/bin/dockersh"
 #: The privileged entry the front execs through sudo.
 ENTRY = "/opt/dockersh/sbin/dockersh"
+#: docker mode's exec helper (static, from bin/dockersh-exec.c), bound read-only into every
+#: container dockersh makes at EXEC_HELPER_INSIDE: a session without a terminal gets sshd's own
+#: stdin, stdout and stderr through it instead of the engine's stream (backend/docker/handover).
+EXEC_HELPER = "/opt/dockersh/libexec/dockersh-exec"
+EXEC_HELPER_INSIDE = "/usr/libexec/dockersh-exec"
 GLOBAL_CONFIG = "/etc/dockersh/dockersh.toml"
 #: A user's own config file, in their home.
 USER_FILE = ".dockersh.toml"

@@ -20,7 +20,16 @@ from typing import Any
 
 import pytest
 from support.cmd import run
-from support.ops import STATE_DIR, Dockersh, container_name, inspect, push, state, wait_until
+from support.ops import (
+    STATE_DIR,
+    Dockersh,
+    container_name,
+    inspect,
+    push,
+    runs,
+    state,
+    wait_until,
+)
 from support.terminal import TmuxTerminal
 from support.users import LinuxUser, UserFactory
 
@@ -93,11 +102,14 @@ def test_ls_shows_every_container_with_sessions_idle_age_and_config(
 def test_ls_counts_a_session_whose_monitor_was_killed(
     dsh: Dockersh, make_user: UserFactory
 ) -> None:
-    """Live sessions are seen in the processes, not only in the monitors' locks."""
+    """Live sessions are seen in the processes, not only in the monitors' locks. (A monitor
+    that goes away leaves its command a SIGHUP, as a closed SSH channel would: this one
+    ignores it.)"""
     user = make_user()
-    session = dsh.spawn(user, "echo $$ > /tmp/session.pid; exec sleep 60")
+    session = dsh.spawn(user, "trap '' HUP; echo $$ > /tmp/session.pid; exec sleep 60")
     wait_sessions(dsh, user, 1)
-    os.kill(session.pid, signal.SIGKILL)  # the monitor; `docker exec` goes on, orphaned
+    wait_until(lambda: runs(user, b"sleep\x0060\x00"), 30, "the session's sleep 60 runs")
+    os.kill(session.pid, signal.SIGKILL)  # the monitor; the exec goes on, orphaned
     session.wait(timeout=10)
     assert dsh.ls()[user.name]["sessions"] == 1
     proc = dsh("gc", "--idle", "0", user.name)

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from support.ops import (
     Dockersh,
     container_name,
     inspect,
+    runs,
     start_dockerd,
     state,
     stop_dockerd,
@@ -46,19 +46,7 @@ def session_started(dsh: Dockersh, user: LinuxUser) -> None:
     the exec (126) instead of ending a command (137)."""
     wait_until(lambda: dsh.ls().get(user.name, {}).get("sessions") == 1, 30,
                f"{user.name}'s session is live")
-    wait_until(lambda: sleeping(user), 30, f"{user.name}'s sleep 300 runs")
-
-
-def sleeping(user: LinuxUser) -> bool:
-    """A process of the user's runs ``sleep 300`` (seen from the host's /proc)."""
-    for entry in os.listdir("/proc"):
-        try:
-            if (entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == user.uid
-                    and Path(f"/proc/{entry}/cmdline").read_bytes() == b"sleep\x00300\x00"):
-                return True
-        except OSError:
-            continue
-    return False
+    wait_until(lambda: runs(user, b"sleep\x00300\x00"), 30, f"{user.name}'s sleep 300 runs")
 
 
 def ended(session: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:

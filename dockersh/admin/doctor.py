@@ -21,6 +21,7 @@ from dockersh.errors import DockershError
 from dockersh.labels import LABEL_UID, LABEL_USER
 from dockersh.paths import (
     ENTRY,
+    EXEC_HELPER,
     FRONT,
     GROUP,
     PAM_SERVICE,
@@ -89,7 +90,7 @@ def check_image(ctx: Context) -> Iterator[Finding]:
 
 
 def check_programs(ctx: Context) -> Iterator[Finding]:
-    for path in (FRONT, ENTRY):
+    for path in (FRONT, ENTRY, EXEC_HELPER):  # the helper: containers are made with it
         wrong = root_file(path, executable=True)
         yield (OK, f"{path} is in place") if wrong is None else problem(wrong, INSTALL)
 

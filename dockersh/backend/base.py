@@ -213,12 +213,16 @@ if TYPE_CHECKING:
             ``candidates`` it has ("" when none), without running anything from it."""
 
         def exec_create(self, container_id: str, argv: list[str], user: str, workdir: str,
-                        env: list[tuple[str, str]], tty: bool) -> str:
-            """docker mode: an exec of ``argv`` in the container, not yet started; its id."""
+                        env: list[tuple[str, str]], tty: bool, attach: bool = True) -> str:
+            """docker mode: an exec of ``argv`` in the container, not yet started; its id.
+            ``attach``: its stdio are the stream's (else nothing: handover.py)."""
 
         def exec_start(self, exec_id: str, tty: bool) -> tuple[socket, bytes]:
             """Start it on a connection that becomes its stream; the socket and any stream
             bytes that came with the answer."""
+
+        def exec_start_detached(self, exec_id: str) -> None:
+            """Start an exec made without ``attach``; it runs once this returns."""
 
         def exec_resize(self, exec_id: str, rows: int, cols: int) -> None: ...
 

@@ -119,15 +119,28 @@ def run(backend: Backend, plan: SessionPlan, user: User, container: Container,
             code, failure = enter(plan, container, container_env(container, env), argv,
                                   recording)
         else:
-            from dockersh.backend.docker import attach
-
-            code = attach.run(backend, container.id, argv, f"{plan.uid}:{plan.gid}", plan.home,
-                              env, tty, recording)
+            code = docker_exec(backend, plan, container, argv, env, tty, recording)
     except DockershError as exc:  # failed mid-way (the engine, the way in): still end the record
         failure, code = exc.message, 125
     if recording is not None:
         record.update(recording.close())
     finish(plan, container, record, code, began, sessions_fd, failure)
+
+
+def docker_exec(backend: Backend, plan: SessionPlan, container: Container, argv: list[str],
+                env: list[tuple[str, str]], tty: bool, recording: Recording | None) -> int:
+    """docker mode: sshd's pipes handed to the exec when no byte needs to pass this process
+    (no terminal on any of them, not recorded) and the container has the helper, else the
+    engine's stream."""
+    user = f"{plan.uid}:{plan.gid}"
+    if recording is None and not any(os.isatty(fd) for fd in (0, 1, 2)):
+        from dockersh.backend.docker import handover
+
+        if handover.usable(container):
+            return handover.run(backend, container, argv, user, plan.home, env)
+    from dockersh.backend.docker import attach
+
+    return attach.run(backend, container.id, argv, user, plan.home, env, tty, recording)
 
 
 def refuse_non_utf8(argv: list[str], env: list[tuple[str, str]]) -> None:

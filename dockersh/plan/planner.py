@@ -13,7 +13,7 @@ from dockersh.config import units
 from dockersh.config.schema import Config
 from dockersh.labels import LABEL_HASH, LABEL_UID, LABEL_USER, LABEL_VERSION
 from dockersh.login.identity import User
-from dockersh.paths import STATE_DIR
+from dockersh.paths import EXEC_HELPER, EXEC_HELPER_INSIDE, STATE_DIR
 from dockersh.plan import naming
 from dockersh.plan.sessionplan import SessionPlan
 from dockersh.records import fields, record
@@ -97,7 +97,8 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
     mounts = [(user.home, user.home, False)] if c.home == "bind" else []
     mounts += [(substitute(m.source, user), substitute(m.target, user), m.read_only)
                for m in c.mounts]
-    mounts += [(f"{state}/passwd", "/etc/passwd", True), (f"{state}/group", "/etc/group", True)]
+    mounts += [(f"{state}/passwd", "/etc/passwd", True), (f"{state}/group", "/etc/group", True),
+               (EXEC_HELPER, EXEC_HELPER_INSIDE, True)]
     env = {k: substitute(v, user) for k, v in c.env}
     # The shell to look for in the image, in order: configured, the user's own (unless that is
     # dockersh itself, as it is for enrolled users), /bin/sh.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import time
 from typing import Any
 
@@ -90,3 +91,29 @@ def test_login_shell_under_a_real_terminal(mode: str, dockersh_config: Any, make
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 7
+
+
+def test_a_session_without_a_terminal_reads_and_writes_its_callers_own_pipes(
+    mode: str, make_user: Any
+) -> None:
+    """No byte of a session without a terminal is copied on the way (not by the engine's
+    stream, not by dockersh): the command has the very pipes sshd gave. docker mode hands them
+    to the exec helper the engine runs (backend/docker/handover.py), which is its parent."""
+    user = make_user()
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    proc = subprocess.Popen(
+        user_argv(user, ["-c", "readlink /proc/self/fd/0; readlink /proc/self/fd/1; "
+                               "cat /proc/$PPID/comm 2>/dev/null || echo none"]),
+        stdin=stdin_r, stdout=stdout_w, stderr=subprocess.PIPE)
+    expected = [f"pipe:[{os.fstat(stdin_r).st_ino}]", f"pipe:[{os.fstat(stdout_w).st_ino}]"]
+    for fd in (stdin_r, stdin_w, stdout_w):
+        os.close(fd)
+    with os.fdopen(stdout_r, "rb") as out:
+        lines = out.read().decode().split()
+    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    assert lines[:2] == expected
+    # nsenter mode's session is born in the container with its parent outside it (pid 0), or
+    # forked by the container's spare.
+    assert lines[2:] == ["dockersh-exec"] if mode == "docker" else lines[2] in (
+        "none", "dockersh-spare"), lines

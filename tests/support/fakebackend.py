@@ -161,9 +161,13 @@ class FakeBackend:
     # --- exec (docker mode) ---
 
     def exec_create(self, container_id: str, argv: list[str], user: str, workdir: str,
-                    env: list[tuple[str, str]], tty: bool) -> str:
+                    env: list[tuple[str, str]], tty: bool, attach: bool = True) -> str:
         self._call("exec_create", container_id)
         return "exec-1"
+
+    def exec_start_detached(self, exec_id: str) -> None:
+        self._call("exec_start_detached", exec_id)
+        raise EngineError("the fake back end runs no commands")
 
     def exec_start(self, exec_id: str, tty: bool) -> tuple[socket, bytes]:
         self._call("exec_start", exec_id)

@@ -42,6 +42,7 @@ class Installation:
 
     shell: Path = Path(DOCKERSH_SHELL)
     entry: Path = Path("/opt/dockersh/sbin/dockersh")
+    exec_helper: Path = Path("/opt/dockersh/libexec/dockersh-exec")
     venv: Path = Path("/opt/dockersh/venv")
     config: Path = CONFIG
     sudoers: Path = Path("/etc/sudoers.d/dockersh")
@@ -75,7 +76,8 @@ def run_install() -> Installation:
     installation = Installation(output=proc.stdout + proc.stderr)
     missing = [
         str(p)
-        for p in (installation.shell, installation.entry, installation.venv / "bin" / "python3",
+        for p in (installation.shell, installation.entry, installation.exec_helper,
+                  installation.venv / "bin" / "python3",
                   installation.config, installation.sudoers, installation.pam,
                   installation.sshd_dropin)
         if not p.exists()

@@ -131,6 +131,19 @@ def container_name(user: LinuxUser) -> str:
     return f"dockersh-{user.name}"
 
 
+def runs(user: LinuxUser, cmdline: bytes) -> bool:
+    """A process of the user's runs ``cmdline`` (NUL-separated, seen from the host's /proc):
+    a session's command started (a session counts from its monitor's lock on)."""
+    for entry in os.listdir("/proc"):
+        try:
+            if (entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == user.uid
+                    and Path(f"/proc/{entry}/cmdline").read_bytes() == cmdline):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():

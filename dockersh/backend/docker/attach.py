@@ -1,4 +1,6 @@
-"""``docker exec`` through the back end's exec calls, in this process.
+"""``docker exec`` through the back end's exec calls, in this process, moving the stream's bytes:
+sessions with a terminal, recorded ones, and containers without the exec helper (handover.py
+serves the rest).
 
 What the docker CLI would do, without its ~75 ms start: create the exec, start it on a hijacked
 connection, and move bytes between the SSH session's stdin/stdout/stderr and the stream until

@@ -147,14 +147,18 @@ class DockerBackend:
     # --- docker mode's exec ---
 
     def exec_create(self, container_id: str, argv: list[str], user: str, workdir: str,
-                    env: list[tuple[str, str]], tty: bool) -> str:
+                    env: list[tuple[str, str]], tty: bool, attach: bool = True) -> str:
         created = self.engine.call("POST", f"/containers/{quote(container_id)}/exec",
-                                   exec_config(argv, user, workdir, env, tty),
+                                   exec_config(argv, user, workdir, env, tty, attach),
                                    what="cannot start the session")
         return str(created["Id"])
 
     def exec_start(self, exec_id: str, tty: bool) -> tuple[socket, bytes]:
         return self.engine.hijack(f"/exec/{exec_id}/start", {"Detach": False, "Tty": tty})
+
+    def exec_start_detached(self, exec_id: str) -> None:
+        self.engine.call("POST", f"/exec/{exec_id}/start", {"Detach": True, "Tty": False},
+                         what="cannot start the session")
 
     def exec_resize(self, exec_id: str, rows: int, cols: int) -> None:
         self.engine.request("POST", f"/exec/{exec_id}/resize?h={rows}&w={cols}")
@@ -240,9 +244,9 @@ def oom_killed(container_id: str, state: dict[str, Any]) -> bool:
 
 
 def exec_config(argv: list[str], user: str, workdir: str, env: list[tuple[str, str]],
-                tty: bool) -> dict[str, Any]:
+                tty: bool, attach: bool = True) -> dict[str, Any]:
     return {
-        "AttachStdin": True, "AttachStdout": True, "AttachStderr": True, "Tty": tty,
+        "AttachStdin": attach, "AttachStdout": attach, "AttachStderr": attach, "Tty": tty,
         "DetachKeys": DETACH_KEYS, "Privileged": False, "User": user, "WorkingDir": workdir,
         "Env": [f"{name}={value}" for name, value in env], "Cmd": argv,
     }

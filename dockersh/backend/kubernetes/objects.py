@@ -23,7 +23,7 @@ from dockersh import __version__
 from dockersh.errors import DockershError
 from dockersh.labels import LABEL_HASH, LABEL_UID, LABEL_USER, LABEL_VERSION
 from dockersh.login.identity import User
-from dockersh.paths import STATE_DIR
+from dockersh.paths import EXEC_HELPER, STATE_DIR
 from dockersh.plan.planner import ContainerSpec
 
 #: Object names and label values: DNS-1123 labels (lower-case letters, digits and '-', at most
@@ -125,6 +125,8 @@ def _mounts(spec: ContainerSpec, user: User) -> tuple[list[dict[str, Any]], list
     for source, target, _ in spec.mounts:
         if source == user.home and target == user.home:
             mounts.append({"name": "home", "mountPath": target})
+        elif source == EXEC_HELPER:  # docker mode's (handover.py): a pod's exec is the API's
+            continue
         elif source.startswith(state):
             mounts.append({"name": "identity", "mountPath": target, "readOnly": True,
                            "subPath": source.removeprefix(state)})

@@ -67,8 +67,9 @@ class PodmanBackend(DockerBackend):
         return body
 
     def exec_create(self, container_id: str, argv: list[str], user: str, workdir: str,
-                    env: list[tuple[str, str]], tty: bool) -> str:
-        return super().exec_create(container_id, argv, user.partition(":")[0], workdir, env, tty)
+                    env: list[tuple[str, str]], tty: bool, attach: bool = True) -> str:
+        return super().exec_create(container_id, argv, user.partition(":")[0], workdir, env, tty,
+                                   attach)
 
     def version(self) -> str:
         answer = self.engine.get("/version") or {}

@@ -1,0 +1,88 @@
+"""docker mode's socket to its exec helper takes a connection only from the exec's own process
+(backend/docker/handover.accept): a real abstract socket, real peers, the engine's word faked."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from dockersh.backend.base import Exec
+from dockersh.backend.docker import handover
+from dockersh.errors import DockershError
+
+
+class Engine:
+    """What the engine says of the exec: running as ``pid``, or ended with ``code``."""
+
+    def __init__(self, pid: int, code: int | None = None) -> None:
+        self.pid, self.code = pid, code
+
+    def exec_inspect(self, exec_id: str) -> Exec:
+        return Exec(self.code is None, self.code, self.pid)
+
+
+def connect(name: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sock.connect(f"\0{name}")
+    sock.settimeout(5)
+    return sock
+
+
+def impostor(name: str) -> tuple[int, int]:
+    """A child process that connects, then reports what it got back (b"" for EOF) on a pipe."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            sock = connect(name)
+            os.write(w, b"C")  # connected: in the listener's queue, ahead of any later one
+            os.write(w, b"EOF" if sock.recv(16) == b"" else b"DATA")
+        finally:
+            os._exit(0)
+    os.close(w)
+    return pid, r
+
+
+@pytest.fixture
+def name() -> str:
+    return f"dockersh-exec-test-{os.urandom(8).hex()}"
+
+
+def test_the_execs_own_process_is_taken(name: str) -> None:
+    listener = handover.bound(name)
+    mine = connect(name)
+    conn = handover.accept(listener, Engine(os.getpid()), "exec-1")  # type: ignore[arg-type]
+    conn.send(b"G")
+    assert mine.recv(16) == b"G"
+
+
+def test_another_process_of_the_network_is_turned_away(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An impostor connects first; it gets nothing, and the exec's process is still served.
+    Without the peer check, accept() would hand the impostor the session's fds."""
+    listener = handover.bound(name)
+    child, report = impostor(name)
+    assert os.read(report, 1) == b"C"
+    mine = connect(name)
+    conn = handover.accept(listener, Engine(os.getpid()), "exec-1")  # type: ignore[arg-type]
+    conn.send(b"G")
+    assert mine.recv(16) == b"G"
+    assert os.read(report, 16) == b"EOF"
+    os.waitpid(child, 0)
+
+    monkeypatch.setattr(handover, "CONNECT_TIMEOUT", 1.0)
+    child, report = impostor(name)
+    assert os.read(report, 1) == b"C"
+    with pytest.raises(DockershError, match="never answered"):
+        handover.accept(listener, Engine(os.getpid()), "exec-1")  # type: ignore[arg-type]
+    assert os.read(report, 16) == b"EOF"
+    os.waitpid(child, 0)
+
+
+def test_an_exec_that_ended_before_connecting_fails_the_start(name: str) -> None:
+    listener = handover.bound(name)
+    with pytest.raises(DockershError, match="ended with status 127"):
+        handover.accept(listener, Engine(0, 127), "exec-1")  # type: ignore[arg-type]
