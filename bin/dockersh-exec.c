@@ -13,7 +13,7 @@
  * exec's process), then speaks the spare's protocol from step 3 on (dockersh/enter/protocol.py):
  * GO with fds 0-2 -> STARTED (or FORK_FAILED) -> any number of KILL<n> -> EXITED<wait status>.
  * The command runs in a session of its own; a monitor that goes away leaves it a SIGHUP, as a
- * closed SSH channel would. Exit status: the command's (128 + N for a death by signal N), or 126
+ * closed SSH channel would, and this process going away (killed by the user) a SIGKILL. Exit status: the command's (128 + N for a death by signal N), or 126
  * when no session was handed over. Statically linked: container images have any libc or none.
  */
 #define _GNU_SOURCE
@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -69,6 +70,10 @@ static int receive(int sock, int fds[3]) {
 int main(int argc, char **argv) {
     if (argc < 3 || strlen(argv[1]) + 1 >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return 126;
+    /* Not dumpable: the user's other processes cannot ptrace it to speak for it (the monitor
+     * checks what it says anyway: spare.exit_code). The command is, once it execs. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    pid_t self = getpid();
     int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     memcpy(addr.sun_path + 1, argv[1], strlen(argv[1]));  /* sun_path[0] = 0: abstract */
@@ -89,6 +94,8 @@ int main(int argc, char **argv) {
     pid_t child = fork();
     if (child == 0) {
         signal(SIGCHLD, SIG_DFL);
+        /* Killed with this process: the monitor then reports a kill, and it is one. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != self) _exit(126);
         setsid();
         for (int fd = 0; fd < 3; fd++)
             if (dup2(fds[fd], fd) < 0) _exit(126);

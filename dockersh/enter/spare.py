@@ -89,11 +89,28 @@ class Session:
                 message = b""
             if message.startswith(EXITED):
                 self.sock.close()
-                return os.waitstatus_to_exitcode(protocol.number(message))
+                return exit_code(message)
             if not message:  # the spare died: with its container (or its user killed it)
                 self.sock.close()
                 return -_signal.SIGKILL
         return 125
+
+
+#: Signals whose default action does not end a process: a "death" by one is a lie.
+NOT_FATAL = frozenset({_signal.SIGCHLD, _signal.SIGCONT, _signal.SIGSTOP, _signal.SIGTSTP,
+                       _signal.SIGTTIN, _signal.SIGTTOU, _signal.SIGURG, _signal.SIGWINCH})
+
+
+def exit_code(message: bytes) -> int:
+    """EXITED's wait status as os.waitstatus_to_exitcode gives it. What runs in the container
+    (the spare, docker mode's exec helper) is the user's to tamper with: a status that no
+    ended process has (stopped, killed by a signal that does not kill, not a number) would
+    have the root monitor stop or fail as it re-raises it, and counts as a kill instead."""
+    try:
+        code = os.waitstatus_to_exitcode(protocol.number(message))
+    except (ValueError, OverflowError):
+        return -_signal.SIGKILL
+    return -_signal.SIGKILL if code < 0 and -code in NOT_FATAL else code
 
 
 def sweep(containers: set[str]) -> None:

@@ -129,18 +129,24 @@ def run(backend: Backend, plan: SessionPlan, user: User, container: Container,
 
 def docker_exec(backend: Backend, plan: SessionPlan, container: Container, argv: list[str],
                 env: list[tuple[str, str]], tty: bool, recording: Recording | None) -> int:
-    """docker mode: sshd's pipes handed to the exec when no byte needs to pass this process
-    (no terminal on any of them, not recorded) and the container has the helper, else the
-    engine's stream."""
-    user = f"{plan.uid}:{plan.gid}"
-    if recording is None and not any(os.isatty(fd) for fd in (0, 1, 2)):
+    """docker mode: sshd's pipes (a recorded session: pipes the monitor copies) handed to the
+    exec when none of them is a terminal and the container has the helper, else the engine's
+    stream."""
+    if not any(os.isatty(fd) for fd in (0, 1, 2)):
         from dockersh.backend.docker import handover
 
         if handover.usable(container):
-            return handover.run(backend, container, argv, user, plan.home, env)
+            relay = None
+            if recording is not None:
+                from dockersh.enter.relay import Pipes
+
+                relay = Pipes()
+            return handover.run(backend, container, argv, plan.uid, plan.gid, plan.home, env,
+                                relay, recording)
     from dockersh.backend.docker import attach
 
-    return attach.run(backend, container.id, argv, user, plan.home, env, tty, recording)
+    return attach.run(backend, container.id, argv, f"{plan.uid}:{plan.gid}", plan.home, env,
+                      tty, recording)
 
 
 def refuse_non_utf8(argv: list[str], env: list[tuple[str, str]]) -> None:

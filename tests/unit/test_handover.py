@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 
 import pytest
 
 from dockersh.backend.base import Exec
 from dockersh.backend.docker import handover
+from dockersh.enter import spare
 from dockersh.errors import DockershError
 
 
@@ -53,7 +55,7 @@ def name() -> str:
 def test_the_execs_own_process_is_taken(name: str) -> None:
     listener = handover.bound(name)
     mine = connect(name)
-    conn = handover.accept(listener, Engine(os.getpid()), "exec-1")  # type: ignore[arg-type]
+    conn = handover.accept(listener, Engine(os.getpid()), "exec-1", os.getuid())  # type: ignore[arg-type]
     conn.send(b"G")
     assert mine.recv(16) == b"G"
 
@@ -67,7 +69,7 @@ def test_another_process_of_the_network_is_turned_away(
     child, report = impostor(name)
     assert os.read(report, 1) == b"C"
     mine = connect(name)
-    conn = handover.accept(listener, Engine(os.getpid()), "exec-1")  # type: ignore[arg-type]
+    conn = handover.accept(listener, Engine(os.getpid()), "exec-1", os.getuid())  # type: ignore[arg-type]
     conn.send(b"G")
     assert mine.recv(16) == b"G"
     assert os.read(report, 16) == b"EOF"
@@ -77,7 +79,7 @@ def test_another_process_of_the_network_is_turned_away(
     child, report = impostor(name)
     assert os.read(report, 1) == b"C"
     with pytest.raises(DockershError, match="never answered"):
-        handover.accept(listener, Engine(os.getpid()), "exec-1")  # type: ignore[arg-type]
+        handover.accept(listener, Engine(os.getpid()), "exec-1", os.getuid())  # type: ignore[arg-type]
     assert os.read(report, 16) == b"EOF"
     os.waitpid(child, 0)
 
@@ -85,4 +87,30 @@ def test_another_process_of_the_network_is_turned_away(
 def test_an_exec_that_ended_before_connecting_fails_the_start(name: str) -> None:
     listener = handover.bound(name)
     with pytest.raises(DockershError, match="ended with status 127"):
-        handover.accept(listener, Engine(0, 127), "exec-1")  # type: ignore[arg-type]
+        handover.accept(listener, Engine(0, 127), "exec-1", 0)  # type: ignore[arg-type]
+
+
+def test_the_execs_pid_with_another_uid_is_turned_away(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pid the exec had when the engine was asked, connected from another user's process (the
+    number was reused): turned away too."""
+    monkeypatch.setattr(handover, "CONNECT_TIMEOUT", 1.0)
+    listener = handover.bound(name)
+    mine = connect(name)
+    with pytest.raises(DockershError, match="never answered"):
+        handover.accept(listener, Engine(os.getpid()), "exec-1",  # type: ignore[arg-type]
+                        os.getuid() + 1)
+    assert mine.recv(16) == b""
+
+
+@pytest.mark.parametrize(("message", "code"), [
+    (b"X0", 0), (b"X1792", 7), (b"X15", -signal.SIGTERM), (b"X9", -signal.SIGKILL),
+    # what no ended process reports: stopped, "killed" by a signal that does not kill, junk
+    (b"X4991", -signal.SIGKILL), (b"X20", -signal.SIGKILL), (b"X17", -signal.SIGKILL),
+    (b"X", -signal.SIGKILL), (b"Xabc", -signal.SIGKILL), (b"X" + b"9" * 40, -signal.SIGKILL),
+])
+def test_an_exit_status_from_the_container_is_taken_only_when_it_is_one(
+    message: bytes, code: int
+) -> None:
+    assert spare.exit_code(message) == code

@@ -1,5 +1,5 @@
 """``docker exec`` through the back end's exec calls, in this process, moving the stream's bytes:
-sessions with a terminal, recorded ones, and containers without the exec helper (handover.py
+sessions with a terminal and containers without the exec helper (handover.py
 serves the rest).
 
 What the docker CLI would do, without its ~75 ms start: create the exec, start it on a hijacked

@@ -11,10 +11,12 @@ the monitor's signals (the spare's protocol from GO on: enter/protocol.py).
 
 The socket is abstract, named at random, bound in the container's network namespace (reachable
 from that namespace alone) and accepted only from the exec's own process: the peer's pid
-(SO_PEERCRED, a host pid here) must be the one the engine reports for the exec. A target's
+(SO_PEERCRED, a host pid here) must be the one the engine reports for the exec, and its uid
+the session's. A target's
 container shared by several users, or one on the host's network, cannot take another's session.
-Sessions with a terminal, recorded ones and containers without the helper (targets) keep the
-stream (attach.py).
+A recorded session gets pipes (enter/relay.py's, as in nsenter mode) that the monitor copies,
+telling the recording. Sessions with a terminal and containers without the helper (targets)
+keep the stream (attach.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 import sys
 import time
 
+from dockersh.enter.initproc import open_init
 from dockersh.enter.protocol import FORK_FAILED, GO, MAX_MESSAGE, STARTED
 from dockersh.enter.spare import Session
 from dockersh.errors import DockershError
@@ -33,6 +36,8 @@ from dockersh.paths import EXEC_HELPER, EXEC_HELPER_INSIDE
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
     from dockersh.backend.base import Backend, Container
+    from dockersh.enter.relay import Pipes
+    from dockersh.login.recording import Recording
 
 CLONE_NEWNET = 0x40000000
 #: How long the exec's helper may take to connect once the engine started it.
@@ -45,12 +50,21 @@ def usable(container: Container) -> bool:
                for m in container.mounts)
 
 
-def listen(pid: int) -> tuple[_socket.socket, str]:
-    """A listening socket under a fresh random name, in the network namespace of ``pid`` (the
-    container's init): this process is already there when sshd joined it for forwarding
-    (pam_dockersh.so); otherwise it goes there for the socket and back."""
+def listen(container: Container) -> tuple[_socket.socket, str]:
+    """A listening socket under a fresh random name, in the container's network namespace
+    (its init's, checked to be the container's: initproc.open_init): this process is already
+    there when sshd joined it for forwarding (pam_dockersh.so); otherwise it goes there for
+    the socket and back."""
     name = f"dockersh-exec-{os.urandom(16).hex()}"
-    theirs = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        proc, _ = open_init(container.pid, container.id)
+    except OSError:
+        raise DockershError("your container stopped as the session started; log in "
+                            "again") from None
+    try:
+        theirs = os.open("ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+    finally:
+        os.close(proc)
     try:
         here, there = os.stat("/proc/thread-self/ns/net"), os.fstat(theirs)
         if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
@@ -85,9 +99,18 @@ def bound(name: str) -> _socket.socket:
     return sock
 
 
-def accept(listener: _socket.socket, backend: Backend, exec_id: str) -> _socket.socket:
-    """The helper's connection: the first whose peer is the exec's process. Until then, the
-    exec ending (the helper could not run) or CONNECT_TIMEOUT is a failed start."""
+def accept(listener: _socket.socket, backend: Backend, exec_id: str,
+           uid: int) -> _socket.socket:
+    """The helper's connection: the first whose peer (SO_PEERCRED) is the exec's process, by
+    its host pid as the engine reported it once the exec started, and has the session's uid
+    (a pid number may have been reused since a connect: never by another user's process
+    then). Any other connection is closed unanswered, at no engine call. Until then, the exec
+    ending (the helper could not run) or CONNECT_TIMEOUT is a failed start."""
+    info = backend.exec_inspect(exec_id)
+    if info is None or not info.running or info.pid <= 0:
+        raise DockershError("the session did not start (the engine's exec ended with status "
+                            f"{info.exit_code if info is not None else '?'})")
+    wanted = (info.pid, uid)
     deadline = time.monotonic() + CONNECT_TIMEOUT
     while True:
         remaining = deadline - time.monotonic()
@@ -104,37 +127,40 @@ def accept(listener: _socket.socket, backend: Backend, exec_id: str) -> _socket.
             continue
         conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, fd)
         peer = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
-        info = backend.exec_inspect(exec_id)
-        if info is not None and info.running and info.pid == int.from_bytes(peer[0:4],
-                                                                            sys.byteorder):
+        if (int.from_bytes(peer[0:4], sys.byteorder),
+                int.from_bytes(peer[4:8], sys.byteorder)) == wanted:
             conn.settimeout(None)
             return conn
         conn.close()  # another process of that network: never given a session
 
 
-def run(backend: Backend, container: Container, argv: list[str], user: str, workdir: str,
-        env: list[tuple[str, str]]) -> int:
-    """The session through the helper; its exit code as os.waitstatus_to_exitcode gives it."""
+def run(backend: Backend, container: Container, argv: list[str], uid: int, gid: int,
+        workdir: str, env: list[tuple[str, str]], relay: Pipes | None = None,
+        recording: Recording | None = None) -> int:
+    """The session through the helper, on the SSH session's fds, or on ``relay``'s pipes (a
+    recorded session: the monitor copies and tells ``recording``); its exit code as
+    os.waitstatus_to_exitcode gives it."""
     session: list[Session | None] = [None]
-    early: list[int] = []  # signals that came before the command ran, in order
+    early: list[int] = []  # signals that came before the command ran, in order, once each
 
     def pass_on(signum: int) -> None:
-        if session[0] is None:
-            early.append(signum)
-        else:
+        if session[0] is not None:
             session[0].forward(signum)
+        elif signum not in early:
+            early.append(signum)
 
-    listener, name = listen(container.pid)
+    listener, name = listen(container)
     forward_to(pass_on)
     try:
         try:
-            exec_id = backend.exec_create(container.id, [EXEC_HELPER_INSIDE, name, *argv], user,
-                                          workdir, env, False, attach=False)
+            exec_id = backend.exec_create(container.id, [EXEC_HELPER_INSIDE, name, *argv],
+                                          f"{uid}:{gid}", workdir, env, False, attach=False)
             backend.exec_start_detached(exec_id)
-            conn = accept(listener, backend, exec_id)
+            conn = accept(listener, backend, exec_id, uid)
         finally:
             listener.close()
-        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
+        stdio = (0, 1, 2) if relay is None else relay.child_fds
+        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in stdio)
         try:
             conn.sendmsg([GO], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
             answer = conn.recv(MAX_MESSAGE)
@@ -150,6 +176,9 @@ def run(backend: Backend, container: Container, argv: list[str], user: str, work
         started = session[0] = Session(conn)
         for signum in early:
             started.forward(signum)
+        if relay is not None and recording is not None:
+            relay.started()
+            relay.run(recording, conn.fileno())  # readable: its exit status
         return started.wait()
     finally:
         forward_to(None)
