@@ -647,8 +647,9 @@ def test_every_danger_is_in_the_plan_only_with_the_switch() -> None:
         (False, (), "private", "private", "bridge", ())
     assert spec.user == "1000:1000"
     assert [m[0] for m in spec.mounts] == ["/home/alice", "/var/lib/dockersh/dockersh-alice/passwd",
-                                            "/var/lib/dockersh/dockersh-alice/group"]
-    assert all(m[2] for m in spec.mounts[1:])  # passwd and group read-only
+                                            "/var/lib/dockersh/dockersh-alice/group",
+                                            "/opt/dockersh/libexec/dockersh-exec"]
+    assert all(m[2] for m in spec.mounts[1:])  # passwd, group and the exec helper read-only
 
 
 def test_userfile_reader_refuses_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
