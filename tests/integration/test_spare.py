@@ -20,7 +20,7 @@ import pexpect
 import pytest
 from conftest import Dockersh, user_argv
 from support.install import DEFAULT_TEST_CONFIG
-from support.ops import wait_until
+from support.ops import runs, wait_until
 from support.users import LinuxUser
 
 pytestmark = pytest.mark.integration
@@ -262,9 +262,9 @@ def test_a_spare_for_other_ids_retires(
     old = spare_pid(container_of(user))
     keeper = subprocess.Popen(user_argv(user, ["-c", "sleep 300"]), stdin=subprocess.DEVNULL)
     try:
-        wait_until(lambda: b"sleep 300" in subprocess.run(
-            ["ps", "-u", user.name, "-o", "args"], capture_output=True).stdout, 20,
-            "the keeping session")
+        # The command itself, not the front's argv that carries it: that one runs as the
+        # user before the session holds its lock.
+        wait_until(lambda: runs(user, b"sleep\x00300\x00"), 20, "the keeping session")
         subprocess.run(["usermod", "-aG", "users", user.name], check=True)
         assert b" 100 " in dockersh(user, ["-c", "echo \" $(id -G) \""]).stdout
         await_spare(dockersh, user)
