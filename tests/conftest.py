@@ -16,7 +16,7 @@ import pytest
 # Before the first import of a helper: their asserts explain themselves like a test's do.
 pytest.register_assert_rewrite("support")
 
-from support import docker, engine, images, in_ci, install, noskip  # noqa: E402
+from support import docker, engine, images, in_ci, install, noskip, statedirs  # noqa: E402
 from support.cmd import tail  # noqa: E402
 from support.sshd import DROPIN, RUNNING, SshdFactory, SshServer, start_sshd  # noqa: E402
 from support.terminal import TmuxTerminal  # noqa: E402
@@ -82,7 +82,8 @@ def session_image(docker_engine: Any) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_containers_left(request: pytest.FixtureRequest) -> Iterator[None]:
-    """At the end, remove every dockersh-labelled container this run made, and check it worked.
+    """At the end, remove every dockersh-labelled container this run made, and check it worked,
+    and the files dockersh keeps for them (statedirs).
 
     "This run made": labelled for a user this run made, or, under CI (where nothing else runs),
     any labelled container that was not there at the start. A developer's other test run on
@@ -91,8 +92,10 @@ def _no_containers_left(request: pytest.FixtureRequest) -> Iterator[None]:
     up = docker.answers()
     before = set(docker.containers()) if up else set()
     request.config.stash[_containers_before] = before
+    state_before = statedirs.entries()
     yield
     if not (up or docker.answers()):
+        statedirs.remove_new(state_before)
         return
 
     def ours() -> list[str]:
@@ -101,6 +104,7 @@ def _no_containers_left(request: pytest.FixtureRequest) -> Iterator[None]:
 
     docker.remove(ours())
     left = ours()
+    statedirs.remove_new(state_before)
     assert not left, f"containers labelled {docker.USER_LABEL} could not be removed: {left}"
 
 
