@@ -17,6 +17,7 @@ usage: dockersh                      interactive login shell in your container
 admin (root only):
        dockersh config check | config show USER
        dockersh ls [--json] | stop USER | restart USER | rm USER
+       dockersh start USER... | start --group GROUP   their containers, ahead of logins
        dockersh gc [--idle DURATION] [--dry-run] [USER...] | pull [--all] | doctor
        dockersh sessions [USER] [--json] | replay SESSION [--speed N] | metrics
        dockersh enroll USER | unenroll USER

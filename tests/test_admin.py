@@ -176,6 +176,35 @@ def test_rm_removes_the_container_and_its_state_but_never_the_home(
     assert (proc.returncode, proc.stdout) == (0, "kept\n"), proc.stderr
 
 
+def test_start_readies_containers_ahead_of_logins(dsh: Dockersh, make_user: UserFactory) -> None:
+    """`dockersh start`: the users named and a group's accounts get their containers before
+    they log in (a class's logins are then warm ones); an account outside group dockersh is
+    one line, and the others go on; a stopped container is started again."""
+    group = f"dtg{os.getpid() % 100000}"
+    run(["groupadd", group])
+    try:
+        named, in_group = make_user(), make_user(groups=[group])
+        outsider = make_user(in_dockersh=False)
+        proc = dsh("start", named.name, outsider.name, "--group", group)
+        assert proc.returncode == 1
+        assert proc.stdout == "".join(f"{container_name(u)} running\n" for u in (named, in_group))
+        assert proc.stderr == f"dockersh: {outsider.name}: not in group dockersh\n"
+        for user in (named, in_group):
+            assert state(container_name(user))["Running"]
+            assert [r["event"] for r in dsh.audit_records(user, "container-")] == [
+                "container-created"]
+        proc = dsh.login(named, "echo warm")
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, "warm\n", "")
+        assert len(dsh.audit_records(named, "container-")) == 1  # the login made nothing
+        assert dsh("stop", in_group.name).returncode == 0
+        proc = dsh("start", in_group.name)
+        assert (proc.returncode, proc.stdout) == (0, f"{container_name(in_group)} running\n")
+        assert state(container_name(in_group))["Running"]
+        assert dsh("start").returncode == 2
+    finally:
+        run(["groupdel", group], check=False)
+
+
 def test_verbs_on_a_user_without_container(dsh: Dockersh, make_user: UserFactory) -> None:
     user = make_user()
     for verb in ("stop", "restart", "rm"):

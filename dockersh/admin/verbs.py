@@ -51,6 +51,30 @@ def verb_stop(p: Parser) -> Handler:
     return lambda a, path: ops.stop(path, a.user)
 
 
+def verb_start(p: Parser) -> Handler:
+    p.add_argument("users", nargs="*", metavar="user")
+    p.add_argument("--group", help="also every account whose groups include GROUP")
+    from dockersh.admin import ops
+
+    def handle(a: argparse.Namespace, path: str) -> int:
+        names = list(a.users) + (accounts_in(a.group) if a.group else [])
+        if not names:
+            p.error("name a user or --group")
+        return ops.start(path, names)
+
+    return handle
+
+
+def accounts_in(group: str) -> list[str]:
+    """The group's members and the accounts whose primary group it is."""
+    try:
+        entry = grp.getgrnam(group)
+    except KeyError:
+        raise DockershError(f"no such group: {group!r}") from None
+    primary = {p.pw_name for p in pwd.getpwall() if p.pw_gid == entry.gr_gid}
+    return sorted(set(entry.gr_mem) | primary)
+
+
 def verb_restart(p: Parser) -> Handler:
     p.add_argument("user")
     from dockersh.admin import ops
@@ -147,8 +171,9 @@ def verb_netns(p: Parser) -> Handler:
 
 
 VERBS: dict[str, Callable[[Parser], Handler]] = {
-    "ls": verb_ls, "stop": verb_stop, "restart": verb_restart, "rm": verb_rm, "gc": verb_gc,
-    "pull": verb_pull, "doctor": verb_doctor, "enroll": verb_enroll, "unenroll": verb_unenroll,
+    "ls": verb_ls, "start": verb_start, "stop": verb_stop, "restart": verb_restart, "rm": verb_rm,
+    "gc": verb_gc, "pull": verb_pull, "doctor": verb_doctor, "enroll": verb_enroll,
+    "unenroll": verb_unenroll,
     "web": verb_web, "sessions": verb_sessions, "replay": verb_replay, "metrics": verb_metrics,
     "netns": verb_netns,
 }

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 #: Admin verbs: the first argument, when it is one of these, names a root-only action.
 VERBS = frozenset({
-    "config", "ls", "stop", "restart", "rm", "gc", "pull", "doctor", "enroll", "unenroll",
+    "config", "ls", "start", "stop", "restart", "rm", "gc", "pull", "doctor", "enroll", "unenroll",
     "web", "sessions", "replay", "metrics",
     "netns",  # pam_dockersh.so's: ready the container, send its network namespace
 })
