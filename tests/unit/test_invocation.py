@@ -57,3 +57,12 @@ def test_bad_arguments_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(DockershError) as err:
         parse(argv, {})
     assert err.value.status == 2
+
+
+def test_the_privileged_verbs_are_exactly_the_admin_verbs() -> None:
+    """A verb the parser does not know is refused as an unknown option, even for root; one it
+    knows that admin does not dispatch fails as an unknown verb."""
+    from dockersh.admin.verbs import VERBS as DISPATCHED
+    from dockersh.login.invocation import VERBS
+
+    assert set(VERBS) == set(DISPATCHED) | {"config"}
