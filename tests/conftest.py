@@ -131,6 +131,9 @@ def dockersh_config(
     previous = install.CONFIG.read_bytes() if install.CONFIG.exists() else None
 
     def write(text: str = install.DEFAULT_TEST_CONFIG) -> Path:
+        # On the Podman pass, a config without it would test dockerd instead (and leave its
+        # containers there, out of sight of the cleanup).
+        assert engine.CONFIG in text, f"a test config must start with engine.CONFIG: {text!r}"
         return install.write_config(text)
 
     write()

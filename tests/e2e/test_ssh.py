@@ -963,7 +963,7 @@ def test_forwarding_off_for_a_group(
     run(["groupadd", group])
     clients: list[subprocess.Popen[bytes]] = []
     try:
-        dockersh_config(f'[container]\nimage = "{test_image}"\npull = "never"\n'
+        dockersh_config(f'{engine.CONFIG}[container]\nimage = "{test_image}"\npull = "never"\n'
                         f'shell = "/bin/sh"\n\n[groups.{group}.session]\nforwarding = false\n')
         server = sshd()
         user, control = make_user(groups=[group]), make_user()
