@@ -181,23 +181,33 @@ def probe(backend: Backend, spec: planner.ContainerSpec) -> tuple[str, str, str]
     Read without running the image (base.Backend.read_image), once per image: the answer
     depends only on the image, so it is kept in /run/dockersh/probes by image ID (many first
     logins onto one image, e.g. a class starting at once, pay for one probe: the others wait
-    for it on a per-image lock)."""
+    for it on a per-image lock). A cached answer is read without the lock (it is written in
+    one rename): 50 first logins at once would otherwise queue on it, polling."""
     image_id = backend.image_id(spec.image) or spec.image
     key = hashlib.sha256(repr((image_id, spec.shell_candidates)).encode()).hexdigest()[:32]
     cache = f"{PROBE_DIR}/{key}"
-    lock_fd = locks.acquire(f"{LOCK_DIR}/probe-{key}.lock", fcntl.LOCK_EX, PROBE_TIMEOUT)
-    try:
-        cached = statefiles.read_marshal(cache)
-        if isinstance(cached, tuple) and len(cached) == 3:
-            passwd, group, shell = cached
-        else:
-            passwd, group, shell = run_probe(backend, spec)
-            statefiles.write_marshal(cache, (passwd, group, shell))
-    finally:
-        locks.release(lock_fd)
+    probed = probed_answer(cache)
+    if probed is None:
+        lock_fd = locks.acquire(f"{LOCK_DIR}/probe-{key}.lock", fcntl.LOCK_EX, PROBE_TIMEOUT)
+        try:
+            probed = probed_answer(cache)  # another login's, made while this one waited
+            if probed is None:
+                probed = run_probe(backend, spec)
+                statefiles.write_marshal(cache, probed)
+        finally:
+            locks.release(lock_fd)
+    passwd, group, shell = probed
     if shell != spec.shell_candidates[0]:
         say(f"{spec.shell_candidates[0]} is not in image {spec.image}; using {shell}")
     return passwd, group, shell
+
+
+def probed_answer(cache: str) -> tuple[str, str, str] | None:
+    """The probe's cached (passwd, group, shell), when the file holds one."""
+    cached = statefiles.read_marshal(cache)
+    if isinstance(cached, tuple) and len(cached) == 3 and all(isinstance(x, str) for x in cached):
+        return cached
+    return None
 
 
 def run_probe(backend: Backend, spec: planner.ContainerSpec) -> tuple[str, str, str]:

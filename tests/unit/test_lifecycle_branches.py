@@ -104,6 +104,27 @@ def test_running_and_current_is_the_warm_path(world: World) -> None:
     assert not session.is_current(other_uid, "sha256:1111", plan, world.user)
 
 
+def test_an_image_is_probed_once_and_its_answer_read_without_the_lock(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A class's first logins onto one image: one probe; a login finding the answer cached does
+    not wait for the probe lock another login holds (a crowd would queue on it)."""
+    monkeypatch.setattr(ensure, "PROBE_TIMEOUT", 0.2)
+    spec = pipeline.full_plan(world.user, str(world.config))[1].spec
+    first = ensure.probe(world.backend, spec)
+    assert len(world.backend.called("read_image")) == 1
+    held = [locks.open_lock(str(p)) for p in Path(ensure.LOCK_DIR).glob("probe-*.lock")]
+    assert held
+    try:
+        for fd in held:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        assert ensure.probe(world.backend, spec) == first
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert len(world.backend.called("read_image")) == 1
+
+
 def test_running_is_reused(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     world.backend.add(container(NAME, world.labels()))
     assert world.ensure() is world.backend.containers[NAME]
