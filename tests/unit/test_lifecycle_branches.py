@@ -105,7 +105,7 @@ def test_running_and_current_is_the_warm_path(world: World) -> None:
 
 
 def test_an_image_is_probed_once_and_its_answer_read_without_the_lock(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A class's first logins onto one image: one probe; a login finding the answer cached does
     not wait for the probe lock another login holds (a crowd would queue on it)."""
@@ -113,7 +113,7 @@ def test_an_image_is_probed_once_and_its_answer_read_without_the_lock(
     spec = pipeline.full_plan(world.user, str(world.config))[1].spec
     first = ensure.probe(world.backend, spec)
     assert len(world.backend.called("read_image")) == 1
-    held = [locks.open_lock(str(p)) for p in Path(ensure.LOCK_DIR).glob("probe-*.lock")]
+    held = [locks.open_lock(str(p)) for p in (tmp_path / "locks").glob("probe-*.lock")]
     assert held
     try:
         for fd in held:
