@@ -209,7 +209,7 @@ install_venv() {
 # or LD_LIBRARY_PATH. docker mode's exec helper (bin/dockersh-exec.c) runs inside containers,
 # whose images have any libc or none. Refused when the result has a program interpreter or a
 # dynamic section.
-# compile_static SOURCE DESTINATION
+# compile_static SOURCE DESTINATION MODE
 compile_static() {
     local tmp
     command -v gcc >/dev/null || apt_install gcc
@@ -222,7 +222,7 @@ compile_static() {
         rm -rf "$tmp"
         die "the compiled $1 is not statically linked: refused"
     fi
-    put_file 755 "$tmp/program" "$2"
+    put_file "$3" "$tmp/program" "$2"
     rm -rf "$tmp"
 }
 
@@ -237,8 +237,10 @@ install_programs() {
         'raise SystemExit(main())' >"$tmp"
     put_file 755 "$tmp" "$entry"
     rm -f "$tmp"
-    compile_static dockersh-front.c "$front"
-    compile_static dockersh-exec.c "$exec_helper"
+    compile_static dockersh-front.c "$front" 755
+    # Execute-only: the kernel makes a process of an unreadable program non-dumpable at its
+    # execve, so no process of the user's can ptrace the helper before its own prctl runs.
+    compile_static dockersh-exec.c "$exec_helper" 711
     if grep -qxF "$front" /etc/shells; then
         say "unchanged /etc/shells"
     else

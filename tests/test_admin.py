@@ -408,9 +408,15 @@ def test_doctor_names_each_problem_with_its_fix(
 ) -> None:
     outsider = make_user(in_dockersh=False)  # login shell dockersh, not in the group
     dsh.write(memroy="1g")
-    proc = dsh("doctor")
+    helper = installed.exec_helper
+    helper.chmod(0o755)  # readable: ptrace-able until its own prctl
+    try:
+        proc = dsh("doctor")
+    finally:
+        helper.chmod(0o711)
     assert proc.returncode == 1, proc.stdout
     lines = doctor_lines(proc)
+    assert f"FAIL  {helper} is readable by users (it must be 0711); fix: " in "\n".join(lines)
     assert f"FAIL  {outsider.name} has the login shell /usr/local/bin/dockersh but is not in " \
            f"group dockersh, so cannot log in; fix: dockersh enroll {outsider.name}" in lines
     config_line = next(line for line in lines if "memroy" in line)

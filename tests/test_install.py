@@ -35,7 +35,7 @@ def test_install_put_everything_in_place_with_safe_modes(installed: Installation
     for path, mode in [
         (installed.shell, 0o755),
         (installed.entry, 0o755),
-        (installed.exec_helper, 0o755),
+        (installed.exec_helper, 0o711),  # unreadable: non-dumpable from its execve on
         (installed.sudoers, 0o440),
         (installed.pam, 0o644),
     ]:

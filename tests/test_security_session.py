@@ -221,6 +221,18 @@ def test_no_docker_socket_anywhere(tenant: Tenant, mode: str) -> None:
     assert lines[3:] == ["end"]
 
 
+def test_the_exec_helper_is_execute_only(tenant: Tenant, mode: str) -> None:
+    """docker mode's helper, bound into every container: unreadable, so the kernel makes its
+    process non-dumpable at the execve, before the helper's own prctl could (readable, a
+    process of the user's could ptrace it in between and forge what it reports)."""
+    helper = "/usr/libexec/dockersh-exec"
+    out = tenant.ok(mode, f"cat {helper} >/dev/null 2>&1; echo $?; [ -x {helper} ] && echo x; "
+                          f"ls -ln {helper}")
+    status, executable, listing = out.splitlines()
+    assert status != "0" and executable == "x", out
+    assert listing.startswith("-rwx--x--x") and listing.split()[2:4] == ["0", "0"], out
+
+
 def test_pid_1_is_the_containers_init(tenant: Tenant, mode: str) -> None:
     out = tenant.ok(mode, "cat /proc/1/comm; for l in /proc/1/ns/pid /proc/self/ns/pid "
                           "/proc/1/ns/mnt /proc/self/ns/mnt; do readlink $l; done; "

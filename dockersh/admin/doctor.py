@@ -92,6 +92,10 @@ def check_image(ctx: Context) -> Iterator[Finding]:
 def check_programs(ctx: Context) -> Iterator[Finding]:
     for path in (FRONT, ENTRY, EXEC_HELPER):  # the helper: containers are made with it
         wrong = root_file(path, executable=True)
+        if wrong is None and path == EXEC_HELPER and os.stat(path).st_mode & 0o044:
+            # Readable, a process of the user could ptrace it between its execve and its
+            # prctl (it is dumpable until then).
+            wrong = f"{path} is readable by users (it must be 0711)"
         yield (OK, f"{path} is in place") if wrong is None else problem(wrong, INSTALL)
 
 

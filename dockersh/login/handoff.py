@@ -135,7 +135,7 @@ def docker_exec(backend: Backend, plan: SessionPlan, container: Container, argv:
     if not any(os.isatty(fd) for fd in (0, 1, 2)):
         from dockersh.backend.docker import handover
 
-        if handover.usable(container):
+        if handover.usable(container, plan.user):
             relay = None
             if recording is not None:
                 from dockersh.enter.relay import Pipes

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import time
 
 import pytest
 
@@ -32,8 +34,9 @@ def connect(name: str) -> socket.socket:
     return sock
 
 
-def impostor(name: str) -> tuple[int, int]:
-    """A child process that connects, then reports what it got back (b"" for EOF) on a pipe."""
+def impostor(name: str, linger: bool = False) -> tuple[int, int]:
+    """A child process that connects, then reports what it got back (b"" for EOF) on a pipe;
+    ``linger``: and then waits to be killed."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -41,10 +44,26 @@ def impostor(name: str) -> tuple[int, int]:
             sock = connect(name)
             os.write(w, b"C")  # connected: in the listener's queue, ahead of any later one
             os.write(w, b"EOF" if sock.recv(16) == b"" else b"DATA")
+            if linger:
+                signal.pause()
         finally:
             os._exit(0)
     os.close(w)
     return pid, r
+
+
+def killed(pid: int) -> bool:
+    """``pid`` (a child) ended by SIGKILL within 5 s: a failed start kills the exec's helper
+    (a child still there is ended, and that is False)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGTERM)
+    os.waitpid(pid, 0)
+    return False
 
 
 @pytest.fixture
@@ -78,10 +97,12 @@ def test_another_process_of_the_network_is_turned_away(
     monkeypatch.setattr(handover, "CONNECT_TIMEOUT", 1.0)
     child, report = impostor(name)
     assert os.read(report, 1) == b"C"
+    helper = subprocess.Popen(["sleep", "60"])  # the exec's process, which never connects
     with pytest.raises(DockershError, match="never answered"):
-        handover.accept(listener, Engine(os.getpid()), "exec-1", os.getuid())  # type: ignore[arg-type]
+        handover.accept(listener, Engine(helper.pid), "exec-1", os.getuid())  # type: ignore[arg-type]
     assert os.read(report, 16) == b"EOF"
     os.waitpid(child, 0)
+    assert helper.wait(5) == -signal.SIGKILL  # the start failed: its command never runs
 
 
 def test_an_exec_that_ended_before_connecting_fails_the_start(name: str) -> None:
@@ -97,11 +118,13 @@ def test_the_execs_pid_with_another_uid_is_turned_away(
     number was reused): turned away too."""
     monkeypatch.setattr(handover, "CONNECT_TIMEOUT", 1.0)
     listener = handover.bound(name)
-    mine = connect(name)
+    child, report = impostor(name, linger=True)
+    assert os.read(report, 1) == b"C"
     with pytest.raises(DockershError, match="never answered"):
-        handover.accept(listener, Engine(os.getpid()), "exec-1",  # type: ignore[arg-type]
+        handover.accept(listener, Engine(child), "exec-1",  # type: ignore[arg-type]
                         os.getuid() + 1)
-    assert mine.recv(16) == b""
+    assert os.read(report, 16) == b"EOF"
+    assert killed(child)
 
 
 @pytest.mark.parametrize(("message", "code"), [

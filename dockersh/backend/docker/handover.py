@@ -30,24 +30,31 @@ from dockersh.enter.initproc import open_init
 from dockersh.enter.protocol import FORK_FAILED, GO, MAX_MESSAGE, STARTED
 from dockersh.enter.spare import Session
 from dockersh.errors import DockershError
+from dockersh.labels import LABEL_USER
 from dockersh.passedon import forward_to
 from dockersh.paths import EXEC_HELPER, EXEC_HELPER_INSIDE
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
+    import signal as _signal
+
     from dockersh.backend.base import Backend, Container
     from dockersh.enter.relay import Pipes
     from dockersh.login.recording import Recording
+else:
+    import _signal  # signal without its enum import (8 ms)
 
 CLONE_NEWNET = 0x40000000
 #: How long the exec's helper may take to connect once the engine started it.
 CONNECT_TIMEOUT = 10.0
 
 
-def usable(container: Container) -> bool:
-    """The container has the helper where the planner binds it."""
-    return any(m.kind == "bind" and m.source == EXEC_HELPER and m.target == EXEC_HELPER_INSIDE
-               for m in container.mounts)
+def usable(container: Container, user: str) -> bool:
+    """The container is ``user``'s own, made by dockersh, and has the helper where the planner
+    binds it (a target never uses it, whatever it mounts)."""
+    return container.labels.get(LABEL_USER) == user and any(
+        m.kind == "bind" and m.source == EXEC_HELPER and m.target == EXEC_HELPER_INSIDE
+        for m in container.mounts)
 
 
 def listen(container: Container) -> tuple[_socket.socket, str]:
@@ -105,12 +112,32 @@ def accept(listener: _socket.socket, backend: Backend, exec_id: str,
     its host pid as the engine reported it once the exec started, and has the session's uid
     (a pid number may have been reused since a connect: never by another user's process
     then). Any other connection is closed unanswered, at no engine call. Until then, the exec
-    ending (the helper could not run) or CONNECT_TIMEOUT is a failed start."""
+    ending (the helper could not run) or CONNECT_TIMEOUT is a failed start, and a helper
+    still there is killed: the command of a session whose start failed never runs (say, on
+    the user's own socket of that name, bound once this one is closed)."""
     info = backend.exec_inspect(exec_id)
     if info is None or not info.running or info.pid <= 0:
         raise DockershError("the session did not start (the engine's exec ended with status "
                             f"{info.exit_code if info is not None else '?'})")
-    wanted = (info.pid, uid)
+    try:
+        helper = os.pidfd_open(info.pid)
+    except OSError:  # gone already
+        raise DockershError("the session did not start (the engine's exec ended)") from None
+    try:
+        return accepted(listener, backend, exec_id, (info.pid, uid))
+    except BaseException:
+        try:
+            _signal.pidfd_send_signal(helper, _signal.SIGKILL)
+        except OSError:  # it ended
+            pass
+        raise
+    finally:
+        os.close(helper)
+
+
+def accepted(listener: _socket.socket, backend: Backend, exec_id: str,
+             wanted: tuple[int, int]) -> _socket.socket:
+    """accept's wait for the connection from the peer ``wanted`` (pid, uid)."""
     deadline = time.monotonic() + CONNECT_TIMEOUT
     while True:
         remaining = deadline - time.monotonic()
