@@ -1,4 +1,5 @@
-"""The container's init, by a /proc/PID directory fd checked against the container's id.
+"""The container's processes, by fds (a /proc/PID directory, a pidfd) checked against the
+container's id: a pid an inspect named a moment ago may have gone to a host process since.
 
 Its own module (no ctypes, unlike nsenter.py): a terminal login through the spare opens the
 container's pty through it (relay.py) without paying for nsenter's imports.
@@ -9,6 +10,12 @@ from __future__ import annotations
 import os
 
 from dockersh.errors import DockershError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+else:
+    import _signal  # signal without its enum import (8 ms)
 
 
 def open_init(pid: int, container_id: str) -> tuple[int, str]:
@@ -27,3 +34,24 @@ def open_init(pid: int, container_id: str) -> tuple[int, str]:
         os.close(proc)
         raise
     return proc, cgroups
+
+
+def pidfd_of(pid: int, container_id: str) -> int | None:
+    """A pidfd of process ``pid`` when it is in the container (its cgroups name it, read after
+    the pidfd pinned it and checked to be still that process), else None: what root signals."""
+    if not container_id:
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # gone already (or no pidfd)
+        return None
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            ours = container_id in f.read()
+        _signal.pidfd_send_signal(pidfd, 0)  # still the process opened: the cgroup was its
+        if ours:
+            return pidfd
+    except OSError:
+        pass
+    os.close(pidfd)
+    return None

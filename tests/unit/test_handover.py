@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,10 @@ from dockersh.backend.base import Exec
 from dockersh.backend.docker import handover
 from dockersh.enter import spare
 from dockersh.errors import DockershError
+
+#: Stands for the container's id: a line of this process's cgroups, which its children share
+#: (the pid accept() kills on a failed start must be in the container's cgroups).
+HERE = Path("/proc/self/cgroup").read_text().splitlines()[0]
 
 
 class Engine:
@@ -74,7 +79,7 @@ def name() -> str:
 def test_the_execs_own_process_is_taken(name: str) -> None:
     listener = handover.bound(name)
     mine = connect(name)
-    conn = handover.accept(listener, Engine(os.getpid()), "exec-1", os.getuid())  # type: ignore[arg-type]
+    conn = handover.accept(listener, Engine(os.getpid()), "exec-1", os.getuid(), HERE)  # type: ignore[arg-type]
     conn.send(b"G")
     assert mine.recv(16) == b"G"
 
@@ -88,7 +93,7 @@ def test_another_process_of_the_network_is_turned_away(
     child, report = impostor(name)
     assert os.read(report, 1) == b"C"
     mine = connect(name)
-    conn = handover.accept(listener, Engine(os.getpid()), "exec-1", os.getuid())  # type: ignore[arg-type]
+    conn = handover.accept(listener, Engine(os.getpid()), "exec-1", os.getuid(), HERE)  # type: ignore[arg-type]
     conn.send(b"G")
     assert mine.recv(16) == b"G"
     assert os.read(report, 16) == b"EOF"
@@ -99,7 +104,7 @@ def test_another_process_of_the_network_is_turned_away(
     assert os.read(report, 1) == b"C"
     helper = subprocess.Popen(["sleep", "60"])  # the exec's process, which never connects
     with pytest.raises(DockershError, match="never answered"):
-        handover.accept(listener, Engine(helper.pid), "exec-1", os.getuid())  # type: ignore[arg-type]
+        handover.accept(listener, Engine(helper.pid), "exec-1", os.getuid(), HERE)  # type: ignore[arg-type]
     assert os.read(report, 16) == b"EOF"
     os.waitpid(child, 0)
     assert helper.wait(5) == -signal.SIGKILL  # the start failed: its command never runs
@@ -108,7 +113,7 @@ def test_another_process_of_the_network_is_turned_away(
 def test_an_exec_that_ended_before_connecting_fails_the_start(name: str) -> None:
     listener = handover.bound(name)
     with pytest.raises(DockershError, match="ended with status 127"):
-        handover.accept(listener, Engine(0, 127), "exec-1", 0)  # type: ignore[arg-type]
+        handover.accept(listener, Engine(0, 127), "exec-1", 0, HERE)  # type: ignore[arg-type]
 
 
 def test_the_execs_pid_with_another_uid_is_turned_away(
@@ -122,9 +127,28 @@ def test_the_execs_pid_with_another_uid_is_turned_away(
     assert os.read(report, 1) == b"C"
     with pytest.raises(DockershError, match="never answered"):
         handover.accept(listener, Engine(child), "exec-1",  # type: ignore[arg-type]
-                        os.getuid() + 1)
+                        os.getuid() + 1, HERE)
     assert os.read(report, 16) == b"EOF"
     assert killed(child)
+
+
+def test_a_failed_start_kills_no_process_outside_the_container(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pid the engine named is a host process's by now (the exec ended, the number was
+    reused): the start fails without a signal to it."""
+    monkeypatch.setattr(handover, "CONNECT_TIMEOUT", 0.5)
+    listener = handover.bound(name)
+    host = subprocess.Popen(["sleep", "60"])
+    try:
+        with pytest.raises(DockershError, match="did not start"):
+            handover.accept(listener, Engine(host.pid), "exec-1",  # type: ignore[arg-type]
+                            os.getuid(), "0123456789abcdef-not-these-cgroups")
+        with pytest.raises(subprocess.TimeoutExpired):  # not killed: still there in a while
+            host.wait(0.5)
+    finally:
+        host.kill()
+        host.wait()
 
 
 @pytest.mark.parametrize(("message", "code"), [

@@ -26,6 +26,7 @@ import select
 import time
 
 from dockersh import winsize
+from dockersh.enter.initproc import pidfd_of
 from dockersh.passedon import forward_to, send
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
@@ -198,21 +199,7 @@ def pinned(backend: Backend, exec_id: str, container_id: str) -> int | None:
         return None
     if info is None or not (info.running and info.pid):
         return None
-    pid = info.pid
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:  # gone already (or no pidfd)
-        return None
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            ours = container_id in f.read()
-        _signal.pidfd_send_signal(pidfd, 0)  # still the process opened: the cgroup was its
-        if ours:
-            return pidfd
-    except OSError:
-        pass
-    os.close(pidfd)
-    return None
+    return pidfd_of(info.pid, container_id)
 
 
 def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir: str,

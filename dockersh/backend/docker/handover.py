@@ -26,7 +26,7 @@ import os
 import sys
 import time
 
-from dockersh.enter.initproc import open_init
+from dockersh.enter.initproc import open_init, pidfd_of
 from dockersh.enter.protocol import FORK_FAILED, GO, MAX_MESSAGE, STARTED
 from dockersh.enter.spare import Session
 from dockersh.errors import DockershError
@@ -106,23 +106,24 @@ def bound(name: str) -> _socket.socket:
     return sock
 
 
-def accept(listener: _socket.socket, backend: Backend, exec_id: str,
-           uid: int) -> _socket.socket:
+def accept(listener: _socket.socket, backend: Backend, exec_id: str, uid: int,
+           container_id: str) -> _socket.socket:
     """The helper's connection: the first whose peer (SO_PEERCRED) is the exec's process, by
     its host pid as the engine reported it once the exec started, and has the session's uid
     (a pid number may have been reused since a connect: never by another user's process
     then). Any other connection is closed unanswered, at no engine call. Until then, the exec
     ending (the helper could not run) or CONNECT_TIMEOUT is a failed start, and a helper
     still there is killed: the command of a session whose start failed never runs (say, on
-    the user's own socket of that name, bound once this one is closed)."""
+    the user's own socket of that name, bound once this one is closed; pinned by a pidfd and
+    checked to be in the container, as a pid the engine named may be a host process's by
+    now)."""
     info = backend.exec_inspect(exec_id)
     if info is None or not info.running or info.pid <= 0:
         raise DockershError("the session did not start (the engine's exec ended with status "
                             f"{info.exit_code if info is not None else '?'})")
-    try:
-        helper = os.pidfd_open(info.pid)
-    except OSError:  # gone already
-        raise DockershError("the session did not start (the engine's exec ended)") from None
+    helper = pidfd_of(info.pid, container_id)
+    if helper is None:
+        raise DockershError("the session did not start (the engine's exec ended)")
     try:
         return accepted(listener, backend, exec_id, (info.pid, uid))
     except BaseException:
@@ -183,7 +184,7 @@ def run(backend: Backend, container: Container, argv: list[str], uid: int, gid: 
             exec_id = backend.exec_create(container.id, [EXEC_HELPER_INSIDE, name, *argv],
                                           f"{uid}:{gid}", workdir, env, False, attach=False)
             backend.exec_start_detached(exec_id)
-            conn = accept(listener, backend, exec_id, uid)
+            conn = accept(listener, backend, exec_id, uid, container.id)
         finally:
             listener.close()
         stdio = (0, 1, 2) if relay is None else relay.child_fds
