@@ -7,12 +7,14 @@ import hashlib
 import os
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pexpect
 import pytest
 from conftest import DOCKERSH, Dockersh, user_argv
 from support.install import DEFAULT_TEST_CONFIG
+from support.ops import runs, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +119,77 @@ def test_a_session_without_a_terminal_reads_and_writes_its_callers_own_pipes(
     # forked by the container's spare.
     assert lines[2:] == ["dockersh-exec"] if mode == "docker" else lines[2] in (
         "none", "dockersh-spare"), lines
+
+
+def helpers_of(uid: int) -> list[int]:
+    """docker mode's exec helpers running as ``uid`` (by their status: a non-dumpable
+    process's /proc directory belongs to root)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if not entry.isdigit() or Path(f"/proc/{entry}/comm").read_text() != \
+                    "dockersh-exec\n":
+                continue
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()
+        if uids[1] == str(uid):
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.parametrize("killed", ["helper", "monitor"])
+def test_the_docker_mode_command_ends_with_its_helper_or_its_monitor(
+    killed: str, dockersh_config: Any, make_user: Any
+) -> None:
+    """docker mode without a terminal: the command dies with the exec helper that forked it
+    (its parent-death signal), and gets a hangup when the session's monitor on the host is
+    gone (a lost connection's, as on a plain account); nothing is left running."""
+    dockersh_config('[session]\nexec = "docker"\n' + DEFAULT_TEST_CONFIG)
+    user = make_user()
+    proc = subprocess.Popen(user_argv(user, ["-c", "sleep 300"]), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: runs(user, b"sleep\x00300\x00"), 30, "the session's sleep 300")
+        if killed == "helper":
+            [victim] = helpers_of(user.uid)
+        else:  # setpriv, env, the front and sudo exec in place: this is the monitor
+            assert b"/opt/dockersh/sbin/dockersh" in Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+            victim = proc.pid
+        os.kill(victim, 9)
+        wait_until(lambda: not runs(user, b"sleep\x00300\x00"), 10, "the command gone")
+        assert proc.wait(timeout=30) != 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_terminal_on_any_fd_keeps_docker_mode_off_the_helper(
+    dockersh_config: Any, make_user: Any
+) -> None:
+    """Only stdout a terminal (`dockersh -c CMD < file` typed at one): the host's terminal is
+    never handed into the container (where TIOCSTI or a lingering process could use it); the
+    session takes the engine's stream."""
+    dockersh_config('[session]\nexec = "docker"\n' + DEFAULT_TEST_CONFIG)
+    user = make_user()
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        user_argv(user, ["-c", "cat /proc/$PPID/comm 2>/dev/null || echo none; "
+                               "[ -t 1 ] && echo tty || echo notty"]),
+        stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every writer is gone
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    assert out.split() == [b"none", b"notty"], out
