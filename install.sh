@@ -222,6 +222,9 @@ compile_static() {
         rm -rf "$tmp"
         die "the compiled $1 is not statically linked: refused"
     fi
+    # The mode first on the file in place: containers made before bind that inode, and keep it
+    # when install replaces the file (an upgrade makes an old 0755 helper 0711 in them too).
+    [ ! -e "$2" ] || chmod "$3" "$2"
     put_file "$3" "$tmp/program" "$2"
     rm -rf "$tmp"
 }

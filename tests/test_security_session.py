@@ -447,6 +447,21 @@ class StaleEngine:
         return Exec(True, None, self.pid)
 
 
+def wait_for_cmdline(cmdline: bytes) -> int:
+    """The pid of the process running ``cmdline`` (NUL-separated), within 10 s."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if Path(f"/proc/{entry}/cmdline").read_bytes() == cmdline:
+                        return int(entry)
+                except OSError:
+                    pass
+        time.sleep(0.05)
+    raise AssertionError(f"no process runs {cmdline!r}")
+
+
 def test_hangup_signals_only_a_process_of_the_container(tenant: Tenant) -> None:
     """The monitor (root) signals the exec's command (a hangup, the client's signals) through
     a pidfd of the pid the engine reported; if that command has just ended, the number may
@@ -459,25 +474,17 @@ def test_hangup_signals_only_a_process_of_the_container(tenant: Tenant) -> None:
     host = subprocess.Popen(["sleep", "30"])  # what a recycled pid would be: a host process
     try:
         assert attach.pinned(StaleEngine(host.pid), "x",  # type: ignore[arg-type]
-                             container["Id"]) is None, "a host process would get the signal"
+                             container["Id"], 0) is None, "a host process would get the signal"
     finally:
         host.kill()
         host.wait()
-    # A process that is in the container does get it.
+    # A process that is in the container does get it, when it is the session's user's.
     run(["docker", "exec", "-d", "-u", f"{tenant.user.uid}", container["Id"], "sleep", "301"])
-    deadline = time.monotonic() + 10
-    pid = 0
-    while not pid and time.monotonic() < deadline:
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if Path(f"/proc/{entry}/cmdline").read_bytes() == b"sleep\x00301\x00":
-                        pid = int(entry)
-                except OSError:
-                    pass
-        time.sleep(0.05)
-    assert pid
-    pidfd = attach.pinned(StaleEngine(pid), "x", container["Id"])  # type: ignore[arg-type]
+    pid = wait_for_cmdline(b"sleep\x00301\x00")
+    assert attach.pinned(StaleEngine(pid), "x",  # type: ignore[arg-type]
+                         container["Id"], tenant.user.uid + 1) is None, "another user's process"
+    pidfd = attach.pinned(StaleEngine(pid), "x",  # type: ignore[arg-type]
+                          container["Id"], tenant.user.uid)
     assert pidfd is not None
     signal.pidfd_send_signal(pidfd, signal.SIGTERM)
     os.close(pidfd)

@@ -8,18 +8,26 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from dockersh.backend.base import Exec
 from dockersh.backend.docker import handover
 from dockersh.enter import spare
+from dockersh.enter.initproc import in_container  # the real one: the fixture replaces it there
 from dockersh.errors import DockershError
 
-#: Stands for the container's id: a line of this process's cgroups, which its children share
-#: (the pid accept() kills on a failed start must be in the container's cgroups).
-HERE = Path("/proc/self/cgroup").read_text().splitlines()[0]
+#: The container's id in these tests: this process and its children count as in it (the pid
+#: accept() kills on a failed start must be in the container's cgroups; the real check,
+#: initproc.in_container, has its own test below and is used in tests/test_security_session.py).
+HERE = "the-containers-id"
+
+
+@pytest.fixture(autouse=True)
+def _here(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockersh.enter import initproc
+
+    monkeypatch.setattr(initproc, "in_container", lambda cgroups, cid: cid == HERE)
 
 
 class Engine:
@@ -120,16 +128,25 @@ def test_the_execs_pid_with_another_uid_is_turned_away(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A pid the exec had when the engine was asked, connected from another user's process (the
-    number was reused): turned away too."""
+    number was reused since): turned away too. And when the process the engine names has
+    another uid already, the start fails at once, and that process gets no signal."""
     monkeypatch.setattr(handover, "CONNECT_TIMEOUT", 1.0)
     listener = handover.bound(name)
     child, report = impostor(name, linger=True)
     assert os.read(report, 1) == b"C"
-    with pytest.raises(DockershError, match="never answered"):
-        handover.accept(listener, Engine(child), "exec-1",  # type: ignore[arg-type]
-                        os.getuid() + 1, HERE)
-    assert os.read(report, 16) == b"EOF"
-    assert killed(child)
+    try:
+        with pytest.raises(DockershError, match="never answered"):
+            handover.accepted(listener, Engine(child), "exec-1",  # type: ignore[arg-type]
+                              (child, os.getuid() + 1))
+        assert os.read(report, 16) == b"EOF"
+        with pytest.raises(DockershError, match="did not start"):
+            handover.accept(listener, Engine(child), "exec-1",  # type: ignore[arg-type]
+                            os.getuid() + 1, HERE)
+        time.sleep(0.3)
+        assert os.waitpid(child, os.WNOHANG) == (0, 0)  # not killed
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
 
 
 def test_a_failed_start_kills_no_process_outside_the_container(
@@ -161,3 +178,24 @@ def test_an_exit_status_from_the_container_is_taken_only_when_it_is_one(
     message: bytes, code: int
 ) -> None:
     assert spare.exit_code(message) == code
+
+
+ID = "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(("cgroups", "inside"), [
+    (f"12:pids:/docker/{ID}\n11:memory:/docker/{ID}\n", True),  # cgroupfs, v1
+    (f"0::/system.slice/docker-{ID}.scope\n", True),  # systemd driver, v2
+    (f"0::/machine.slice/libpod-{ID}.scope/container\n", True),  # Podman, a sub-cgroup
+    (f"3:cpu:/libpod_parent/libpod-{ID}\n", True),  # Podman, cgroupfs
+    # the engine's own root processes beside the container: never "in" it
+    (f"0::/machine.slice/libpod-conmon-{ID}.scope\n", False),
+    (f"0::/system.slice/{ID}-1a2b3c.service\n", False),  # a Podman healthcheck
+    (f"0::/user.slice/x{ID}\n", False),
+    ("0::/\n", False),
+])
+def test_a_process_is_the_containers_by_its_own_cgroup_not_a_mention(
+    cgroups: str, inside: bool
+) -> None:
+    assert in_container(cgroups, ID) is inside
+    assert not in_container(cgroups, "")

@@ -184,12 +184,13 @@ def wait_status(pidfd: int) -> int | None:
     return int.from_bytes(info[EXIT_CODE], sys.byteorder, signed=True)
 
 
-def pinned(backend: Backend, exec_id: str, container_id: str) -> int | None:
+def pinned(backend: Backend, exec_id: str, container_id: str, uid: int) -> int | None:
     """A pidfd of the exec's command, by the host pid the engine reports, or None.
 
     That pid may be stale: the command may just have ended and its number gone to another
-    process, a host one (this runs as root). So the process is pinned with a pidfd, must be
-    in the container's cgroup, and still be the one pinned after that was read.
+    process, a host one (this runs as root), or another user's in a shared target. So the
+    process is pinned with a pidfd, must be in the container's cgroup and run as the
+    session's ``uid``, and still be the one pinned after that was read (initproc.pidfd_of).
     """
     from dockersh.errors import DockershError
 
@@ -199,7 +200,7 @@ def pinned(backend: Backend, exec_id: str, container_id: str) -> int | None:
         return None
     if info is None or not (info.running and info.pid):
         return None
-    return pidfd_of(info.pid, container_id)
+    return pidfd_of(info.pid, container_id, uid)
 
 
 def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir: str,
@@ -225,7 +226,7 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
             runs: the engine answers the start before it starts the command. Called by the
             pump, never by a signal handler (an engine call)."""
             if command[0] is None:
-                command[0] = pinned(backend, exec_id, container_id)
+                command[0] = pinned(backend, exec_id, container_id, int(user.split(":")[0]))
                 if command[0] is not None:  # what came before, in order
                     for signum in early_signals:
                         pass_on(signum)

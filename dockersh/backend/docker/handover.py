@@ -121,7 +121,7 @@ def accept(listener: _socket.socket, backend: Backend, exec_id: str, uid: int,
     if info is None or not info.running or info.pid <= 0:
         raise DockershError("the session did not start (the engine's exec ended with status "
                             f"{info.exit_code if info is not None else '?'})")
-    helper = pidfd_of(info.pid, container_id)
+    helper = pidfd_of(info.pid, container_id, uid)
     if helper is None:
         raise DockershError("the session did not start (the engine's exec ended)")
     try:
