@@ -7,6 +7,12 @@ from __future__ import annotations
 EXIT_ERROR = 125
 
 
+def escaped(text: str) -> str:
+    """``text`` with its control characters (newlines, terminal escapes) written as escapes:
+    text from a user's file stays one line and never drives root's or a log's terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 class DockershError(Exception):
     """A failure explained in one line: ``dockersh: <message>`` on stderr, logged, non-zero exit."""
 

@@ -201,6 +201,9 @@ def test_start_readies_containers_ahead_of_logins(dsh: Dockersh, make_user: User
         assert (proc.returncode, proc.stdout) == (0, f"{container_name(in_group)} running\n")
         assert state(container_name(in_group))["Running"]
         assert dsh("start").returncode == 2
+        proc = dsh("start", "root")
+        assert (proc.returncode, proc.stderr) == (1, "dockersh: root: root has no dockersh "
+                                                     "container\n")
     finally:
         run(["groupdel", group], check=False)
 

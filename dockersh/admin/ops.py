@@ -21,7 +21,7 @@ from dockersh.admin import inventory, leftovers
 from dockersh.admin.inventory import Managed
 from dockersh.config import schema, units
 from dockersh.enter import spare
-from dockersh.errors import DockershError
+from dockersh.errors import DockershError, escaped
 from dockersh.labels import (
     LABEL_LIFETIME,
     LABEL_MONITOR,
@@ -149,18 +149,20 @@ def start(config_path: str, names: list[str]) -> int:
     for name in dict.fromkeys(names):  # once each, in the order given
         try:
             user = identity.by_name(name)
+            if user.uid == 0:
+                raise DockershError("root has no dockersh container")
             if GROUP not in user.group_names:
                 raise DockershError(f"not in group {GROUP}")
             plan = session.load_plan(user, config_path)
             if plan.target or plan.key_targets or plan.lifetime != "persistent":
-                print(f"{user.name}: no container of their own (their sessions go to "
+                print(f"{escaped(user.name)}: no container of their own (their sessions go to "
                       f"{'a target' if plan.target or plan.key_targets else 'a container each'})")
                 continue
             _, container, sessions_fd = session.own_container(user, plan, config_path)
             locks.release(sessions_fd)
             print(f"{container.name} running")
         except DockershError as exc:
-            print(f"dockersh: {name}: {exc}", file=sys.stderr, flush=True)
+            print(f"dockersh: {escaped(name)}: {escaped(str(exc))}", file=sys.stderr, flush=True)
             failed += 1
     return 1 if failed else 0
 

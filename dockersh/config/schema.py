@@ -16,7 +16,7 @@ import posixpath
 
 from dockersh import records
 from dockersh.config import units
-from dockersh.errors import DockershError
+from dockersh.errors import DockershError, escaped
 from dockersh.paths import SESSIONS_DIR
 from dockersh.records import field, record
 
@@ -237,8 +237,7 @@ class ConfigError(DockershError):
         text = f"{where}: {key}: {problem}" if key else f"{where}: {problem}"
         # Keys and values come from the file (a user's own, too): a newline or a terminal
         # escape in them must not make the one line two, or reach the terminal or syslog.
-        super().__init__("".join(c if c.isprintable() else c.encode("unicode_escape").decode()
-                                 for c in text))
+        super().__init__(escaped(text))
 
 
 def parse_toml(text: str, where: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import sys
 
 from dockersh import statefiles
 from dockersh.backend.base import Conflict, Container
-from dockersh.errors import DockershError
+from dockersh.errors import DockershError, escaped
 from dockersh.labels import LABEL_HASH, LABEL_SHELL, LABEL_UID, LABEL_USER
 from dockersh.lifecycle import bindcheck
 from dockersh.login import audit, locks
@@ -35,7 +35,9 @@ PROBE_TIMEOUT = 60.0  # seconds a login waits for another login's probe of the s
 
 
 def say(message: str) -> None:
-    print(f"dockersh: {message}", file=sys.stderr, flush=True)
+    """A notice on stderr: the user's, or root's (`dockersh start`); it can name what the
+    user's file says (a shell), so it is escaped."""
+    print(f"dockersh: {escaped(message)}", file=sys.stderr, flush=True)
 
 
 def managed_by(container: Container, user: User) -> bool:

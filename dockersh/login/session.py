@@ -78,6 +78,7 @@ def own_container(user: User, plan: SessionPlan,
     lock_path, sessions_path = locks.paths(user.name)
     lock_fd = locks.acquire(lock_path, fcntl.LOCK_EX, float(plan.lock_timeout))
     output = None
+    sessions_fd = -1
     try:
         sessions_fd = locks.open_lock(sessions_path)
         container, image_id = backend.inspect_with_image(plan.name, plan.image)
@@ -90,6 +91,12 @@ def own_container(user: User, plan: SessionPlan,
             output = locks.HeldOutput()
             saved, sys.stderr = sys.stderr, output
             container = ensure.ensure(backend, user, plan, config_path, container, sessions_fd)
+    except BaseException:
+        # A login exits now anyway; `dockersh start` goes on to the next user, and must not
+        # keep this one's sessions lock (exclusive after a recreate) or count as a session.
+        if sessions_fd >= 0:
+            locks.release(sessions_fd)
+        raise
     finally:
         locks.release(lock_fd)
         if output is not None:

@@ -329,3 +329,26 @@ def test_each_change_to_the_container_is_an_audit_record(world: World, found: di
         record = json.loads(world.audit.read_text())
         assert (record["user"], record["uid"], record["container"]) == ("alice", 1001, NAME)
         assert record["session"].endswith(f"-alice-{os.getpid()}")
+
+
+def test_a_failed_ensure_leaves_no_sessions_lock_held(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`dockersh start` goes on to the next user after a failure: that user's sessions lock
+    must not stay held by it (exclusive after a recreate: their next login would wait for
+    ever), as a login's does when the login exits."""
+    monkeypatch.setattr(session, "open_backend", lambda *_a, **_k: world.backend)
+    monkeypatch.setattr(locks, "LOCK_DIR", str(tmp_path / "locks"))
+
+    def failing(*args: Any) -> Container:
+        assert locks.try_exclusive(args[5])  # as a recreate takes it
+        raise DockershError("the create failed")
+
+    monkeypatch.setattr(ensure, "ensure", failing)
+    with pytest.raises(DockershError, match="the create failed"):
+        session.own_container(world.user, world.plan(), str(world.config))
+    fd = locks.open_lock(locks.paths(world.user.name)[1])
+    try:
+        assert locks.try_exclusive(fd)
+    finally:
+        os.close(fd)
