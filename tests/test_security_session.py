@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from support import engine
 from support.cmd import run
+from support.ops import pid_running, wait_until
 from support.users import LinuxUser, create_user, remove_user
 
 pytestmark = pytest.mark.integration
@@ -447,21 +448,6 @@ class StaleEngine:
         return Exec(True, None, self.pid)
 
 
-def wait_for_cmdline(cmdline: bytes) -> int:
-    """The pid of the process running ``cmdline`` (NUL-separated), within 10 s."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if Path(f"/proc/{entry}/cmdline").read_bytes() == cmdline:
-                        return int(entry)
-                except OSError:
-                    pass
-        time.sleep(0.05)
-    raise AssertionError(f"no process runs {cmdline!r}")
-
-
 def test_hangup_signals_only_a_process_of_the_container(tenant: Tenant) -> None:
     """The monitor (root) signals the exec's command (a hangup, the client's signals) through
     a pidfd of the pid the engine reported; if that command has just ended, the number may
@@ -480,7 +466,9 @@ def test_hangup_signals_only_a_process_of_the_container(tenant: Tenant) -> None:
         host.wait()
     # A process that is in the container does get it, when it is the session's user's.
     run(["docker", "exec", "-d", "-u", f"{tenant.user.uid}", container["Id"], "sleep", "301"])
-    pid = wait_for_cmdline(b"sleep\x00301\x00")
+    wait_until(lambda: pid_running(b"sleep\x00301\x00") is not None, 10, "the sleep 301")
+    pid = pid_running(b"sleep\x00301\x00")
+    assert pid is not None
     assert attach.pinned(StaleEngine(pid), "x",  # type: ignore[arg-type]
                          container["Id"], tenant.user.uid + 1) is None, "another user's process"
     pidfd = attach.pinned(StaleEngine(pid), "x",  # type: ignore[arg-type]

@@ -154,9 +154,9 @@ def start(config_path: str, names: list[str]) -> int:
             if GROUP not in user.group_names:
                 raise DockershError(f"not in group {GROUP}")
             plan = session.load_plan(user, config_path)
-            if plan.target or plan.key_targets or plan.lifetime != "persistent":
+            if not plan.in_own_container():
                 print(f"{escaped(user.name)}: no container of their own (their sessions go to "
-                      f"{'a target' if plan.target or plan.key_targets else 'a container each'})")
+                      f"{'a target' if plan.to_target() else 'a container each'})")
                 continue
             _, container, sessions_fd = session.own_container(user, plan, config_path)
             locks.release(sessions_fd)

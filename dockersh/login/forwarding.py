@@ -57,7 +57,7 @@ def run(name: str, config_path: str) -> int:
     plan = session.load_plan(user, config_path)
     # Forwarding off, or sessions that go elsewhere (a target, a container per session: not
     # one network to join ahead of the session): sshd gets an empty namespace of its own.
-    if not plan.forwarding or plan.target or plan.key_targets or plan.lifetime != "persistent":
+    if not plan.forwarding or not plan.in_own_container():
         statefiles.write(state_path(user), f"0 0 - {state_key(user)}\n".encode(), 0o600)
         reply.send(b"I")
         return 0

@@ -56,7 +56,7 @@ def elsewhere(inv: Invocation, user: User, plan: SessionPlan, environ: Mapping[s
               config_path: str) -> None:
     """Sessions that do not go to the user's own persistent container go from here (a target,
     a container of their own) and never return."""
-    if inv.target is not None or plan.target or plan.key_targets:
+    if inv.target is not None or plan.to_target():
         from dockersh.login import target  # an existing container, not the user's own
 
         # A forced key counts only for the user's own login (root's --user is by hand).

@@ -57,6 +57,15 @@ class SessionPlan:
         #: "input", "streams", "max_size" and "min_free" (bytes), "banner"
         self.record = record or {}
 
+    def to_target(self) -> bool:
+        """Sessions (all, or those of some keys) land in a target: an existing container."""
+        return bool(self.target or self.key_targets)
+
+    def in_own_container(self) -> bool:
+        """Every session goes to the user's own persistent container (not to a target, not to
+        a container of its own): the one forwarding joins and `dockersh start` readies."""
+        return not self.to_target() and self.lifetime == "persistent"
+
     def values(self) -> tuple[object, ...]:
         """The plan as builtins, in FIELDS order (for marshal)."""
         return tuple(getattr(self, field) for field in FIELDS)

@@ -131,17 +131,23 @@ def container_name(user: LinuxUser) -> str:
     return f"dockersh-{user.name}"
 
 
-def runs(user: LinuxUser, cmdline: bytes) -> bool:
-    """A process of the user's runs ``cmdline`` (NUL-separated, seen from the host's /proc):
-    a session's command started (a session counts from its monitor's lock on)."""
+def pid_running(cmdline: bytes, uid: int | None = None) -> int | None:
+    """A process (of ``uid``, when given) running ``cmdline`` (NUL-separated, seen from the
+    host's /proc), or None."""
     for entry in os.listdir("/proc"):
         try:
-            if (entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == user.uid
+            if (entry.isdigit() and (uid is None or os.stat(f"/proc/{entry}").st_uid == uid)
                     and Path(f"/proc/{entry}/cmdline").read_bytes() == cmdline):
-                return True
+                return int(entry)
         except OSError:
             continue
-    return False
+    return None
+
+
+def runs(user: LinuxUser, cmdline: bytes) -> bool:
+    """A process of the user's runs ``cmdline``: a session's command started (a session
+    counts from its monitor's lock on)."""
+    return pid_running(cmdline, user.uid) is not None
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:

@@ -207,6 +207,7 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
         env: list[tuple[str, str]], tty: bool, recording: Recording | None = None) -> int:
     """The exec, its bytes and its exit code."""
     saved = None
+    uid = int(user.split(":")[0])  # "UID:GID": whose process the command must be, to be signalled
     command: list[int | None] = [None]  # the command's pidfd, once pinned
     early_signals: list[int] = []  # those that came before
     if tty:
@@ -226,7 +227,7 @@ def run(backend: Backend, container_id: str, argv: list[str], user: str, workdir
             runs: the engine answers the start before it starts the command. Called by the
             pump, never by a signal handler (an engine call)."""
             if command[0] is None:
-                command[0] = pinned(backend, exec_id, container_id, int(user.split(":")[0]))
+                command[0] = pinned(backend, exec_id, container_id, uid)
                 if command[0] is not None:  # what came before, in order
                     for signum in early_signals:
                         pass_on(signum)
