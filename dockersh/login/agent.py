@@ -7,8 +7,11 @@ never as root: that /tmp is the user's to fill with symlinks), hands its path to
 SSH_AUTH_SOCK, and relays each connection to sshd's socket on the host, for as long as the
 session lives. sshd's socket is checked before it is used: a socket the user owns, in a 0700
 directory the user owns under /tmp/ssh-* (sshd's own layout; the user has no host shell to
-plant another). Only sessions whose client forwards an agent pay for this (a thread and one
-fork).
+plant another). The check pins the inode (an O_PATH fd, opened without following a link), and
+every connection goes to that inode through /proc/self/fd: the directory is the user's, so a
+name there could be swapped for a link to a root-only socket (/run/docker.sock) between a check
+by path and a root connect() by path. Only sessions whose client forwards an agent pay for
+this (a thread and one fork).
 """
 
 from __future__ import annotations
@@ -30,19 +33,30 @@ if TYPE_CHECKING:
 CHUNK = 65536
 
 
-def host_socket(path: str, user: User) -> str | None:
-    """sshd's agent socket for this session, or None when ``path`` is not one."""
-    directory = os.path.dirname(path)
+def host_socket(path: str, user: User) -> int | None:
+    """An O_PATH fd of sshd's agent socket for this session, or None when ``path`` is not one."""
+    directory, name = os.path.split(path)
     if not directory.startswith("/tmp/ssh-") or os.path.dirname(directory) != "/tmp":
         return None
+    pinned = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        d, s = os.lstat(directory), os.lstat(path)
+        dfd = os.open(directory, pinned | os.O_DIRECTORY)
     except OSError:
         return None
-    if not (stat.S_ISDIR(d.st_mode) and d.st_uid == user.uid and stat.S_IMODE(d.st_mode) == 0o700
-            and stat.S_ISSOCK(s.st_mode) and s.st_uid == user.uid):
+    try:
+        d = os.fstat(dfd)
+        if not (d.st_uid == user.uid and stat.S_IMODE(d.st_mode) == 0o700):
+            return None
+        fd = os.open(name, pinned, dir_fd=dfd)
+    except OSError:
         return None
-    return path
+    finally:
+        os.close(dfd)
+    s = os.fstat(fd)
+    if stat.S_ISSOCK(s.st_mode) and s.st_uid == user.uid:
+        return fd
+    os.close(fd)
+    return None
 
 
 def listen_inside(container: Container, plan: SessionPlan) -> tuple[socket.socket, str]:
@@ -84,11 +98,12 @@ def listen_inside(container: Container, plan: SessionPlan) -> tuple[socket.socke
     return socket.socket(fileno=fds[0]), message.decode()
 
 
-def relay(listener: socket.socket, target: str) -> None:
-    """Accept connections inside, and pass each one to sshd's socket (in a thread: the monitor's
-    own thread is busy with the session)."""
+def relay(listener: socket.socket, target: int) -> None:
+    """Accept connections inside, and pass each one to sshd's socket, the inode ``target`` pins
+    (in a thread: the monitor's own thread is busy with the session)."""
     import selectors
 
+    pinned = f"/proc/self/fd/{target}"
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ)
     peers: dict[socket.socket, socket.socket] = {}
@@ -100,7 +115,7 @@ def relay(listener: socket.socket, target: str) -> None:
                 inside, _ = listener.accept()
                 outside = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 try:
-                    outside.connect(target)
+                    outside.connect(pinned)
                 except OSError:  # the client's agent went away: this connection gets EOF
                     inside.close()
                     outside.close()
@@ -132,6 +147,7 @@ def forward(path: str, user: User, container: Container, plan: SessionPlan) -> s
     try:
         listener, inside = listen_inside(container, plan)
     except OSError as exc:
+        os.close(target)
         print(f"dockersh: agent forwarding is not available ({exc})", file=sys.stderr,
               flush=True)
         return None

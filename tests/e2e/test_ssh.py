@@ -1041,7 +1041,8 @@ def test_agent_forwarded_inside_x11_and_unix_sockets_refused(
         stop(proc)
 
         # The agent, inside the user's container: ssh-add -l lists the client's key.
-        proc = start(user, "-A", cmd='ssh-add -l; echo "S=$SSH_AUTH_SOCK"; ls /tmp; read x')
+        proc = start(user, "-A", cmd='ssh-add -l; echo "S=$SSH_AUTH_SOCK"; read x; '
+                                     'timeout 10 ssh-add -l || echo "no agent: $?"; read x')
         assert proc.stdout is not None and proc.stdin is not None
         listed = proc.stdout.readline()
         where = proc.stdout.readline().decode().strip()
@@ -1050,6 +1051,28 @@ def test_agent_forwarded_inside_x11_and_unix_sockets_refused(
         # Not in another user's container, and never at a path of the host.
         assert not Path(where[2:]).exists()
         assert b"dockersh-agent" not in ok(server.ssh(other, "ls -a /tmp"))
+        # sshd's socket is in a directory of the user's: the user renames it and puts a link to
+        # a root-only socket in its place (what a member with a host shell could do). The relay
+        # still reaches the socket it checked, and root never connects to the link's target
+        # (whose silence would hang ssh-add: hence the timeout).
+        (host_socket,) = [p for p in Path("/tmp").glob("ssh-*/agent.*")
+                          if p.lstat().st_uid == user.uid and p.is_socket()]
+        root_only = socket.socket(socket.AF_UNIX)
+        root_only.bind(str(tmp_path / "root-only.sock"))
+        root_only.listen()
+        root_only.setblocking(False)
+        as_user = ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",
+                   "sh", "-c"]
+        run([*as_user, 'mv "$1" "$1.checked" && ln -s "$2" "$1"', "sh", str(host_socket),
+             str(tmp_path / "root-only.sock")])
+        proc.stdin.write(b"\n")
+        proc.stdin.flush()
+        listed = proc.stdout.readline()
+        run([*as_user, 'rm "$1" && mv "$1.checked" "$1"', "sh", str(host_socket)])  # sshd's again
+        assert fingerprint in listed.decode(), listed
+        with pytest.raises(BlockingIOError):
+            root_only.accept()
+        root_only.close()
         proc.stdin.write(b"\n")
         proc.communicate(timeout=30)
 
