@@ -663,6 +663,34 @@ def test_a_client_that_never_reads_cannot_hold_the_users_lock(
         time.sleep(0.1)
 
 
+@pytest.mark.parametrize("opened", ["read-only", "O_PATH"])
+def test_a_stderr_the_caller_cannot_write_is_never_written_by_root(
+        opened: str, dockersh_config: ConfigWriter, make_user: UserFactory,
+        tmp_path: Path) -> None:
+    """The notices of a login holding the user's lock went through root's write-mode reopen of
+    fd 2: a member with a host shell who started the front with fd 2 a read-only or O_PATH
+    descriptor of a root file (/etc/shadow, /etc/profile) had root overwrite its start. Only a
+    pipe or a terminal the caller can already write is reopened now."""
+    dockersh_config(DEFAULT_TEST_CONFIG)
+    user = make_user()
+    first = as_user(user, ["-c", "true"])
+    assert first.returncode == 0, first.stderr
+    before = containers_of(user.name)
+    dockersh_config(DEFAULT_TEST_CONFIG + 'env = { CHANGED = "1" }\n')  # stale: recreated
+    victim = tmp_path / "root-only"
+    victim.write_bytes(b"root's own file\n")
+    victim.chmod(0o600 if opened == "O_PATH" else 0o644)
+    fd = os.open(victim, os.O_PATH if opened == "O_PATH" else os.O_RDONLY)
+    try:
+        login = subprocess.run(user_argv(user, ["-c", "echo in"]), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=fd, timeout=120, check=False)
+    finally:
+        os.close(fd)
+    assert (login.returncode, login.stdout) == (0, b"in\n")
+    assert victim.read_bytes() == b"root's own file\n"
+    assert containers_of(user.name) not in ([], before)  # recreated: it wrote its notice
+
+
 @pytest.mark.parametrize("mode", ["docker", "nsenter"])
 def test_a_command_that_is_not_utf8_is_passed_exactly_or_refused(
         dockersh_config: ConfigWriter, make_user: UserFactory, sshd: SshdFactory,

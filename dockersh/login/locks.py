@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import time
 
 from dockersh.errors import DockershError
@@ -119,17 +120,27 @@ class HeldOutput:
     never drains it, and a root process blocked writing there with the lock held would lock
     out every login and admin verb for that user. So it is written through a non-blocking
     description of its own (a reopen: the session's flags are untouched), and what does not
-    fit now waits in memory until ``release``, called after the lock is."""
+    fit now waits in memory until ``release``, called after the lock is.
+
+    The reopen is root's own open of whatever fd 2 is, so only a pipe or a terminal the caller
+    could already write is reopened: a host-shell member can start the front with fd 2 a
+    read-only or O_PATH descriptor of /etc/shadow, which a write-mode reopen would hand to root
+    to write. Anything else waits for ``release``, which writes through the caller's own fd."""
 
     def __init__(self, fd: int = 2) -> None:
         self.real = fd
         self.pending = b""
         self.tty = os.isatty(fd)
+        self.fd = -1  # a socket cannot be reopened, nor a file written by root's open
         try:
-            self.fd = os.open(f"/proc/self/fd/{fd}",
-                              os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        except OSError:  # a socket cannot be reopened: everything waits for release
-            self.fd = -1
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            kind = os.fstat(fd).st_mode
+            if (not flags & os.O_PATH and flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+                    and (stat.S_ISFIFO(kind) or stat.S_ISCHR(kind))):
+                self.fd = os.open(f"/proc/self/fd/{fd}",
+                                  os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            pass
 
     def isatty(self) -> bool:
         return self.tty
