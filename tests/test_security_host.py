@@ -730,15 +730,36 @@ def test_wrong_password_for_another_user(dockersh_config: ConfigWriter, make_use
     text = (child.before or b"").decode()
     assert f"dockersh: authentication failed for {b.name}" in text
     assert containers_of(b.name) == []
-    # The right password does open B's session (so the refusal above was PAM's).
-    child = pexpect.spawn(argv[0], [*argv[1:-1], "id -un"], timeout=60)
+    # The right password does open B's session (so the refusal above was PAM's), and without
+    # B's live agent: its socket is B's, in B's 0700 directory as sshd makes them, but a
+    # password is not B's keys (A finds the path with ls and ps, root opens it regardless).
+    agent_dir = Path(f"/tmp/ssh-{secrets.token_hex(5)}")
+    as_b = ["setpriv", f"--reuid={b.uid}", f"--regid={b.gid}", "--clear-groups"]
+    run([*as_b, "mkdir", "-m", "700", str(agent_dir)])
+    agent = subprocess.Popen([*as_b, "ssh-agent", "-D", "-a", f"{agent_dir}/agent.1"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    argv = user_argv(a, ["--user", b.name, "-c", 'id -un; echo "S=${SSH_AUTH_SOCK:-none}"'],
+                     env={"PATH": "/usr/bin:/bin", "TERM": "dumb",
+                          "SSH_AUTH_SOCK": f"{agent_dir}/agent.1"})
     try:
-        child.expect(f"Password for {b.name}: ")
-        child.sendline("Right-Pass-42")
-        child.expect(pexpect.EOF)
+        deadline = time.monotonic() + 10
+        while not Path(f"{agent_dir}/agent.1").is_socket():
+            assert agent.poll() is None and time.monotonic() < deadline, "no ssh-agent"
+            time.sleep(0.05)
+        child = pexpect.spawn(argv[0], argv[1:], timeout=60)
+        try:
+            child.expect(f"Password for {b.name}: ")
+            child.sendline("Right-Pass-42")
+            child.expect(pexpect.EOF)
+        finally:
+            child.close()
     finally:
-        child.close()
-    assert child.exitstatus == 0 and b.name in (child.before or b"").decode()
+        agent.terminate()
+        agent.wait(timeout=30)
+        shutil.rmtree(agent_dir, ignore_errors=True)
+    out = (child.before or b"").decode()
+    assert child.exitstatus == 0 and b.name in out, out
+    assert "S=none" in out, out
 
 
 class PrivateDockerd:

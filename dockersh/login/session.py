@@ -128,6 +128,8 @@ def run(inv: Invocation, user: User, environ: Mapping[str, str], config_path: st
         print(f"dockersh: {warning}", file=sys.stderr, flush=True)
     if inv.user is None:  # the login shell (`--user` is root's or a password's, by hand)
         check_network(environ)
+    else:  # NAME's agent socket, found with ls and ps, is no proof of NAME's keys
+        environ = {k: v for k, v in environ.items() if k != "SSH_AUTH_SOCK"}
     elsewhere(inv, user, plan, environ, config_path)
     backend, container, sessions_fd = own_container(user, plan, config_path)
     handoff.run(backend, plan, user, container, inv.command, inv.args, environ, sessions_fd)
