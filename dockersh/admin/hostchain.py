@@ -369,14 +369,24 @@ def has_command_option(line: str) -> bool:
 
 
 def read_keys(path: str) -> str | None:
-    """A keys file's text (at most 1 MiB), or None when it is not a readable regular file."""
+    """A keys file's text (at most 1 MiB), or None when it is not a readable regular file.
+
+    The user's links are followed, as sshd does, but to an O_PATH descriptor first: root's open
+    of a device (a watchdog) or a FIFO (which frees a writer waiting for a reader) acts on it,
+    so only a regular file is opened for reading."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        found = os.open(path, os.O_PATH | os.O_CLOEXEC)
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        if not stat.S_ISREG(os.fstat(found).st_mode):
             return None
+        fd = os.open(f"/proc/self/fd/{found}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    finally:
+        os.close(found)
+    with os.fdopen(fd, "rb") as f:
         return f.read(KEYS_LIMIT).decode("utf-8", "replace")
 
 

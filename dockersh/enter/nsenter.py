@@ -204,6 +204,7 @@ def join(target: Target) -> None:
         setns(target.ns_fds[ns], ns)
     for cap in range(target.last_cap + 1):
         _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "dropping capabilities")
+    undumpable()  # it holds the monitor's descriptors until the shell's exec
     os.setgroups(target.groups)
     os.setgid(target.gid)
     os.setuid(target.uid)  # from root to the user: permitted and effective sets are cleared
@@ -214,11 +215,16 @@ def join(target: Target) -> None:
                "applying the container's seccomp filter")
 
 
-def become_spare() -> None:
-    """The spare's marks: not dumpable (no ptrace, no /proc/PID/fd, even for processes of the
-    same uid: the kernel already clears it on the change from root to the user; said here, not
-    assumed), and a name that ``ps`` shows."""
+def undumpable() -> None:
+    """No ptrace and no /proc/PID/fd of this process, even for processes of the uid it becomes:
+    the kernel clears the flag on the change from root to the user only while fs.suid_dumpable
+    is 0; said here, not assumed. An exec of the user's program sets it again."""
     _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "clearing the dumpable flag")
+
+
+def become_spare() -> None:
+    """The spare's marks: not dumpable (``join`` did it; it stays so, as the spare never
+    execs), and a name that ``ps`` shows."""
     _check(_libc.prctl(PR_SET_NAME, b"dockersh-spare", 0, 0, 0), "naming the spare")
 
 

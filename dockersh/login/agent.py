@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from dockersh.plan.sessionplan import SessionPlan
 
 CHUNK = 65536
+#: Agent connections open at once (ssh-add, git and an IDE use one or two each): more are
+#: closed at once, so that the user cannot fill the monitor's descriptor table, which its
+#: end-of-session record needs.
+MAX_CONNECTIONS = 64
 
 
 def host_socket(path: str, user: User) -> int | None:
@@ -74,6 +78,7 @@ def listen_inside(container: Container, plan: SessionPlan) -> tuple[socket.socke
         try:
             ours.close()
             nsenter.setns(mnt, "mnt")
+            nsenter.undumpable()  # the monitor's descriptors are still open here
             os.setgroups(plan.groups)
             os.setgid(plan.gid)
             os.setuid(plan.uid)
@@ -90,6 +95,8 @@ def listen_inside(container: Container, plan: SessionPlan) -> tuple[socket.socke
     os.close(mnt)
     try:
         message, fds, _, _ = socket.recv_fds(ours, 4096, 1)
+        for fd in fds:  # not the session's: recv_fds drops its flags (MSG_CMSG_CLOEXEC) on 3.11
+            os.set_inheritable(fd, False)
     finally:
         ours.close()
         os.waitpid(child, 0)
@@ -112,8 +119,14 @@ def relay(listener: socket.socket, target: int) -> None:
             sock = key.fileobj
             assert isinstance(sock, socket.socket)
             if sock is listener:
-                inside, _ = listener.accept()
-                outside = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    inside, _ = listener.accept()
+                    if len(peers) >= 2 * MAX_CONNECTIONS:
+                        inside.close()
+                        continue
+                    outside = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                except OSError:  # out of descriptors after all: this one waits
+                    continue
                 try:
                     outside.connect(pinned)
                 except OSError:  # the client's agent went away: this connection gets EOF

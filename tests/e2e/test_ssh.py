@@ -1041,13 +1041,18 @@ def test_agent_forwarded_inside_x11_and_unix_sockets_refused(
         stop(proc)
 
         # The agent, inside the user's container: ssh-add -l lists the client's key.
-        proc = start(user, "-A", cmd='ssh-add -l; echo "S=$SSH_AUTH_SOCK"; read x; '
-                                     'timeout 10 ssh-add -l || echo "no agent: $?"; read x')
+        proc = start(user, "-A", cmd='ssh-add -l; echo "S=$SSH_AUTH_SOCK"; '
+                                     'echo "SOCKETS=$(ls -l /proc/$$/fd | grep -c socket:)"; '
+                                     'read x; timeout 10 ssh-add -l || echo "no agent: $?"; '
+                                     'read x')
         assert proc.stdout is not None and proc.stdin is not None
         listed = proc.stdout.readline()
         where = proc.stdout.readline().decode().strip()
         assert fingerprint in listed.decode(), listed
         assert re.fullmatch(r"S=/tmp/dockersh-agent\.[0-9a-f]{12}/agent\.sock", where), where
+        fds = proc.stdout.readline().decode()
+        # None of the monitor's sockets (the relay's listener) in the session (nsenter mode).
+        assert fds == "SOCKETS=0\n", fds
         # Not in another user's container, and never at a path of the host.
         assert not Path(where[2:]).exists()
         assert b"dockersh-agent" not in ok(server.ssh(other, "ls -a /tmp"))

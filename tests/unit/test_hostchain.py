@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pwd
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,27 @@ def fake_stat(owners: dict[str, tuple[int, int]]) -> object:
         uid, mode = owners[path]
         return os.stat_result((mode, 0, 0, 1, uid, 0, 0, 0, 0, 0))
     return lstat
+
+
+def test_keys_through_a_link_to_a_fifo_are_not_opened(tmp_path: Path) -> None:
+    """doctor reads users' keys files as root, through their links: a link to a FIFO is not
+    opened (which would free a writer that waits for a reader), to a file it is."""
+    fifo, keys = tmp_path / "fifo", tmp_path / "authorized_keys"
+    os.mkfifo(fifo)
+    keys.symlink_to(fifo)
+    writer = threading.Thread(target=lambda: os.close(os.open(fifo, os.O_WRONLY)), daemon=True)
+    writer.start()
+    try:
+        assert hostchain.read_keys(str(keys)) is None
+        writer.join(0.5)
+        assert writer.is_alive(), "the FIFO was opened"
+    finally:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # frees the writer
+        writer.join(10)
+    (tmp_path / "real").write_text("ssh-ed25519 AAAA x\n")
+    keys.unlink()
+    keys.symlink_to(tmp_path / "real")
+    assert hostchain.read_keys(str(keys)) == "ssh-ed25519 AAAA x\n"
 
 
 def test_user_writable_walks_up_to_the_root() -> None:
