@@ -125,7 +125,9 @@ class HeldOutput:
     The reopen is root's own open of whatever fd 2 is, so only a pipe or a terminal the caller
     could already write is reopened: a host-shell member can start the front with fd 2 a
     read-only or O_PATH descriptor of /etc/shadow, which a write-mode reopen would hand to root
-    to write. Anything else waits for ``release``, which writes through the caller's own fd."""
+    to write, and a terminal counts only while it still is one (a hung-up console's fd fails
+    isatty, and root's fresh open of its device would revive it). Anything else waits for
+    ``release``, which writes through the caller's own fd."""
 
     def __init__(self, fd: int = 2) -> None:
         self.real = fd
@@ -136,7 +138,7 @@ class HeldOutput:
             flags = fcntl.fcntl(fd, fcntl.F_GETFL)
             kind = os.fstat(fd).st_mode
             if (not flags & os.O_PATH and flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
-                    and (stat.S_ISFIFO(kind) or stat.S_ISCHR(kind))):
+                    and (stat.S_ISFIFO(kind) or (stat.S_ISCHR(kind) and self.tty))):
                 self.fd = os.open(f"/proc/self/fd/{fd}",
                                   os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
         except OSError:
