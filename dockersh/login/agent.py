@@ -23,6 +23,7 @@ import sys
 
 from dockersh.enter import nsenter
 from dockersh.enter.initproc import open_init
+from dockersh.login import jail
 
 TYPE_CHECKING = False  # importing typing costs 14 ms on every login
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def host_socket(path: str, user: User) -> int | None:
         return None
     pinned = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        dfd = os.open(directory, pinned | os.O_DIRECTORY)
+        dfd = os.open(jail.session_path(directory), pinned | os.O_DIRECTORY)
     except OSError:
         return None
     try:
@@ -136,6 +137,8 @@ def relay(listener: socket.socket, target: int) -> None:
                 peers[inside], peers[outside] = outside, inside
                 sel.register(inside, selectors.EVENT_READ)
                 sel.register(outside, selectors.EVENT_READ)
+                continue
+            if sock not in peers:  # closed with its peer earlier in this batch of events
                 continue
             try:
                 data = sock.recv(CHUNK)
