@@ -99,7 +99,7 @@ class TmuxTerminal:
             return 128 + int(signal)
         try:
             fields = Path(f"/proc/{self.pane_pid}/stat").read_text().rpartition(")")[2].split()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # gone before or while it was read
             return None  # reaped by tmux: its status shows on the next call
         if fields[0] != "Z":
             return None
