@@ -7,7 +7,7 @@ import sys
 
 from dockersh import __version__
 from dockersh.errors import EXIT_ERROR, DockershError
-from dockersh.login import identity, invocation, rlimits
+from dockersh.login import identity, invocation, jail, rlimits
 from dockersh.paths import GLOBAL_CONFIG, GROUP
 
 USAGE = """\
@@ -123,6 +123,7 @@ def run(argv: list[str], environ: os._Environ[str], login: dict[str, str]) -> in
     if os.geteuid() != 0:
         raise DockershError("the privileged part must run as root; log in or run "
                             "/usr/local/bin/dockersh, which goes through sudo")
+    jail.leave()  # first: nothing of the host is in reach until then
     rlimits.reset()
     caller, _ = identity.caller_uid(environ)
     if caller != 0 and inv.privileged_options:

@@ -61,6 +61,10 @@ SPARE_DIR = f"{RUN_DIR}/spares"
 SECCOMP_DIR = f"{RUN_DIR}/seccomp"
 #: The container a member's sshd joins for forwarding, by uid (pam_dockersh.so reads it).
 NETNS_DIR = f"{RUN_DIR}/netns"
+#: sshd's ChrootDirectory for the group (the drop-in): empty on the host, an allow-list of the
+#: host in each SSH connection's own mount namespace (pam_dockersh.c builds it, login/jail.py
+#: leaves it).
+JAIL = f"{RUN_DIR}/jail"
 #: Session recordings, ``SESSION.cast`` (asciicast v2), root-only: the default of
 #: ``[audit] sessions_dir``.
 SESSIONS_DIR = "/var/log/dockersh/sessions"

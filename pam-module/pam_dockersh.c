@@ -24,12 +24,29 @@
  * (`dockersh netns USER`: create, start, recreate, under the user's lock) and sends the netns
  * back as a file descriptor over a socketpair.
  *
+ * Then the jail (unix-socket forwards, ssh -L PORT:/path): the drop-in chroots sshd's
+ * post-auth child, which connect()s every direct-streamlocal forward and execs the login
+ * shell, into JAIL. On the host that is an empty root-owned directory; here sshd's monitor
+ * gets a mount namespace of its own (a slave of the host's: nothing mounted here reaches the
+ * host) and mounts in it, on JAIL, an allow-list of what the chain to the privileged entry
+ * needs: read-only, non-recursive binds of /usr, /etc and /opt/dockersh (what a host path
+ * names there has no sockets: no mount below them comes along), the merged-/usr links, six
+ * device nodes and /dev/pts, a root-only /run, a private /tmp (where sshd makes the agent
+ * socket and the ExposeAuthInfo file) and, when the user forwards into their own container,
+ * their home (the container's bind of it: a socket made in there is a socket in the
+ * container). No /proc: /proc/PID/root leads out of any chroot. So a forward to a path
+ * reaches the user's home and this connection's /tmp, and nothing else of the host. The
+ * privileged entry leaves the jail first thing (dockersh/login/jail.py); if it cannot be
+ * built, the mount is undone and sshd chroots into the empty directory: the shell cannot run
+ * and forwards reach nothing.
+ *
  * Only members of group dockersh get here (install.sh's pam_succeed_if line before this one).
  * Use: session required pam_dockersh.so
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
@@ -38,8 +55,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -50,6 +69,8 @@
 
 #define ENTRY "/opt/dockersh/sbin/dockersh"
 #define STATE_DIR "/run/dockersh/netns"
+#define RUN_DIR "/run/dockersh"
+#define JAIL RUN_DIR "/jail" /* also in dockersh/paths.py and the sshd drop-in */
 #define GLOBAL_CONFIG "/etc/dockersh/dockersh.toml"
 #define READY_TIMEOUT_MS 120000 /* a first login may create the container (and pull) */
 #define MAX_GROUPS 1024
@@ -126,8 +147,8 @@ static long long start_time(int proc) {
     return ticks;
 }
 
-static int netns_from_state(const struct passwd *pw) {
-    char path[64], text[8192], cgroups[65536], id[80], key[4096], want[4096];
+static int netns_from_state(const struct passwd *pw, int *home) {
+    char path[64], text[8192], cgroups[65536], id[80], key[4096], want[4096], shared[2];
     long pid;
     long long started;
     int fd, proc, cg, ns = -1;
@@ -139,13 +160,14 @@ static int netns_from_state(const struct passwd *pw) {
     if (fd < 0)
         return -1;
     if (read_all(fd, text, sizeof text) <= 0 ||
-        sscanf(text, "%ld %lld %79s %4095s", &pid, &started, id, key) != 4 ||
+        sscanf(text, "%ld %lld %79s %4095s %1s", &pid, &started, id, key, shared) != 5 ||
         strcmp(key, want) != 0 ||
         !((pid == 0 && strcmp(id, "-") == 0) || (pid > 1 && strlen(id) == 64))) {
         close(fd);
         return -1;
     }
     close(fd);
+    *home = shared[0] == 'H';
     if (pid == 0)
         return ISOLATE;
     snprintf(path, sizeof path, "/proc/%ld", pid);
@@ -163,12 +185,12 @@ static int netns_from_state(const struct passwd *pw) {
 }
 
 /* Ask the privileged entry to ready the container and send its netns back; -1 on failure. */
-static int netns_from_dockersh(pam_handle_t *pamh, const char *user) {
+static int netns_from_dockersh(pam_handle_t *pamh, const char *user, int *home) {
     int sv[2], ns = -1, status;
     pid_t child;
-    char byte;
+    char said[2];
     char control[CMSG_SPACE(sizeof(int))];
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct iovec iov = {.iov_base = said, .iov_len = sizeof said};
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
                          .msg_controllen = sizeof control};
     struct pollfd pfd;
@@ -200,13 +222,15 @@ static int netns_from_dockersh(pam_handle_t *pamh, const char *user) {
     close(sv[1]);
     pfd.fd = sv[0];
     pfd.events = POLLIN;
-    if (poll(&pfd, 1, READY_TIMEOUT_MS) == 1 && recvmsg(sv[0], &msg, MSG_CMSG_CLOEXEC) == 1) {
+    /* "N" and the netns, or "I" (forwarding off); then "H" when the container shares the home */
+    if (poll(&pfd, 1, READY_TIMEOUT_MS) == 1 && recvmsg(sv[0], &msg, MSG_CMSG_CLOEXEC) == 2) {
         struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        if (byte == 'N' && c != NULL && c->cmsg_level == SOL_SOCKET &&
+        if (said[0] == 'N' && c != NULL && c->cmsg_level == SOL_SOCKET &&
             c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
             memcpy(&ns, CMSG_DATA(c), sizeof(int));
-        else if (byte == 'I' && c == NULL)
+        else if (said[0] == 'I' && c == NULL)
             ns = ISOLATE;
+        *home = said[1] == 'H';
     }
     close(sv[0]);
     if (ns == -1)
@@ -223,10 +247,204 @@ static int netns_from_dockersh(pam_handle_t *pamh, const char *user) {
     return ns;
 }
 
+/* Make the mount point PATH under the jail (a directory, or an empty file for a device). */
+static int jail_point(const char *path, int directory) {
+    char at[PATH_MAX];
+    int fd;
+
+    if (snprintf(at, sizeof at, JAIL "%s", path) >= (int)sizeof at)
+        return -1;
+    if (directory)
+        return mkdir(at, 0755) == 0 || errno == EEXIST ? 0 : -1;
+    fd = open(at, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    return fd >= 0 ? close(fd) : -1;
+}
+
+/* The mount flags a bind of SOURCE keeps when made read-only (a remount sets them all). */
+static unsigned long kept_flags(const char *source) {
+    struct statvfs sv;
+    unsigned long flags = 0;
+
+    if (statvfs(source, &sv) != 0)
+        return MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (sv.f_flag & ST_NOSUID)
+        flags |= MS_NOSUID;
+    if (sv.f_flag & ST_NODEV)
+        flags |= MS_NODEV;
+    if (sv.f_flag & ST_NOEXEC)
+        flags |= MS_NOEXEC;
+    return flags;
+}
+
+/* Bind SOURCE (a path, or /proc/self/fd/N) at JAIL/WHERE, not recursively, with FLAGS added. */
+static int jail_bind(const char *source, const char *where, int directory, unsigned long flags) {
+    char at[PATH_MAX];
+
+    if (jail_point(where, directory) != 0 ||
+        snprintf(at, sizeof at, JAIL "%s", where) >= (int)sizeof at ||
+        mount(source, at, NULL, MS_BIND, NULL) != 0)
+        return -1;
+    return mount(NULL, at, NULL, MS_REMOUNT | MS_BIND | flags | kept_flags(source), NULL);
+}
+
+/* A tmpfs of its own at JAIL/WHERE. */
+static int jail_tmpfs(const char *where, const char *options) {
+    char at[PATH_MAX];
+
+    if (jail_point(where, 1) != 0 || snprintf(at, sizeof at, JAIL "%s", where) >= (int)sizeof at)
+        return -1;
+    return mount("tmpfs", at, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options);
+}
+
+/* The directories above PATH, made in the jail. */
+static int jail_parents(const char *path) {
+    char at[PATH_MAX];
+    size_t i;
+
+    if (snprintf(at, sizeof at, "%s", path) >= (int)sizeof at)
+        return -1;
+    for (i = 1; at[i]; i++)
+        if (at[i] == '/') {
+            at[i] = '\0';
+            if (jail_point(at, 1) != 0)
+                return -1;
+            at[i] = '/';
+        }
+    return 0;
+}
+
+/* /etc/resolv.conf may be a link into /run (resolvconf, systemd-resolved, NetworkManager): the
+ * file it names, read-only, so that sshd resolves -L/-W/-D names as on the host. Nothing else
+ * of /run: only a root-owned regular file. */
+static int jail_resolver(void) {
+    char target[PATH_MAX];
+    struct stat st;
+
+    if (lstat("/etc/resolv.conf", &st) != 0 || !S_ISLNK(st.st_mode) ||
+        realpath("/etc/resolv.conf", target) == NULL || strncmp(target, "/run/", 5) != 0 ||
+        stat(target, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0)
+        return 0;
+    if (jail_parents(target) != 0)
+        return -1;
+    return jail_bind(target, target, 0, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+}
+
+/* The user's home at its own path, as the container has it: the directory the user owns, opened
+ * without following a link in its last component, bound through that descriptor. Not a path
+ * the jail itself uses. Anything wrong with it costs the session its unix-socket forwards, not
+ * the login. */
+static void jail_home(pam_handle_t *pamh, const struct passwd *pw) {
+    static const char *const taken[] = {"/usr", "/etc", "/opt", "/dev", "/run", "/tmp", "/proc",
+                                        "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+                                        NULL};
+    const char *home = pw->pw_dir;
+    char source[64];
+    const char *const *t;
+    struct stat st;
+    int fd, status;
+
+    if (home == NULL || home[0] != '/' || strstr(home, "/.") != NULL || strlen(home) < 2 ||
+        strlen(home) >= PATH_MAX - sizeof JAIL)
+        goto refused;
+    for (t = taken; *t; t++)
+        if (strncmp(home, *t, strlen(*t)) == 0 && (home[strlen(*t)] == '/' || !home[strlen(*t)]))
+            goto refused;
+    /* Not following a link in its last component (root's bind would follow it anywhere) */
+    fd = open(home, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return;
+    if (fd < 0)
+        goto refused;
+    if (fstat(fd, &st) != 0 || st.st_uid != pw->pw_uid || jail_parents(home) != 0) {
+        close(fd);
+        goto refused;
+    }
+    snprintf(source, sizeof source, "/proc/self/fd/%d", fd);
+    /* Read-only: a socket's connect() needs no write access to its mount, and nothing here
+     * writes the home. */
+    status = jail_bind(source, home, 1, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    close(fd);
+    if (status == 0)
+        return;
+refused:
+    pam_syslog(pamh, LOG_WARNING, "the home of %s is not put in the jail (%m): no unix-socket "
+               "forwards", pw->pw_name);
+}
+
+/* A directory made here, not a link, root's and writable by nobody else (sshd checks too). */
+static int root_directory(const char *path, mode_t mode) {
+    struct stat st;
+
+    if (mkdir(path, mode) != 0 && errno != EEXIST)
+        return -1;
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
+                   (st.st_mode & 022) == 0
+               ? 0
+               : -1;
+}
+
+static int build_jail(pam_handle_t *pamh, const struct passwd *pw, int with_home) {
+    static const char *const devices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+                                          "/dev/urandom", "/dev/tty", NULL};
+    static const char *const merged[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+                                         NULL};
+    const char *const *p;
+    char link[PATH_MAX], at[PATH_MAX];
+    struct stat st;
+    ssize_t n;
+
+    if (root_directory(RUN_DIR, 0700) != 0 || root_directory(JAIL, 0755) != 0 ||
+        unshare(CLONE_NEWNS) != 0) {
+        pam_syslog(pamh, LOG_ERR, "a mount namespace for the jail of %s: %m", pw->pw_name);
+        return -1; /* still the host's namespace: nothing to undo */
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0 ||
+        mount("tmpfs", JAIL, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=0755,uid=0,gid=0,size=64k,nr_inodes=256") != 0)
+        goto failed;
+    if (jail_bind("/usr", "/usr", 1, MS_RDONLY) != 0 ||
+        jail_bind("/etc", "/etc", 1, MS_RDONLY) != 0 || jail_point("/opt", 1) != 0 ||
+        jail_bind("/opt/dockersh", "/opt/dockersh", 1, MS_RDONLY) != 0)
+        goto failed;
+    for (p = merged; *p; p++) {
+        if (lstat(*p, &st) != 0)
+            continue;
+        if (S_ISLNK(st.st_mode)) {
+            n = readlink(*p, link, sizeof link - 1);
+            if (n < 0 || snprintf(at, sizeof at, JAIL "%s", *p) >= (int)sizeof at)
+                goto failed;
+            link[n] = '\0';
+            if (symlink(link, at) != 0)
+                goto failed;
+        } else if (S_ISDIR(st.st_mode) && jail_bind(*p, *p, 1, MS_RDONLY) != 0)
+            goto failed;
+    }
+    if (jail_point("/dev", 1) != 0 ||
+        jail_bind("/dev/pts", "/dev/pts", 1, MS_NOSUID | MS_NOEXEC) != 0)
+        goto failed;
+    for (p = devices; *p; p++)
+        if (jail_bind(*p, *p, 0, MS_NOSUID | MS_NOEXEC) != 0)
+            goto failed;
+    if (jail_tmpfs("/run", "mode=0755,uid=0,gid=0,size=1m") != 0 || jail_resolver() != 0 ||
+        jail_tmpfs("/tmp", "mode=1777,uid=0,gid=0,size=1m,nr_inodes=1024") != 0)
+        goto failed;
+    if (with_home)
+        jail_home(pamh, pw);
+    /* Complete: from now on no mount the host makes (below /usr, /etc, the home) comes in. */
+    if (mount(NULL, JAIL, NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+        mount(NULL, JAIL, NULL,
+              MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
+        return 0;
+failed:
+    pam_syslog(pamh, LOG_ERR, "the jail for %s: %m", pw->pw_name);
+    umount2(JAIL, MNT_DETACH); /* sshd chroots into the empty directory: nothing runs */
+    return -1;
+}
+
 PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
     const char *user = NULL;
     struct passwd *pw;
-    int ns;
+    int ns, joined = 0, home = 0;
 
     (void)flags;
     (void)argc;
@@ -234,24 +452,29 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
     if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL ||
         (pw = getpwnam(user)) == NULL || pw->pw_uid == 0)
         return PAM_SESSION_ERR;
-    ns = netns_from_state(pw);
+    ns = netns_from_state(pw, &home);
     if (ns == -1)
-        ns = netns_from_dockersh(pamh, user);
+        ns = netns_from_dockersh(pamh, user, &home);
     if (ns >= 0) {
-        int joined = setns(ns, CLONE_NEWNET);
+        joined = setns(ns, CLONE_NEWNET) == 0;
         close(ns);
-        /* Said to the login (sshd passes the PAM environment on): it refuses to run without. */
-        if (joined == 0)
-            return pam_putenv(pamh, "DOCKERSH_NET=container") == PAM_SUCCESS ? PAM_SUCCESS
-                                                                           : PAM_SESSION_ERR;
-        pam_syslog(pamh, LOG_ERR, "setns into %s's container network: %m", user);
+        if (!joined)
+            pam_syslog(pamh, LOG_ERR, "setns into %s's container network: %m", user);
     }
     /* Forwarding off, or something failed: never the host's network. */
-    if (unshare(CLONE_NEWNET) == 0)
-        return pam_putenv(pamh, "DOCKERSH_NET=isolated") == PAM_SUCCESS ? PAM_SUCCESS
-                                                                       : PAM_SESSION_ERR;
-    pam_syslog(pamh, LOG_ERR, "a network namespace for %s: %m", user);
-    return PAM_SESSION_ERR;
+    if (!joined && unshare(CLONE_NEWNET) != 0) {
+        pam_syslog(pamh, LOG_ERR, "a network namespace for %s: %m", user);
+        return PAM_SESSION_ERR;
+    }
+    /* The home (unix-socket forwards) only with the container's network and the container's
+     * own bind of it. */
+    if (build_jail(pamh, pw, joined && home) != 0)
+        return PAM_SESSION_ERR;
+    /* Said to the login (sshd passes the PAM environment on): it refuses to run without. */
+    return pam_putenv(pamh, joined ? "DOCKERSH_NET=container" : "DOCKERSH_NET=isolated") ==
+                   PAM_SUCCESS
+               ? PAM_SUCCESS
+               : PAM_SESSION_ERR;
 }
 
 PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {

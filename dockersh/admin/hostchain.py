@@ -18,11 +18,12 @@ import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from typing import Literal, NamedTuple
 
-from dockersh.admin.findings import INSTALL, OK, Finding, Findings, problem, root_file
+from dockersh.admin.findings import INSTALL, OK, WARN, Finding, Findings, problem, root_file
 from dockersh.errors import DockershError
 from dockersh.paths import (
     FRONT,
     GROUP,
+    JAIL,
     PAM_DIR,
     PAM_SSHD,
     SESSION_VARIABLES,
@@ -300,7 +301,8 @@ def pam_joins_container(stack: list[PamEntry], module_dirs: Iterable[str] = ()) 
 def sshd_problems(settings: Settings, joined: bool = False) -> list[str]:
     """What sshd would do on the host for this user: forwarding, internal-sftp, ~/.ssh/rc,
     ~/.ssh/environment and authorized_keys environment=. TCP and agent forwarding are fine when
-    sshd joins the user's container's network first (``joined``): they happen in there."""
+    sshd joins the user's container's network first (``joined``): they happen in there; unix-
+    socket forwards when sshd also chroots into the jail that module builds."""
     def value(key: str) -> str:
         return (settings.get(key) or [""])[0]
 
@@ -308,11 +310,22 @@ def sshd_problems(settings: Settings, joined: bool = False) -> list[str]:
     if value("usepam") != "yes":
         found.append(f"usepam is {value('usepam') or 'unset'}, so pam_dockersh.so never runs")
     if value("disableforwarding") != "yes":
-        found += [f"{key} is {value(key)}" + ("" if joined or key == "x11forwarding" else
-                                               f" and {PAM_SSHD} does not end with the "
-                                               "pam_dockersh.so block, so it happens on the host")
-                  for key in FORWARDING if value(key) != "no"
-                  and not (joined and key in ("allowtcpforwarding", "allowagentforwarding"))]
+        jailed = value("chrootdirectory") == JAIL
+        for key in FORWARDING:
+            if value(key) == "no" or (joined and key in ("allowtcpforwarding",
+                                                        "allowagentforwarding")):
+                continue
+            if not joined and key != "x11forwarding":
+                found.append(f"{key} is {value(key)} and {PAM_SSHD} does not end with the "
+                             "pam_dockersh.so block, so it happens on the host")
+            elif key != "allowstreamlocalforwarding":
+                found.append(f"{key} is {value(key)}")
+            elif value(key) != "local":  # -R to a path: a socket in the jail's /tmp or home
+                found.append(f"{key} is {value(key)}, not local")
+            elif not jailed:
+                found.append(f"{key} is {value(key)} and chrootdirectory is "
+                             f"{value('chrootdirectory') or 'none'}, not {JAIL}, so unix-socket "
+                             "forwards reach the host's sockets")
     elif value("permittunnel") != "no":
         found.append(f"permittunnel is {value('permittunnel')}")
     found += [f"subsystem {line} runs on the host" for line in settings.get("subsystem", [])
@@ -462,6 +475,36 @@ def check_sudo_env() -> Findings:
         yield OK, f"{SUDOERS} passes only the session's own variables"
 
 
+#: NSS sources that work in sshd's jail: files, and systemd's (which falls back at once).
+JAIL_NSS = {"files", "compat", "systemd"}
+
+
+def jail_nss_problems(nsswitch: str) -> list[str]:
+    """The databases sudo needs whose sources (sss, ldap, winbind: daemons behind sockets of
+    /var or /run) are out of reach in sshd's jail, where SSH logins run sudo."""
+    found = []
+    for line in nsswitch.splitlines():
+        database, _, sources = line.partition("#")[0].partition(":")
+        names = {word for word in sources.split() if not word.startswith("[")}
+        if database.strip() in ("passwd", "group", "shadow", "sudoers") and names - JAIL_NSS:
+            found.append(f"{database.strip()}: {' '.join(sorted(names - JAIL_NSS))}")
+    return found
+
+
+def check_jail_nss() -> Findings:
+    try:
+        found = jail_nss_problems(read_text("/etc/nsswitch.conf"))
+    except OSError:
+        return
+    if found:
+        yield WARN, (f"/etc/nsswitch.conf uses {'; '.join(found)}: SSH logins of group {GROUP} "
+                     f"run sudo in sshd's jail ({JAIL}), which has no sockets of those "
+                     "services, so users known only there cannot log in (SECURITY.md, "
+                     "\"Forwarding\")")
+    else:
+        yield OK, "the users, groups and sudoers sudo needs are local (NSS works in sshd's jail)"
+
+
 def check_chain() -> Findings:
     """Every check of the host chain, in the order a login meets them."""
     group = members()
@@ -470,3 +513,4 @@ def check_chain() -> Findings:
     yield from check_user_manager(group)
     yield from check_front()
     yield from check_sudo_env()
+    yield from check_jail_nss()

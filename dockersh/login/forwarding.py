@@ -7,10 +7,12 @@ The module joins the namespace it gets, so every forward sshd makes afterwards (
 reach. This is also where a first login creates the container: it must exist before sshd can
 join its network.
 
-The module's fast path reads /run/dockersh/netns/UID (written here) and needs no process; the
-key in it (the global config's identity and the user's groups) makes a changed config or group
-membership a miss, so this decides again. ``[session] forwarding = false`` for the user (and
-any failure) gives sshd an empty network namespace of its own instead: forwards reach nothing.
+The module's fast path reads /run/dockersh/netns/UID (written here) and needs no process; it
+also says whether the container shares the host's home ("H"), which sshd's jail then holds (for
+unix-socket forwards). The key in it (the global config's identity and the user's groups) makes
+a changed config or group membership a miss, so this decides again. ``[session] forwarding =
+false`` for the user (and any failure) gives sshd an empty network namespace of its own instead:
+forwards reach nothing.
 """
 
 from __future__ import annotations
@@ -58,8 +60,8 @@ def run(name: str, config_path: str) -> int:
     # Forwarding off, or sessions that go elsewhere (a target, a container per session: not
     # one network to join ahead of the session): sshd gets an empty namespace of its own.
     if not plan.forwarding or not plan.in_own_container():
-        statefiles.write(state_path(user), f"0 0 - {state_key(user)}\n".encode(), 0o600)
-        reply.send(b"I")
+        statefiles.write(state_path(user), f"0 0 - {state_key(user)} -\n".encode(), 0o600)
+        reply.send(b"I-")
         return 0
     _, container, _ = session.own_container(user, plan, config_path)
     pid, container_id = container.pid, container.id
@@ -73,7 +75,9 @@ def run(name: str, config_path: str) -> int:
             os.close(proc)
     except OSError as exc:
         raise DockershError(f"the container's process {pid} is gone ({exc.strerror})") from None
+    home = b"H" if plan.home_shared else b"-"
     statefiles.write(state_path(user),
-                     f"{pid} {started} {container_id} {state_key(user)}\n".encode(), 0o600)
-    socket.send_fds(reply, [b"N"], [netns])
+                     f"{pid} {started} {container_id} {state_key(user)} {home.decode()}\n"
+                     .encode(), 0o600)
+    socket.send_fds(reply, [b"N" + home], [netns])
     return 0

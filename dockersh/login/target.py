@@ -18,7 +18,7 @@ import fcntl
 from dockersh.backend.registry import open_backend
 from dockersh.errors import DockershError
 from dockersh.labels import LABEL_USER
-from dockersh.login import handoff, locks
+from dockersh.login import handoff, jail, locks
 from dockersh.paths import LOCK_DIR
 from dockersh.plan.naming import escape
 from dockersh.plan.sessionplan import SessionPlan
@@ -111,7 +111,8 @@ def keys_used(environ: Mapping[str, str], user: User) -> list[str]:
     if not path.startswith(AUTH_INFO_PREFIX) or "/" in path[len(AUTH_INFO_PREFIX):]:
         return []
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(jail.session_path(path),
+                     os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return []
     try:

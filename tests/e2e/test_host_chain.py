@@ -149,21 +149,24 @@ def test_the_static_front_ignores_the_loader_under_debians_stock_pam(
     mode: str, pam_sshd: Callable[..., SshServer], make_user: UserFactory, markers: Markers
 ) -> None:
     """Without install.sh's PAM blocks, ~/.pam_environment's LD_PRELOAD and LD_AUDIT reach the
-    login shell: dash runs the library (the control), the static front cannot. (Without the
-    forwarding block the login is then refused: sshd did not join the container's network.)"""
+    login shell: dash runs the library for a user outside the group (the control). A member's
+    login, the static front's or dash's under ForceCommand, runs nothing at all: without the
+    forwarding block no jail is built, and sshd's chroot into the empty directory finds no
+    program to run (fail closed)."""
     front_user = make_user()
     dash_user = make_user(shell="/bin/sh")
-    for user in (front_user, dash_user):
+    control = make_user(shell="/bin/sh", in_dockersh=False)
+    for user in (front_user, dash_user, control):
         library = hostfiles.build_library(user, markers)
         hostfiles.put(user, ".pam_environment", hostfiles.pam_environment(library, user.home))
     server = pam_sshd(forced(dash_user), block=False)
-    refused = b"dockersh: sshd did not put this connection into your container's network"
     for user in (front_user, dash_user):
         proc = server.ssh(user, PROBE, timeout=120)
-        assert proc.returncode == 125 and proc.stderr.startswith(refused), proc.stderr
-        if user is front_user:
-            assert markers.left() == []
-    assert f"ran-uid-{dash_user.uid}-_usr_bin_dash" in markers.left()
+        assert proc.returncode == 1 and proc.stdout == b"", proc
+        assert b"No such file or directory" in proc.stderr, proc.stderr
+    assert markers.left() == []
+    server.ssh(control, PROBE, timeout=120)
+    assert f"ran-uid-{control.uid}-_usr_bin_dash" in markers.left()
 
 
 # --- what doctor and enroll refuse -------------------------------------------------------------

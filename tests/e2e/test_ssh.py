@@ -822,6 +822,12 @@ def host_listener() -> tuple[socket.socket, int]:
     a dockersh user may ever reach it."""
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.bind((HOST, 0))
+    serve_secret(server)
+    return server, int(server.getsockname()[1])
+
+
+def serve_secret(server: socket.socket) -> None:
+    """Hand every connection to the bound ``server`` HOST_SECRET, in a thread."""
     server.listen(16)
 
     def serve() -> None:
@@ -836,7 +842,6 @@ def host_listener() -> tuple[socket.socket, int]:
     import threading
 
     threading.Thread(target=serve, daemon=True).start()
-    return server, int(server.getsockname()[1])
 
 
 def http_get(port: int, path: str = "/") -> bytes:
@@ -956,18 +961,25 @@ def test_forwarding_off_for_a_group(
     dockersh_config: Callable[..., Path], test_image: str, sshd: SshdFactory,
     make_user: UserFactory
 ) -> None:
-    """[groups.X.session] forwarding = false: sshd gets an empty network namespace of its own,
-    so a forward reaches nothing — not the host, not even the user's own container — and the
-    login itself still works."""
-    group = f"nf{os.getpid()}"
+    """[groups.X.session] forwarding = false: sshd gets an empty network namespace of its own
+    and a jail without the home, so a forward reaches nothing — not the host, not even the
+    user's own container or home (a unix-socket forward) — and the login itself still works.
+    [container] home = "none" (the container does not have the host's home): TCP forwards work,
+    and the jail has no home either."""
+    group, homeless_group = f"nf{os.getpid()}", f"nh{os.getpid()}"
     run(["groupadd", group])
+    run(["groupadd", homeless_group])
     clients: list[subprocess.Popen[bytes]] = []
+    listeners: list[socket.socket] = []
     try:
         dockersh_config(f'{engine.CONFIG}[container]\nimage = "{test_image}"\npull = "never"\n'
-                        f'shell = "/bin/sh"\n\n[groups.{group}.session]\nforwarding = false\n')
+                        f'shell = "/bin/sh"\n\n[groups.{group}.session]\nforwarding = false\n'
+                        f'\n[groups.{homeless_group}.container]\nhome = "none"\n')
         server = sshd()
         user, control = make_user(groups=[group]), make_user()
-        for who, forwarded in ((control, True), (user, False)):
+        homeless = make_user(groups=[homeless_group])
+        for who, forwarded, home_shared in ((control, True, True), (user, False, False),
+                                            (homeless, True, False)):
             # A web server on the container's loopback, which a working -L would reach.
             ok(server.ssh(who, "mkdir -p www && echo served > www/index.html"))
             httpd = subprocess.Popen(server.ssh_argv(
@@ -985,22 +997,38 @@ def test_forwarding_off_for_a_group(
                 wait_listening(lport, tunnel)
                 time.sleep(1)
                 assert read_through(lport)[1] == b""
+            # A socket in the home (the container's too), which a unix-socket forward reaches.
+            listener = socket.socket(socket.AF_UNIX)
+            listener.bind(str(who.home / "s.sock"))
+            os.chown(who.home / "s.sock", who.uid, who.gid)
+            serve_secret(listener)
+            listeners.append(listener)
+            lport = free_port()
+            tunnel = subprocess.Popen(server.ssh_argv(who, extra_opts=(
+                "-N", "-L", f"{lport}:{who.home}/s.sock")), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            clients.append(tunnel)
+            wait_listening(lport, tunnel)
+            assert read_through(lport)[1] == (HOST_SECRET[:8] if home_shared else b"")
         assert ok(server.ssh(user, "echo in")) == b"in\n"
     finally:
         for proc in clients:
             stop(proc)
+        for listener in listeners:
+            listener.close()
         run(["groupdel", group], check=False)
+        run(["groupdel", homeless_group], check=False)
 
 
-def test_agent_forwarded_inside_x11_and_unix_sockets_refused(
+def test_agent_forwarded_inside_and_x11_refused(
     mode: str, sshd: SshdFactory, make_user: UserFactory, tmp_path: Path
 ) -> None:
     """ssh -A: the session's own agent at a socket inside the container (and no agent socket a
-    process of the user could reach on the host). X11 and unix-socket forwards stay refused:
-    they would be sockets and files of the host (sshd keeps the host's mount namespace).
+    process of the user could reach on the host). X11 stays refused: its sockets and cookie
+    files would be the host's.
 
-    The server allows X11 (the others are allowed by default); a user outside group dockersh
-    gets them on the same server, which proves each check can see the difference.
+    The server allows X11; a user outside group dockersh gets it on the same server, which
+    proves the check can see the difference.
     """
     server = sshd(options={"X11Forwarding": "yes"})
     user, other = make_user(), make_user()
@@ -1030,16 +1058,6 @@ def test_agent_forwarded_inside_x11_and_unix_sockets_refused(
                                               "PATH": "/usr/bin:/bin"})
         fingerprint = run(["ssh-keygen", "-lf", user.key]).stdout.split()[1]
 
-        # -L to the Docker socket (a unix socket on the host): refused before it is tried.
-        lport = free_port()
-        proc = start(user, "-N", "-L", f"{lport}:/var/run/docker.sock")
-        wait_listening(lport, proc)
-        origin, data = read_through(lport)
-        assert data == b""
-        assert log_has(server, rf"refused streamlocal port forward: originator {HOST} port "
-                               rf"{origin}, target /var/run/docker\.sock")
-        stop(proc)
-
         # The agent, inside the user's container: ssh-add -l lists the client's key.
         proc = start(user, "-A", cmd='ssh-add -l; echo "S=$SSH_AUTH_SOCK"; '
                                      'echo "SOCKETS=$(ls -l /proc/$$/fd | grep -c socket:)"; '
@@ -1053,21 +1071,24 @@ def test_agent_forwarded_inside_x11_and_unix_sockets_refused(
         fds = proc.stdout.readline().decode()
         # None of the monitor's sockets (the relay's listener) in the session (nsenter mode).
         assert fds == "SOCKETS=0\n", fds
-        # Not in another user's container, and never at a path of the host.
+        # Not in another user's container, and never at a path of the host: sshd made its
+        # socket in the connection's jail (its own /tmp, in its own mount namespace).
         assert not Path(where[2:]).exists()
         assert b"dockersh-agent" not in ok(server.ssh(other, "ls -a /tmp"))
+        assert not [p for p in Path("/tmp").glob("ssh-*/agent.*") if p.lstat().st_uid == user.uid]
         # sshd's socket is in a directory of the user's: the user renames it and puts a link to
         # a root-only socket in its place (what a member with a host shell could do). The relay
         # still reaches the socket it checked, and root never connects to the link's target
         # (whose silence would hang ssh-add: hence the timeout).
-        (host_socket,) = [p for p in Path("/tmp").glob("ssh-*/agent.*")
-                          if p.lstat().st_uid == user.uid and p.is_socket()]
+        jailed = jailed_sshd(user)
+        (host_socket,) = [Path("/", *p.parts[4:])
+                          for p in Path(f"/proc/{jailed}/root/tmp").glob("ssh-*/agent.*")]
         root_only = socket.socket(socket.AF_UNIX)
         root_only.bind(str(tmp_path / "root-only.sock"))
         root_only.listen()
         root_only.setblocking(False)
-        as_user = ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",
-                   "sh", "-c"]
+        as_user = ["nsenter", "-t", str(jailed), "-m", "-r", "--", "setpriv",
+                   f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups", "sh", "-c"]
         run([*as_user, 'mv "$1" "$1.checked" && ln -s "$2" "$1"', "sh", str(host_socket),
              str(tmp_path / "root-only.sock")])
         proc.stdin.write(b"\n")
@@ -1098,3 +1119,96 @@ def test_agent_forwarded_inside_x11_and_unix_sockets_refused(
     finally:
         for proc in clients:
             stop(proc)
+
+
+def jailed_sshd(user: LinuxUser) -> int:
+    """The pid of a post-auth sshd process of ``user``'s (chrooted into its connection's jail)."""
+    for entry in os.listdir("/proc"):
+        try:
+            comm = Path(f"/proc/{entry}/comm")
+            if (entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == user.uid
+                    and comm.read_text() in ("sshd\n", "sshd-session\n")):
+                return int(entry)
+        except OSError:
+            continue
+    raise AssertionError(f"no sshd process of {user.name}")
+
+
+UNIX_SERVER = """import os, socket, sys
+path = sys.argv[1]
+if os.path.lexists(path):
+    os.unlink(path)
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(8)
+print("up", flush=True)
+while True:
+    c, _ = s.accept()
+    c.sendall(sys.argv[2].encode())
+    c.close()
+"""
+
+
+def test_unix_socket_forwards_reach_the_container_through_the_home_and_nothing_of_the_host(
+    mode: str, sshd: SshdFactory, make_user: UserFactory, tmp_path: Path
+) -> None:
+    """ssh -L PORT:/path (VS Code's remoteServerListenOnSocket): sshd connects from the jail of
+    the connection, which holds the user's home (the container's bind of it) and nothing else
+    of the host: a socket a server in the container made in the home is reached; the host's
+    sockets (world-connectable ones holding a secret, the Docker socket, through /proc, through
+    a link in the home the user made) and another user's container's are not."""
+    server = sshd()
+    alice, bob = make_user(), make_user()
+    secrets = []
+    for where in (Path("/run") / f"dockersh-test-{os.getpid()}.sock",
+                  Path("/tmp") / f"dockersh-test-{os.getpid()}.sock"):
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(where))
+        os.chmod(where, 0o666)
+        serve_secret(listener)
+        secrets.append((listener, where))
+    clients: list[subprocess.Popen[bytes]] = []
+    try:
+        for who in (alice, bob):  # each one's server, in their own container, in their home
+            script = who.home / "serve.py"
+            script.write_text(UNIX_SERVER)
+            os.chown(script, who.uid, who.gid)
+            proc = subprocess.Popen(server.ssh_argv(
+                who, f"exec python3 serve.py {who.home}/app.sock {who.name}-unix"),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            clients.append(proc)
+            assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+        ok(server.ssh(alice, f"ln -s {secrets[0][1]} link.sock"))
+
+        def through(target: str) -> bytes:
+            lport = free_port()
+            tunnel = subprocess.Popen(server.ssh_argv(alice, extra_opts=(
+                "-N", "-L", f"{lport}:{target}")), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            clients.append(tunnel)
+            wait_listening(lport, tunnel)
+            data = read_through(lport)[1]
+            stop(tunnel)
+            return data
+
+        assert through(f"{alice.home}/app.sock") == f"{alice.name}-unix".encode()[:8]
+        for target in (f"{bob.home}/app.sock", f"{alice.home}/link.sock", str(secrets[0][1]),
+                       str(secrets[1][1]), "/var/run/docker.sock", "/run/docker.sock",
+                       f"/proc/1/root{secrets[0][1]}", f"/proc/self/root{secrets[1][1]}"):
+            assert through(target) == b"", target
+        # The same forward works for a user outside group dockersh on this server: the secrets
+        # can be read, so their silence above is the jail's doing.
+        control = make_user(shell="/bin/bash", in_dockersh=False)
+        lport = free_port()
+        tunnel = subprocess.Popen(server.ssh_argv(control, extra_opts=(
+            "-N", "-L", f"{lport}:{secrets[0][1]}")), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        clients.append(tunnel)
+        wait_listening(lport, tunnel)
+        assert read_through(lport)[1] == HOST_SECRET[:8]
+    finally:
+        for proc in clients:
+            stop(proc)
+        for listener, where in secrets:
+            listener.close()
+            where.unlink()

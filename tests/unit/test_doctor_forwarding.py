@@ -28,6 +28,22 @@ def test_tcp_and_agent_forwarding_are_problems_unless_sshd_joins_the_container()
         "x11forwarding is yes"]
 
 
+def test_unix_socket_forwards_are_problems_unless_sshd_also_chroots_into_the_jail() -> None:
+    local = {**OPEN, "allowstreamlocalforwarding": ["local"]}
+    assert hostchain.sshd_problems({**local, "chrootdirectory": ["/run/dockersh/jail"]},
+                                   joined=True) == []
+    assert hostchain.sshd_problems({**local, "chrootdirectory": ["none"]}, joined=True) == [
+        "allowstreamlocalforwarding is local and chrootdirectory is none, not "
+        "/run/dockersh/jail, so unix-socket forwards reach the host's sockets"]
+    assert hostchain.sshd_problems({**local, "allowstreamlocalforwarding": ["yes"],
+                                    "chrootdirectory": ["/run/dockersh/jail"]}, joined=True) == [
+        "allowstreamlocalforwarding is yes, not local"]
+    assert hostchain.sshd_problems({**local, "chrootdirectory": ["/run/dockersh/jail"]},
+                                   joined=False)[-1] == (
+        "allowstreamlocalforwarding is local and /etc/pam.d/sshd does not end with the "
+        "pam_dockersh.so block, so it happens on the host")
+
+
 @pytest.mark.parametrize(("text", "joined"), [
     ("session required pam_unix.so\n" + BLOCK, True),
     ("session required pam_unix.so\n" + BLOCK + "session required pam_env.so\n", False),
@@ -44,3 +60,10 @@ def test_the_pam_stack_must_end_with_the_block(tmp_path: Path, text: str, joined
     assert hostchain.pam_joins_container(stack, [str(tmp_path / "security")]) is joined
     (tmp_path / "security" / "pam_dockersh.so").unlink()
     assert hostchain.pam_joins_container(stack, [str(tmp_path / "security")]) is False
+
+
+def test_nss_sources_behind_daemons_are_named_for_the_jail() -> None:
+    assert hostchain.jail_nss_problems(
+        "# comment: ldap\npasswd:         files systemd\ngroup: files [SUCCESS=merge] sss\n"
+        "hosts: files dns\nsudoers: files ldap # sudo-ldap\n") == ["group: sss",
+                                                                   "sudoers: ldap"]
