@@ -844,6 +844,17 @@ def serve_secret(server: socket.socket) -> None:
     threading.Thread(target=serve, daemon=True).start()
 
 
+def local_forward(server: SshServer, who: LinuxUser, target: str,
+                  clients: list[subprocess.Popen[bytes]]) -> int:
+    """``ssh -N -L PORT:target`` as ``who``, listening (the client goes in ``clients``): PORT."""
+    lport = free_port()
+    clients.append(subprocess.Popen(server.ssh_argv(who, extra_opts=(
+        "-N", "-L", f"{lport}:{target}")), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    wait_listening(lport, clients[-1])
+    return lport
+
+
 def http_get(port: int, path: str = "/") -> bytes:
     with socket.create_connection((HOST, port), timeout=10) as s:
         s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
@@ -986,15 +997,10 @@ def test_forwarding_off_for_a_group(
                 who, "exec busybox httpd -f -p 127.0.0.1:8000 -h www"),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             clients.append(httpd)
-            lport = free_port()
-            tunnel = subprocess.Popen(server.ssh_argv(who, extra_opts=(
-                "-N", "-L", f"{lport}:{HOST}:8000")), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            clients.append(tunnel)
+            lport = local_forward(server, who, f"{HOST}:8000", clients)
             if forwarded:
-                assert b"served" in wait_http(lport, tunnel, b"served")
+                assert b"served" in wait_http(lport, clients[-1], b"served")
             else:
-                wait_listening(lport, tunnel)
                 time.sleep(1)
                 assert read_through(lport)[1] == b""
             # A socket in the home (the container's too), which a unix-socket forward reaches.
@@ -1003,12 +1009,7 @@ def test_forwarding_off_for_a_group(
             os.chown(who.home / "s.sock", who.uid, who.gid)
             serve_secret(listener)
             listeners.append(listener)
-            lport = free_port()
-            tunnel = subprocess.Popen(server.ssh_argv(who, extra_opts=(
-                "-N", "-L", f"{lport}:{who.home}/s.sock")), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            clients.append(tunnel)
-            wait_listening(lport, tunnel)
+            lport = local_forward(server, who, f"{who.home}/s.sock", clients)
             assert read_through(lport)[1] == (HOST_SECRET[:8] if home_shared else b"")
         assert ok(server.ssh(user, "echo in")) == b"in\n"
     finally:
@@ -1181,14 +1182,8 @@ def test_unix_socket_forwards_reach_the_container_through_the_home_and_nothing_o
         ok(server.ssh(alice, f"ln -s {secrets[0][1]} link.sock"))
 
         def through(target: str) -> bytes:
-            lport = free_port()
-            tunnel = subprocess.Popen(server.ssh_argv(alice, extra_opts=(
-                "-N", "-L", f"{lport}:{target}")), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            clients.append(tunnel)
-            wait_listening(lport, tunnel)
-            data = read_through(lport)[1]
-            stop(tunnel)
+            data = read_through(local_forward(server, alice, target, clients))[1]
+            stop(clients[-1])
             return data
 
         assert through(f"{alice.home}/app.sock") == f"{alice.name}-unix".encode()[:8]
@@ -1199,12 +1194,7 @@ def test_unix_socket_forwards_reach_the_container_through_the_home_and_nothing_o
         # The same forward works for a user outside group dockersh on this server: the secrets
         # can be read, so their silence above is the jail's doing.
         control = make_user(shell="/bin/bash", in_dockersh=False)
-        lport = free_port()
-        tunnel = subprocess.Popen(server.ssh_argv(control, extra_opts=(
-            "-N", "-L", f"{lport}:{secrets[0][1]}")), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        clients.append(tunnel)
-        wait_listening(lport, tunnel)
+        lport = local_forward(server, control, str(secrets[0][1]), clients)
         assert read_through(lport)[1] == HOST_SECRET[:8]
     finally:
         for proc in clients:
