@@ -82,6 +82,17 @@ def test_create_adds_dockers_seccomp_rules_to_podmans_profile(
     ]}
 
 
+def test_a_tmpfs_owned_by_the_user_is_podmans_U_and_another_owner_is_refused() -> None:
+    spec = make('[container]\nhome = "none"\ntmpfs = ["/scratch:size=1m"]\n').spec
+    b, recorder = podman()
+    b.create(spec, spec.labels(ALICE))
+    assert recorder.calls[0][2]["HostConfig"]["Tmpfs"] == {
+        "/scratch": "size=1m", "/home/alice": "mode=0700,exec,U"}
+    spec = make('[container]\ntmpfs = ["/scratch:uid=0,gid=0"]\n').spec
+    with pytest.raises(EngineError, match="only give a tmpfs to the container's user"):
+        b.create(spec, spec.labels(ALICE))
+
+
 def test_a_privileged_container_gets_no_profile_as_under_docker() -> None:
     spec = make('[container]\nprivileged = true\n[security]\n'
                 'dangerously_allow_host_access = true\n').spec

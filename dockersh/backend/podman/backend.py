@@ -12,7 +12,10 @@ Where Podman answers the same requests differently, and what is done about it:
   ``Conflict`` it is (a killed login's create that finished late is looked at again);
 - an exec as ``uid:gid`` gets no supplementary groups (Docker adds the container's); as the uid
   alone it takes them from the container's /etc/group, which dockersh generates with the user's
-  groups.
+  groups;
+- it refuses the kernel's ``uid=``/``gid=`` tmpfs options (``home = "none"`` uses them): its own
+  ``U`` (owned by the container's user) says the same when they name that user, and anything
+  else is refused.
 The rest (labels and their filters, ``Init`` with catatonit, the exec hijack, resize, the archive
 endpoint of the image probe, inspect's State, stop/kill, the streamed pull, cgroup paths that
 name the container id) is the same.
@@ -58,6 +61,15 @@ class PodmanBackend(DockerBackend):
                               "capabilities to the container's non-root user, so every session "
                               "would hold them")
         body = super().create_body(spec, labels)
+        owner = {"uid=" + spec.user.partition(":")[0], "gid=" + spec.user.partition(":")[2]}
+        tmpfs = body["HostConfig"]["Tmpfs"]
+        for path, options in tmpfs.items():
+            words = options.split(",") if options else []
+            ids = [word for word in words if word.startswith(("uid=", "gid="))]
+            if ids and set(ids) != owner:
+                raise EngineError(f"the tmpfs at {path} is owned by {','.join(ids)}: Podman can "
+                                  "only give a tmpfs to the container's user")
+            tmpfs[path] = ",".join([word for word in words if word not in ids] + ["U"] * bool(ids))
         if not spec.privileged:  # privileged is unconfined, as under Docker
             from dockersh.backend.podman import seccomp
 
