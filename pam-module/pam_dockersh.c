@@ -284,7 +284,10 @@ static int jail_bind(const char *source, const char *where, int directory, unsig
         snprintf(at, sizeof at, JAIL "%s", where) >= (int)sizeof at ||
         mount(source, at, NULL, MS_BIND, NULL) != 0)
         return -1;
-    return mount(NULL, at, NULL, MS_REMOUNT | MS_BIND | flags | kept_flags(source), NULL);
+    if (mount(NULL, at, NULL, MS_REMOUNT | MS_BIND | flags | kept_flags(source), NULL) == 0)
+        return 0;
+    umount2(at, MNT_DETACH); /* never left with the source's own flags */
+    return -1;
 }
 
 /* A tmpfs of its own at JAIL/WHERE. */
@@ -338,13 +341,21 @@ static void jail_home(pam_handle_t *pamh, const struct passwd *pw) {
                                         "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
                                         NULL};
     const char *home = pw->pw_dir;
-    char source[64];
+    char source[64], canonical[PATH_MAX];
     const char *const *t;
     struct stat st;
     int fd, status;
 
-    if (home == NULL || home[0] != '/' || strstr(home, "/.") != NULL || strlen(home) < 2 ||
+    /* Only a canonical path: "//usr/x" or "/home/u/" would slip past the checks below. */
+    if (home == NULL || home[0] != '/' || strlen(home) < 2 ||
         strlen(home) >= PATH_MAX - sizeof JAIL)
+        goto refused;
+    if (realpath(home, canonical) == NULL) {
+        if (errno == ENOENT)
+            return;
+        goto refused;
+    }
+    if (strcmp(canonical, home) != 0)
         goto refused;
     for (t = taken; *t; t++)
         if (strncmp(home, *t, strlen(*t)) == 0 && (home[strlen(*t)] == '/' || !home[strlen(*t)]))

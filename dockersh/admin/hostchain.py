@@ -486,7 +486,8 @@ def jail_nss_problems(nsswitch: str) -> list[str]:
     for line in nsswitch.splitlines():
         database, _, sources = line.partition("#")[0].partition(":")
         names = {word for word in sources.split() if not word.startswith("[")}
-        if database.strip() in ("passwd", "group", "shadow", "sudoers") and names - JAIL_NSS:
+        if (database.strip() in ("passwd", "group", "shadow", "initgroups", "sudoers")
+                and names - JAIL_NSS):
             found.append(f"{database.strip()}: {' '.join(sorted(names - JAIL_NSS))}")
     return found
 

@@ -8,11 +8,11 @@ reach. This is also where a first login creates the container: it must exist bef
 join its network.
 
 The module's fast path reads /run/dockersh/netns/UID (written here) and needs no process; it
-also says whether the container shares the host's home ("H"), which sshd's jail then holds (for
-unix-socket forwards). The key in it (the global config's identity and the user's groups) makes
-a changed config or group membership a miss, so this decides again. ``[session] forwarding =
-false`` for the user (and any failure) gives sshd an empty network namespace of its own instead:
-forwards reach nothing.
+also says whether the container binds the host's home at its path ("H"), which sshd's jail then
+holds (for unix-socket forwards). The key in it (the global config's identity and the user's
+groups) makes a changed config or group membership a miss, so this decides again. ``[session]
+forwarding = false`` for the user (and any failure) gives sshd an empty network namespace of its
+own instead: forwards reach nothing.
 """
 
 from __future__ import annotations
@@ -75,7 +75,10 @@ def run(name: str, config_path: str) -> int:
             os.close(proc)
     except OSError as exc:
         raise DockershError(f"the container's process {pid} is gone ({exc.strerror})") from None
-    home = b"H" if plan.home_shared else b"-"
+    # The container sshd joins, not the plan: a container kept for a live session may be older
+    # than the config.
+    shared = any(m.kind == "bind" and m.source == m.target == user.home for m in container.mounts)
+    home = b"H" if shared else b"-"
     statefiles.write(state_path(user),
                      f"{pid} {started} {container_id} {state_key(user)} {home.decode()}\n"
                      .encode(), 0o600)

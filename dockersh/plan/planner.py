@@ -161,7 +161,6 @@ def make(config: Config, user: User, host_hostname: str) -> Plan:
         key_targets=[(key, entry) for name, t in config.targets
                      if (entry := target_entry(config, name, user))["allowed"] for key in t.keys],
         record=recording(config, user),
-        home_shared=c.home == "bind",
     )
     return Plan(spec, session)
 

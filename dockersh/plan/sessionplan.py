@@ -11,7 +11,7 @@ from __future__ import annotations
 FIELDS = ("name", "hash", "image", "user", "uid", "gid", "groups", "home", "env", "env_pass",
           "exec", "spare", "forwarding", "forward_agent", "banner", "backend", "engine_host",
           "lock_timeout", "audit_file", "audit_syslog", "warnings", "target", "lifetime",
-          "key_targets", "record", "home_shared")
+          "key_targets", "record")
 
 
 class SessionPlan:
@@ -25,7 +25,7 @@ class SessionPlan:
                  warnings: list[str], target: dict[str, object] | None = None,
                  lifetime: str = "persistent",
                  key_targets: list[tuple[str, dict[str, object]]] | None = None,
-                 record: dict[str, object] | None = None, home_shared: bool = True) -> None:
+                 record: dict[str, object] | None = None) -> None:
         self.name = name  # the container's
         self.hash = hash  # the container spec's config hash: another one means "recreate"
         self.image = image
@@ -56,9 +56,6 @@ class SessionPlan:
         #: {} when the session is not recorded, else what login/recording.py needs: "dir",
         #: "input", "streams", "max_size" and "min_free" (bytes), "banner"
         self.record = record or {}
-        #: the container binds the host's home at its path ([container] home = "bind"): sshd's
-        #: jail then holds it, for unix-socket forwards to sockets made in there
-        self.home_shared = home_shared
 
     def to_target(self) -> bool:
         """Sessions (all, or those of some keys) land in a target: an existing container."""

@@ -145,7 +145,7 @@ def test_no_file_in_the_home_runs_code_on_the_host(
     assert markers.left() == []
 
 
-def test_the_static_front_ignores_the_loader_under_debians_stock_pam(
+def test_without_the_pam_block_a_members_login_runs_nothing_under_debians_stock_pam(
     mode: str, pam_sshd: Callable[..., SshServer], make_user: UserFactory, markers: Markers
 ) -> None:
     """Without install.sh's PAM blocks, ~/.pam_environment's LD_PRELOAD and LD_AUDIT reach the

@@ -847,12 +847,21 @@ def serve_secret(server: socket.socket) -> None:
 def local_forward(server: SshServer, who: LinuxUser, target: str,
                   clients: list[subprocess.Popen[bytes]]) -> int:
     """``ssh -N -L PORT:target`` as ``who``, listening (the client goes in ``clients``): PORT."""
-    lport = free_port()
-    clients.append(subprocess.Popen(server.ssh_argv(who, extra_opts=(
-        "-N", "-L", f"{lport}:{target}")), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    wait_listening(lport, clients[-1])
-    return lport
+    return local_forwards(server, who, [target], clients)[0]
+
+
+def local_forwards(server: SshServer, who: LinuxUser, targets: Sequence[str],
+                   clients: list[subprocess.Popen[bytes]]) -> list[int]:
+    """One ``ssh -N`` connection of ``who`` with a ``-L PORT:target`` for each target: PORTs."""
+    ports = [free_port() for _ in targets]
+    forwards = [arg for port, target in zip(ports, targets, strict=True)
+                for arg in ("-L", f"{port}:{target}")]
+    clients.append(subprocess.Popen(server.ssh_argv(who, extra_opts=("-N", *forwards)),
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL))
+    for port in ports:
+        wait_listening(port, clients[-1])
+    return ports
 
 
 def http_get(port: int, path: str = "/") -> bytes:
@@ -1141,6 +1150,7 @@ if os.path.lexists(path):
     os.unlink(path)
 s = socket.socket(socket.AF_UNIX)
 s.bind(path)
+os.chmod(path, 0o666)
 s.listen(8)
 print("up", flush=True)
 while True:
@@ -1157,7 +1167,8 @@ def test_unix_socket_forwards_reach_the_container_through_the_home_and_nothing_o
     the connection, which holds the user's home (the container's bind of it) and nothing else
     of the host: a socket a server in the container made in the home is reached; the host's
     sockets (world-connectable ones holding a secret, the Docker socket, through /proc, through
-    a link in the home the user made) and another user's container's are not."""
+    a link in the home the user made) and another user's container's are not. All through one
+    connection, whose forward to the user's own socket shows it was not refused as a whole."""
     server = sshd()
     alice, bob = make_user(), make_user()
     secrets = []
@@ -1180,22 +1191,21 @@ def test_unix_socket_forwards_reach_the_container_through_the_home_and_nothing_o
             clients.append(proc)
             assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
         ok(server.ssh(alice, f"ln -s {secrets[0][1]} link.sock"))
-
-        def through(target: str) -> bytes:
-            data = read_through(local_forward(server, alice, target, clients))[1]
-            stop(clients[-1])
-            return data
-
-        assert through(f"{alice.home}/app.sock") == f"{alice.name}-unix".encode()[:8]
-        for target in (f"{bob.home}/app.sock", f"{alice.home}/link.sock", str(secrets[0][1]),
-                       str(secrets[1][1]), "/var/run/docker.sock", "/run/docker.sock",
-                       f"/proc/1/root{secrets[0][1]}", f"/proc/self/root{secrets[1][1]}"):
-            assert through(target) == b"", target
-        # The same forward works for a user outside group dockersh on this server: the secrets
-        # can be read, so their silence above is the jail's doing.
+        bob.home.chmod(0o755)  # bob's socket is 0666 (serve.py): only the jail keeps alice out
+        refused = [f"{bob.home}/app.sock", f"{alice.home}/link.sock", str(secrets[0][1]),
+                   str(secrets[1][1]), "/var/run/docker.sock", "/run/docker.sock",
+                   f"/proc/1/root{secrets[0][1]}", f"/proc/self/root{secrets[1][1]}"]
+        own, *others = local_forwards(server, alice, [f"{alice.home}/app.sock", *refused],
+                                      clients)
+        for port, target in zip(others, refused, strict=True):
+            assert read_through(port)[1] == b"", target
+        assert read_through(own)[1] == f"{alice.name}-unix".encode()[:8]
+        # The same forwards for a user outside group dockersh on this server: bob's socket and
+        # the secrets can be read, so their silence above is the jail's doing.
         control = make_user(shell="/bin/bash", in_dockersh=False)
-        lport = local_forward(server, control, str(secrets[0][1]), clients)
-        assert read_through(lport)[1] == HOST_SECRET[:8]
+        ports = local_forwards(server, control, refused[:1] + refused[2:4], clients)
+        assert [read_through(port)[1] for port in ports] == [
+            f"{bob.name}-unix".encode()[:8], HOST_SECRET[:8], HOST_SECRET[:8]]
     finally:
         for proc in clients:
             stop(proc)

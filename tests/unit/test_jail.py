@@ -25,6 +25,7 @@ def in_jail(where: str, home_link: bool) -> int:
             libc = ctypes.CDLL(None, use_errno=True)
             assert libc.unshare(CLONE_NEWNS) == 0
             assert libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None) == 0
+            os.makedirs(os.path.dirname(where), mode=0o700, exist_ok=True)  # as install.sh
             os.makedirs(where, exist_ok=True)
             assert libc.mount(b"tmpfs", where.encode(), b"tmpfs", 0, b"mode=0755") == 0
             os.mkdir(f"{where}/dev")
