@@ -1090,9 +1090,7 @@ def test_agent_forwarded_inside_and_x11_refused(
         # a root-only socket in its place (what a member with a host shell could do). The relay
         # still reaches the socket it checked, and root never connects to the link's target
         # (whose silence would hang ssh-add: hence the timeout).
-        jailed = jailed_sshd(user)
-        (host_socket,) = [Path("/", *p.parts[4:])
-                          for p in Path(f"/proc/{jailed}/root/tmp").glob("ssh-*/agent.*")]
+        ((jailed, host_socket),) = jailed_agent_sockets(user)
         root_only = socket.socket(socket.AF_UNIX)
         root_only.bind(str(tmp_path / "root-only.sock"))
         root_only.listen()
@@ -1131,17 +1129,22 @@ def test_agent_forwarded_inside_and_x11_refused(
             stop(proc)
 
 
-def jailed_sshd(user: LinuxUser) -> int:
-    """The pid of a post-auth sshd process of ``user``'s (chrooted into its connection's jail)."""
+def jailed_agent_sockets(user: LinuxUser) -> list[tuple[int, Path]]:
+    """(pid, path in its jail) of each post-auth sshd process of ``user``'s uid with an agent
+    socket of that uid in its connection's jail (the uid may be an earlier test's user's, whose
+    connections are still closing: they have no agent socket)."""
+    found = []
     for entry in os.listdir("/proc"):
         try:
-            comm = Path(f"/proc/{entry}/comm")
-            if (entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == user.uid
-                    and comm.read_text() in ("sshd\n", "sshd-session\n")):
-                return int(entry)
+            if not (entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == user.uid and
+                    Path(f"/proc/{entry}/comm").read_text() in ("sshd\n", "sshd-session\n")):
+                continue
+            found += [(int(entry), Path("/", *p.parts[4:]))
+                      for p in Path(f"/proc/{entry}/root/tmp").glob("ssh-*/agent.*")
+                      if p.lstat().st_uid == user.uid]
         except OSError:
             continue
-    raise AssertionError(f"no sshd process of {user.name}")
+    return found
 
 
 UNIX_SERVER = """import os, socket, sys
