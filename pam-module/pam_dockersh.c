@@ -31,14 +31,14 @@
  * host) and mounts in it, on JAIL, an allow-list of what the chain to the privileged entry
  * needs: read-only, non-recursive binds of /usr, /etc and /opt/dockersh (what a host path
  * names there has no sockets: no mount below them comes along), the merged-/usr links, six
- * device nodes and /dev/pts, a root-only /run, a private /tmp (where sshd makes the agent
- * socket and the ExposeAuthInfo file) and, when the user forwards into their own container,
- * their home (the container's bind of it: a socket made in there is a socket in the
- * container). No /proc: /proc/PID/root leads out of any chroot. So a forward to a path
- * reaches the user's home and this connection's /tmp, and nothing else of the host. The
- * privileged entry leaves the jail first thing (dockersh/login/jail.py); if it cannot be
- * built, the mount is undone and sshd chroots into the empty directory: the shell cannot run
- * and forwards reach nothing.
+ * device nodes and /dev/pts, a root-owned /run (only the file an /etc/resolv.conf link into
+ * /run names), a private /tmp (where sshd makes the agent socket and the ExposeAuthInfo file)
+ * and, when the user forwards into their own container and it binds the host's home, that
+ * home (a socket made in there is a socket in the container). No /proc: /proc/PID/root leads
+ * out of any chroot. So a forward to a path reaches the user's home and this connection's
+ * /tmp, and nothing else of the host. The privileged entry leaves the jail first thing
+ * (dockersh/login/jail.py); if it cannot be built, the mount is undone and sshd chroots into
+ * the empty directory: the shell cannot run and forwards reach nothing.
  *
  * Only members of group dockersh get here (install.sh's pam_succeed_if line before this one).
  * Use: session required pam_dockersh.so
@@ -247,12 +247,12 @@ static int netns_from_dockersh(pam_handle_t *pamh, const char *user, int *home) 
     return ns;
 }
 
-/* Make the mount point PATH under the jail (a directory, or an empty file for a device). */
-static int jail_point(const char *path, int directory) {
-    char at[PATH_MAX];
+/* Make the mount point PATH under the jail (a directory, or an empty file for a device); its
+ * full path in AT (PATH_MAX bytes). */
+static int jail_point(const char *path, int directory, char *at) {
     int fd;
 
-    if (snprintf(at, sizeof at, JAIL "%s", path) >= (int)sizeof at)
+    if (snprintf(at, PATH_MAX, JAIL "%s", path) >= PATH_MAX)
         return -1;
     if (directory)
         return mkdir(at, 0755) == 0 || errno == EEXIST ? 0 : -1;
@@ -280,9 +280,7 @@ static unsigned long kept_flags(const char *source) {
 static int jail_bind(const char *source, const char *where, int directory, unsigned long flags) {
     char at[PATH_MAX];
 
-    if (jail_point(where, directory) != 0 ||
-        snprintf(at, sizeof at, JAIL "%s", where) >= (int)sizeof at ||
-        mount(source, at, NULL, MS_BIND, NULL) != 0)
+    if (jail_point(where, directory, at) != 0 || mount(source, at, NULL, MS_BIND, NULL) != 0)
         return -1;
     if (mount(NULL, at, NULL, MS_REMOUNT | MS_BIND | flags | kept_flags(source), NULL) == 0)
         return 0;
@@ -294,14 +292,14 @@ static int jail_bind(const char *source, const char *where, int directory, unsig
 static int jail_tmpfs(const char *where, const char *options) {
     char at[PATH_MAX];
 
-    if (jail_point(where, 1) != 0 || snprintf(at, sizeof at, JAIL "%s", where) >= (int)sizeof at)
+    if (jail_point(where, 1, at) != 0)
         return -1;
     return mount("tmpfs", at, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options);
 }
 
 /* The directories above PATH, made in the jail. */
 static int jail_parents(const char *path) {
-    char at[PATH_MAX];
+    char at[PATH_MAX], made[PATH_MAX];
     size_t i;
 
     if (snprintf(at, sizeof at, "%s", path) >= (int)sizeof at)
@@ -309,7 +307,7 @@ static int jail_parents(const char *path) {
     for (i = 1; at[i]; i++)
         if (at[i] == '/') {
             at[i] = '\0';
-            if (jail_point(at, 1) != 0)
+            if (jail_point(at, 1, made) != 0)
                 return -1;
             at[i] = '/';
         }
@@ -414,7 +412,7 @@ static int build_jail(pam_handle_t *pamh, const struct passwd *pw, int with_home
               "mode=0755,uid=0,gid=0,size=64k,nr_inodes=256") != 0)
         goto failed;
     if (jail_bind("/usr", "/usr", 1, MS_RDONLY) != 0 ||
-        jail_bind("/etc", "/etc", 1, MS_RDONLY) != 0 || jail_point("/opt", 1) != 0 ||
+        jail_bind("/etc", "/etc", 1, MS_RDONLY) != 0 || jail_point("/opt", 1, at) != 0 ||
         jail_bind("/opt/dockersh", "/opt/dockersh", 1, MS_RDONLY) != 0)
         goto failed;
     for (p = merged; *p; p++) {
@@ -430,7 +428,7 @@ static int build_jail(pam_handle_t *pamh, const struct passwd *pw, int with_home
         } else if (S_ISDIR(st.st_mode) && jail_bind(*p, *p, 1, MS_RDONLY) != 0)
             goto failed;
     }
-    if (jail_point("/dev", 1) != 0 ||
+    if (jail_point("/dev", 1, at) != 0 ||
         jail_bind("/dev/pts", "/dev/pts", 1, MS_NOSUID | MS_NOEXEC) != 0)
         goto failed;
     for (p = devices; *p; p++)

@@ -35,7 +35,7 @@ def leave() -> None:
         jail = os.fstat(root)
         os.chroot("/dev")
         os.fchdir(root)
-        while same(os.stat("."), os.stat("..")) is False:
+        while not same(os.stat("."), os.stat("..")):
             os.chdir("..")
         os.chroot(".")
         os.chdir("/")

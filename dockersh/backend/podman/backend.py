@@ -61,7 +61,8 @@ class PodmanBackend(DockerBackend):
                               "capabilities to the container's non-root user, so every session "
                               "would hold them")
         body = super().create_body(spec, labels)
-        owner = {"uid=" + spec.user.partition(":")[0], "gid=" + spec.user.partition(":")[2]}
+        uid, _, gid = spec.user.partition(":")
+        owner = {f"uid={uid}", f"gid={gid}"}
         tmpfs = body["HostConfig"]["Tmpfs"]
         for path, options in tmpfs.items():
             words = options.split(",") if options else []
