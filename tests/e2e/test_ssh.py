@@ -156,10 +156,9 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15
     raise AssertionError(f"nothing listens on {HOST}:{port} after {timeout}s")
 
 
-def read_through(port: int, timeout: float = 10) -> tuple[int, bytes]:
-    """Connect to port; (our local port, what arrives before EOF or 8 bytes or the timeout)."""
+def read_through(port: int, timeout: float = 10) -> bytes:
+    """Connect to port; what arrives before EOF or 8 bytes or the timeout."""
     with socket.create_connection((HOST, port), timeout=timeout) as s:
-        local = int(s.getsockname()[1])
         data = b""
         deadline = time.monotonic() + timeout
         while len(data) < 8 and time.monotonic() < deadline:
@@ -170,7 +169,7 @@ def read_through(port: int, timeout: float = 10) -> tuple[int, bytes]:
             if not chunk:
                 break
             data += chunk
-        return local, data
+        return data
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -182,17 +181,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-
-
-def log_has(server: SshServer, pattern: str, timeout: float = 10) -> bool:
-    """pattern (a regex) shows up in the server's log within timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if re.search(pattern, server.log.read_text(errors="replace")):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
 
 
 def processes(uid: int, cmdline: bytes) -> list[int]:
@@ -930,7 +918,7 @@ def test_forwarding_lands_in_the_container(
         lport = free_port()
         first = start(alice, "-N", "-L", f"{lport}:{HOST}:{secret_port}")
         wait_listening(lport, first)
-        assert read_through(lport)[1] == b""
+        assert read_through(lport) == b""
         assert container_of(alice)
 
         # A VS Code-style flow: one connection starts a server in the container, a second
@@ -1011,7 +999,7 @@ def test_forwarding_off_for_a_group(
                 assert b"served" in wait_http(lport, clients[-1], b"served")
             else:
                 time.sleep(1)
-                assert read_through(lport)[1] == b""
+                assert read_through(lport) == b""
             # A socket in the home (the container's too), which a unix-socket forward reaches.
             listener = socket.socket(socket.AF_UNIX)
             listener.bind(str(who.home / "s.sock"))
@@ -1019,7 +1007,7 @@ def test_forwarding_off_for_a_group(
             serve_secret(listener)
             listeners.append(listener)
             lport = local_forward(server, who, f"{who.home}/s.sock", clients)
-            assert read_through(lport)[1] == (HOST_SECRET[:8] if home_shared else b"")
+            assert read_through(lport) == (HOST_SECRET[:8] if home_shared else b"")
         assert ok(server.ssh(user, "echo in")) == b"in\n"
     finally:
         for proc in clients:
@@ -1201,13 +1189,13 @@ def test_unix_socket_forwards_reach_the_container_through_the_home_and_nothing_o
         own, *others = local_forwards(server, alice, [f"{alice.home}/app.sock", *refused],
                                       clients)
         for port, target in zip(others, refused, strict=True):
-            assert read_through(port)[1] == b"", target
-        assert read_through(own)[1] == f"{alice.name}-unix".encode()[:8]
+            assert read_through(port) == b"", target
+        assert read_through(own) == f"{alice.name}-unix".encode()[:8]
         # The same forwards for a user outside group dockersh on this server: bob's socket and
         # the secrets can be read, so their silence above is the jail's doing.
         control = make_user(shell="/bin/bash", in_dockersh=False)
         ports = local_forwards(server, control, refused[:1] + refused[2:4], clients)
-        assert [read_through(port)[1] for port in ports] == [
+        assert [read_through(port) for port in ports] == [
             f"{bob.name}-unix".encode()[:8], HOST_SECRET[:8], HOST_SECRET[:8]]
     finally:
         for proc in clients:
