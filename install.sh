@@ -395,6 +395,27 @@ put_pam() {
     fi
 }
 
+# directory_nss: what of passwd, group, shadow, initgroups and sudoers /etc/nsswitch.conf takes
+# from sssd, LDAP or winbind ("passwd: sss; group: sss"), or nothing: the same test as doctor's
+# (dockersh/admin/hostchain.py, from this source tree: -B writes nothing into it).
+directory_nss() {
+    /usr/bin/python3 -I -B -c 'import sys; sys.path.insert(0, sys.argv[1])
+from dockersh.admin.hostchain import directory_nss
+print(directory_nss())' "$src"
+}
+
+# sshd's jail (unix-socket forwards) holds no sockets of those services: sudo in it could not
+# resolve their users. On such a host the jail is off: the PAM module's `nojail`, and the
+# drop-in with `ChrootDirectory none` and `AllowStreamLocalForwarding no` (no unix-socket
+# forwards; TCP forwarding still happens in the container's network).
+pam_dockersh_args=
+dropin_without_jail() {
+    sed -e 's|^    ChrootDirectory /run/dockersh/jail$|    ChrootDirectory none|' \
+        -e 's|^    AllowStreamLocalForwarding local$|    AllowStreamLocalForwarding no|' \
+        -e "1i # install.sh: sshd's jail is off on this host ($1 in /etc/nsswitch.conf): no unix-socket forwards." \
+        "$src/etc/sshd_config.d/dockersh.conf"
+}
+
 install_sshd() {
     # Fail closed: without sshd here now, one installed later would run without the drop-in
     # and the PAM block. Install it, so both are in place before any dockersh user logs in.
@@ -402,9 +423,23 @@ install_sshd() {
         apt_install openssh-server
     fi
     put_pam add
+    local directory dropin
+    directory=$(directory_nss) || die "cannot read /etc/nsswitch.conf with /usr/bin/python3"
+    dropin=$(mktemp)
+    if [ -n "$directory" ]; then
+        pam_dockersh_args=' nojail'
+        dropin_without_jail "$directory" >"$dropin"
+        grep -qx '    ChrootDirectory none' "$dropin" &&
+            grep -qx '    AllowStreamLocalForwarding no' "$dropin" ||
+            { rm -f "$dropin"; die "cannot turn the jail off in etc/sshd_config.d/dockersh.conf"; }
+        say "sshd's jail is off: this host's $directory (/etc/nsswitch.conf) are out of its reach; no unix-socket forwards (SECURITY.md, \"Forwarding\")"
+    else
+        cp "$src/etc/sshd_config.d/dockersh.conf" "$dropin"
+    fi
     # The forwarding block before the drop-in that allows forwarding: never one without the other.
     install_pam_module
-    put_file 644 "$src/etc/sshd_config.d/dockersh.conf" "$sshd_dropin"
+    put_file 644 "$dropin" "$sshd_dropin"
+    rm -f "$dropin"
     local reload=$changed
     if ! grep -qxF "$sshd_include" /etc/ssh/sshd_config; then
         # At the top: an Include after a Match line would belong to that Match.
@@ -431,7 +466,7 @@ pam_module_dir() { dirname "$(find /lib /usr/lib -name pam_unix.so -path '*secur
 pam_forwarding_block() {
     printf '%s\n%s\n%s\n%s\n' "$pam_block_begin" \
         "session [success=1 default=ignore] pam_succeed_if.so quiet user notingroup $group" \
-        'session required pam_dockersh.so' "$pam_block_end"
+        "session required pam_dockersh.so${pam_dockersh_args}" "$pam_block_end"
 }
 
 install_pam_module() {
@@ -448,12 +483,16 @@ install_pam_module() {
     rm -f "$tmp"
     [ -e /etc/pam.d/sshd ] || die "/etc/pam.d/sshd is missing: no forwarding block, no drop-in"
     if grep -qxF "$pam_block_begin" /etc/pam.d/sshd; then
-        say "unchanged /etc/pam.d/sshd (dockersh forwarding block)"
-        return
+        if sed -n "\|^$pam_block_begin\$|,\|^$pam_block_end\$|p" /etc/pam.d/sshd |
+            cmp -s - <(pam_forwarding_block); then
+            say "unchanged /etc/pam.d/sshd (dockersh forwarding block)"
+            return
+        fi
+        sed -i "\|^$pam_block_begin\$|,\|^$pam_block_end\$|d" /etc/pam.d/sshd
     fi
     # Last in the session stack: everything else of the session is set up in the host's network.
     pam_forwarding_block >>/etc/pam.d/sshd
-    say "added the dockersh forwarding block to /etc/pam.d/sshd (group dockersh only)"
+    say "put the dockersh forwarding block at the end of /etc/pam.d/sshd (group dockersh only)"
 }
 
 remove_pam_module() {

@@ -40,8 +40,13 @@
  * (dockersh/login/jail.py); if it cannot be built, the mount is undone and sshd chroots into
  * the empty directory: the shell cannot run and forwards reach nothing.
  *
+ * Option `nojail`: no jail (and no mount namespace). install.sh sets it, with the drop-in's
+ * `ChrootDirectory none` and `AllowStreamLocalForwarding no`, on a host whose passwd, group,
+ * shadow, initgroups or sudoers come from sssd, LDAP or winbind: their sockets are not in the
+ * jail, so sudo there could not resolve those users. Any other option fails the session.
+ *
  * Only members of group dockersh get here (install.sh's pam_succeed_if line before this one).
- * Use: session required pam_dockersh.so
+ * Use: session required pam_dockersh.so [nojail]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -453,11 +458,16 @@ failed:
 PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
     const char *user = NULL;
     struct passwd *pw;
-    int ns, joined = 0, home = 0;
+    int ns, joined = 0, home = 0, jail = 1;
 
     (void)flags;
-    (void)argc;
-    (void)argv;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "nojail") != 0) {
+            pam_syslog(pamh, LOG_ERR, "unknown option %s", argv[i]);
+            return PAM_SESSION_ERR;
+        }
+        jail = 0;
+    }
     if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL ||
         (pw = getpwnam(user)) == NULL || pw->pw_uid == 0)
         return PAM_SESSION_ERR;
@@ -477,7 +487,7 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
     }
     /* The home (unix-socket forwards) only with the container's network and the container's
      * own bind of it. */
-    if (build_jail(pamh, pw, joined && home) != 0)
+    if (jail && build_jail(pamh, pw, joined && home) != 0)
         return PAM_SESSION_ERR;
     /* Said to the login (sshd passes the PAM environment on): it refuses to run without. */
     return pam_putenv(pamh, joined ? "DOCKERSH_NET=container" : "DOCKERSH_NET=isolated") ==

@@ -144,7 +144,10 @@ def test_without_sshd_install_puts_in_openssh_server_with_the_dropin_and_the_pam
     install_sshd step runs from this repository)."""
     from support.images import ensure_debian_base
 
+    # python3 as install.sh's first step (check_python) makes sure of: install_sshd reads
+    # /etc/nsswitch.conf with it.
     script = ("cd /src && source <(sed '$d' install.sh) && test ! -e /usr/sbin/sshd && "
+              "apt_install python3 && "
               "install_sshd && /usr/sbin/sshd -t && cat /etc/pam.d/sshd && "
               "cat /etc/ssh/sshd_config.d/dockersh.conf")
     proc = run(["docker", "run", "--rm", "-v", f"{REPO}:/src:ro", ensure_debian_base(),

@@ -492,18 +492,43 @@ def jail_nss_problems(nsswitch: str) -> list[str]:
     return found
 
 
+def directory_nss(path: str = "/etc/nsswitch.conf") -> str:
+    """jail_nss_problems of the host's NSS config, joined ("" for none, or no such file): what
+    makes install.sh turn sshd's jail off."""
+    try:
+        return "; ".join(jail_nss_problems(read_text(path)))
+    except FileNotFoundError:
+        return ""
+
+
+def dropin_chroot(text: str) -> str:
+    """The drop-in's ChrootDirectory ("none" without one)."""
+    found = re.search(r"^\s*ChrootDirectory\s+(\S+)", text, re.MULTILINE | re.IGNORECASE)
+    return found.group(1) if found else "none"
+
+
 def check_jail_nss() -> Findings:
     try:
-        found = jail_nss_problems(read_text("/etc/nsswitch.conf"))
+        found = directory_nss()
+        jailed = dropin_chroot(read_text(SSHD_DROPIN)) == JAIL
     except OSError:
         return
-    if found:
-        yield WARN, (f"/etc/nsswitch.conf uses {'; '.join(found)}: SSH logins of group {GROUP} "
-                     f"run sudo in sshd's jail ({JAIL}), which has no sockets of those "
-                     "services, so users known only there cannot log in (SECURITY.md, "
-                     "\"Forwarding\")")
-    else:
+    nojail = any(e.type == "session" and e.module == "pam_dockersh.so" and "nojail" in e.args
+                 for e in sshd_pam_stack())
+    if jailed and nojail:
+        yield problem(f"{SSHD_DROPIN} chroots into {JAIL} but pam_dockersh.so in {PAM_SSHD} has "
+                      "nojail: nothing builds the jail, so no login of group "
+                      f"{GROUP} can run", INSTALL)
+    elif jailed and found:
+        yield WARN, (f"/etc/nsswitch.conf uses {found}: SSH logins of group {GROUP} run sudo "
+                     f"in sshd's jail ({JAIL}), which has no sockets of those services, so "
+                     "users known only there cannot log in; ./install.sh turns the jail off "
+                     "on such a host (SECURITY.md, \"Forwarding\")")
+    elif jailed:
         yield OK, "the users, groups and sudoers sudo needs are local (NSS works in sshd's jail)"
+    else:
+        yield OK, (f"sshd's jail is off ({SSHD_DROPIN}: no ChrootDirectory {JAIL}); unix-socket "
+                   "forwards are off with it (checked with sshd's settings)")
 
 
 def check_chain() -> Findings:

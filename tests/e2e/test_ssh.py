@@ -29,13 +29,15 @@ from pathlib import Path
 import asyncssh
 import paramiko
 import pytest
-from support import docker, engine
+from support import REPO, docker, engine
 from support.cmd import run
-from support.sshd import HOST, SshdFactory, SshServer
+from support.install import PAM_SSHD
+from support.sshd import DROPIN, HOST, SshdFactory, SshServer
 from support.terminal import TmuxTerminal
 from support.users import LinuxUser, UserFactory
 
 from dockersh.login.locales import normal
+from dockersh.paths import JAIL
 
 pytestmark = pytest.mark.e2e
 
@@ -1203,3 +1205,73 @@ def test_unix_socket_forwards_reach_the_container_through_the_home_and_nothing_o
         for listener, where in secrets:
             listener.close()
             where.unlink()
+
+
+def test_a_host_whose_users_come_from_sssd_gets_sshd_without_the_jail_and_no_unix_forwards(
+    default_mode: str, sshd: SshdFactory, make_user: UserFactory
+) -> None:
+    """On a host whose /etc/nsswitch.conf takes users and groups from sssd too, sudo in sshd's
+    jail could not resolve them (no sssd socket there), so install.sh turns the jail off: the
+    drop-in's `ChrootDirectory none` and `AllowStreamLocalForwarding no`, pam_dockersh.so's
+    `nojail`; doctor agrees. Logins and TCP forwards (into the container) work; a unix-socket
+    forward to the user's own socket reaches nothing. Installing again on the local-only
+    nsswitch.conf puts the jail back, and the same forward reaches the socket. (No sssd here:
+    glibc skips a source whose module is missing, so the local users still resolve.)"""
+    nsswitch = Path("/etc/nsswitch.conf")
+    saved = nsswitch.read_bytes()
+    alice = make_user()
+    script = alice.home / "serve.py"
+    script.write_text(UNIX_SERVER)
+    os.chown(script, alice.uid, alice.gid)
+    ok(sshd().ssh(alice, "mkdir -p www && echo alice-page > www/index.html"))
+    clients: list[subprocess.Popen[bytes]] = []
+
+    def reach_own_socket(server: SshServer) -> bytes:
+        """What a unix-socket forward to a server on ~/app.sock in alice's container gives."""
+        proc = subprocess.Popen(server.ssh_argv(
+            alice, f"exec python3 serve.py {alice.home}/app.sock unix-ok"),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        clients.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+        return read_through(local_forward(server, alice, f"{alice.home}/app.sock", clients))
+
+    try:
+        nsswitch.write_text(re.sub(r"^((?:passwd|group):.*)$", r"\1 sss", saved.decode(),
+                                   flags=re.MULTILINE))
+        out = run(["./install.sh"], cwd=REPO, timeout=900).stdout
+        assert "sshd's jail is off: this host's passwd: sss; group: sss" in out, out
+        dropin = DROPIN.read_text()
+        assert "\n    ChrootDirectory none\n" in dropin, dropin
+        assert "\n    AllowStreamLocalForwarding no\n" in dropin, dropin
+        assert "\nsession required pam_dockersh.so nojail\n" in PAM_SSHD.read_text()
+        doctor = run(["/opt/dockersh/sbin/dockersh", "doctor"], check=False).stdout
+        assert "sshd's jail is off" in doctor and "nojail: nothing builds" not in doctor, doctor
+        server = sshd()  # a server of its own: the drop-in changed
+        assert ok(server.ssh(alice, "echo hi")) == b"hi\n"
+        clients.append(subprocess.Popen(
+            server.ssh_argv(alice, "exec python3 -m http.server 8000 --bind 127.0.0.1 "
+                                   "--directory www"),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 30
+        page = b""
+        while b"alice-page" not in page and time.monotonic() < deadline:
+            time.sleep(0.2)
+            page = subprocess.run(server.ssh_argv(alice, extra_opts=("-W", f"{HOST}:8000")),
+                                  input=b"GET / HTTP/1.0\r\n\r\n", capture_output=True,
+                                  timeout=60, check=False).stdout
+        assert b"alice-page" in page, "no TCP forward into the container"
+        assert reach_own_socket(server) == b""
+    finally:
+        for proc in clients:
+            stop(proc)
+        clients.clear()
+        nsswitch.write_bytes(saved)
+        out = run(["./install.sh"], cwd=REPO, timeout=900).stdout
+    assert "sshd's jail is off" not in out, out
+    assert f"\n    ChrootDirectory {JAIL}\n" in DROPIN.read_text()
+    assert "nojail" not in PAM_SSHD.read_text()
+    try:
+        assert reach_own_socket(sshd()) == b"unix-ok"[:8]
+    finally:
+        for proc in clients:
+            stop(proc)

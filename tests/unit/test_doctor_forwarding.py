@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from dockersh.admin import hostchain
+from dockersh.paths import JAIL
+
+REPO = Path(__file__).resolve().parents[2]
 
 OPEN = {"disableforwarding": ["no"], "allowtcpforwarding": ["yes"],
         "allowagentforwarding": ["yes"], "allowstreamlocalforwarding": ["no"],
@@ -67,3 +71,28 @@ def test_nss_sources_behind_daemons_are_named_for_the_jail() -> None:
         "# comment: ldap\npasswd:         files systemd\ngroup: files [SUCCESS=merge] sss\n"
         "hosts: files dns\nsudoers: files ldap # sudo-ldap\n") == ["group: sss",
                                                                    "sudoers: ldap"]
+
+
+def test_directory_nss_is_what_install_turns_the_jail_off_for(tmp_path: Path) -> None:
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("passwd: files sss\ngroup: files [NOTFOUND=return] sss\nhosts: dns\n")
+    assert hostchain.directory_nss(str(nsswitch)) == "passwd: sss; group: sss"
+    nsswitch.write_text("passwd: files systemd\ngroup: compat\n")
+    assert hostchain.directory_nss(str(nsswitch)) == ""
+    assert hostchain.directory_nss(str(tmp_path / "none")) == ""
+
+
+def test_the_dropin_install_writes_without_the_jail_has_none_and_no_unix_forwards() -> None:
+    """install.sh's edit of the shipped drop-in, as doctor reads it back."""
+    shipped = (REPO / "etc/sshd_config.d/dockersh.conf").read_text()
+    assert hostchain.dropin_chroot(shipped) == JAIL
+    edited = subprocess.run(
+        ["bash", "-c", "source <(sed '$d' install.sh); dropin_without_jail 'passwd: sss'"],
+        cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert hostchain.dropin_chroot(edited) == "none"
+    assert edited.startswith("# install.sh: sshd's jail is off on this host (passwd: sss ")
+    changed = [(a, b) for a, b in zip(shipped.splitlines(), edited.splitlines()[1:],
+                                      strict=True) if a != b]
+    assert changed == [(f"    ChrootDirectory {JAIL}", "    ChrootDirectory none"),
+                       ("    AllowStreamLocalForwarding local",
+                        "    AllowStreamLocalForwarding no")]
