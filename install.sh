@@ -374,6 +374,17 @@ pam_with_block() {
         }'
 }
 
+# swap_pam: standard input becomes $pam_sshd, with its mode and owner, in one rename in its
+# directory: sshd reads the file at every connection, so it never sees a half-written one.
+swap_pam() {
+    local tmp
+    tmp=$(mktemp "$pam_sshd.XXXXXX")
+    cat >"$tmp"
+    chmod --reference="$pam_sshd" "$tmp"
+    chown --reference="$pam_sshd" "$tmp"
+    mv -f "$tmp" "$pam_sshd"
+}
+
 # put_pam MODE: rewrite $pam_sshd with (add) or without (remove) the block, when that differs.
 put_pam() {
     local tmp
@@ -385,9 +396,8 @@ put_pam() {
         say "unchanged $pam_sshd"
         return
     fi
-    chmod --reference="$pam_sshd" "$tmp"
-    chown --reference="$pam_sshd" "$tmp"
-    mv -f "$tmp" "$pam_sshd"
+    swap_pam <"$tmp"
+    rm -f "$tmp"
     if [ "$1" = add ]; then
         say "$pam_sshd: members of group $group no longer read ~/.pam_environment"
     else
@@ -412,7 +422,7 @@ pam_dockersh_args=
 dropin_without_jail() {
     sed -e 's|^    ChrootDirectory /run/dockersh/jail$|    ChrootDirectory none|' \
         -e 's|^    AllowStreamLocalForwarding local$|    AllowStreamLocalForwarding no|' \
-        -e "1i # install.sh: sshd's jail is off on this host ($1 in /etc/nsswitch.conf): no unix-socket forwards." \
+        -e "1i # install.sh: sshd's jail is off on this host (${1//[^A-Za-z0-9 :;_-]/} in /etc/nsswitch.conf): no unix-socket forwards." \
         "$src/etc/sshd_config.d/dockersh.conf"
 }
 
@@ -438,6 +448,9 @@ install_sshd() {
     fi
     # The forwarding block before the drop-in that allows forwarding: never one without the other.
     install_pam_module
+    local previous
+    previous=$(mktemp)
+    cp -p "$sshd_dropin" "$previous" 2>/dev/null || rm -f "$previous"
     put_file 644 "$dropin" "$sshd_dropin"
     rm -f "$dropin"
     local reload=$changed
@@ -449,9 +462,12 @@ install_sshd() {
     fi
     install -d -m 0755 /run/sshd   # sshd -t needs its privilege separation directory
     if ! /usr/sbin/sshd -t; then
-        rm -f "$sshd_dropin"
-        die "sshd -t fails with $sshd_dropin: removed it, sshd left as it was"
+        # The one before, not none: without it sshd's defaults would apply to members (unix-
+        # socket forwards on the host) at its next start.
+        if [ -e "$previous" ]; then mv -f "$previous" "$sshd_dropin"; else rm -f "$sshd_dropin"; fi
+        die "sshd -t fails with the new $sshd_dropin: put the one before back (or none), sshd left as it was"
     fi
+    rm -f "$previous"
     if [ "$reload" = yes ]; then reload_sshd; fi
 }
 
@@ -483,15 +499,18 @@ install_pam_module() {
     rm -f "$tmp"
     [ -e /etc/pam.d/sshd ] || die "/etc/pam.d/sshd is missing: no forwarding block, no drop-in"
     if grep -qxF "$pam_block_begin" /etc/pam.d/sshd; then
+        grep -qxF "$pam_block_end" /etc/pam.d/sshd ||
+            die "/etc/pam.d/sshd has the dockersh forwarding block's first line but not its last: fix it by hand"
         if sed -n "\|^$pam_block_begin\$|,\|^$pam_block_end\$|p" /etc/pam.d/sshd |
             cmp -s - <(pam_forwarding_block); then
             say "unchanged /etc/pam.d/sshd (dockersh forwarding block)"
             return
         fi
-        sed -i "\|^$pam_block_begin\$|,\|^$pam_block_end\$|d" /etc/pam.d/sshd
     fi
     # Last in the session stack: everything else of the session is set up in the host's network.
-    pam_forwarding_block >>/etc/pam.d/sshd
+    # One rename: never a moment without the block (members' forwards would be the host's).
+    { sed "\|^$pam_block_begin\$|,\|^$pam_block_end\$|d" /etc/pam.d/sshd; pam_forwarding_block; } |
+        swap_pam
     say "put the dockersh forwarding block at the end of /etc/pam.d/sshd (group dockersh only)"
 }
 

@@ -45,6 +45,12 @@
  * shadow, initgroups or sudoers come from sssd, LDAP or winbind: their sockets are not in the
  * jail, so sudo there could not resolve those users. Any other option fails the session.
  *
+ * The session fails too when the member's login shell is neither the front nor dash (which
+ * reads no file for `dash -c`, for ForceCommand): sshd would run it on the host, and a shell
+ * like bash reads the user's files (~/.bashrc) first. doctor says so for the accounts it can
+ * list; a directory (sssd, LDAP) that hands members another shell is caught here. Both checks
+ * come after the network step, so even a failed session never forwards in the host's network.
+ *
  * Only members of group dockersh get here (install.sh's pam_succeed_if line before this one).
  * Use: session required pam_dockersh.so [nojail]
  */
@@ -73,6 +79,7 @@
 #include <security/pam_modules.h>
 
 #define ENTRY "/opt/dockersh/sbin/dockersh"
+#define FRONT "/usr/local/bin/dockersh" /* the login shell install.sh and enroll set */
 #define STATE_DIR "/run/dockersh/netns"
 #define RUN_DIR "/run/dockersh"
 #define JAIL RUN_DIR "/jail" /* also in dockersh/paths.py and the sshd drop-in */
@@ -455,18 +462,29 @@ failed:
     return -1;
 }
 
+/* The front, or dash (with ForceCommand; doctor checks that part). */
+static int safe_shell(const char *shell) {
+    char real[PATH_MAX];
+
+    if (strcmp(shell, FRONT) == 0)
+        return 1;
+    return realpath(shell, real) != NULL &&
+           (strcmp(real, "/usr/bin/dash") == 0 || strcmp(real, "/bin/dash") == 0);
+}
+
 PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
     const char *user = NULL;
     struct passwd *pw;
-    int ns, joined = 0, home = 0, jail = 1;
+    int ns, joined = 0, home = 0, jail = 1, bad_option = 0;
 
     (void)flags;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "nojail") != 0) {
+        if (strcmp(argv[i], "nojail") == 0)
+            jail = 0;
+        else {
             pam_syslog(pamh, LOG_ERR, "unknown option %s", argv[i]);
-            return PAM_SESSION_ERR;
+            bad_option = 1;
         }
-        jail = 0;
     }
     if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL ||
         (pw = getpwnam(user)) == NULL || pw->pw_uid == 0)
@@ -483,6 +501,13 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
     /* Forwarding off, or something failed: never the host's network. */
     if (!joined && unshare(CLONE_NEWNET) != 0) {
         pam_syslog(pamh, LOG_ERR, "a network namespace for %s: %m", user);
+        return PAM_SESSION_ERR;
+    }
+    if (bad_option)
+        return PAM_SESSION_ERR;
+    if (!safe_shell(pw->pw_shell)) {
+        pam_syslog(pamh, LOG_ERR, "%s's login shell %s is not %s (or dash with ForceCommand): "
+                   "refused", user, pw->pw_shell, FRONT);
         return PAM_SESSION_ERR;
     }
     /* The home (unix-socket forwards) only with the container's network and the container's

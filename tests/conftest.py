@@ -116,6 +116,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[install.Inst
     """The repo's ./install.sh, run once; /etc/dockersh is put back as it was at the end."""
     docker.ensure_running()
     images.ensure_debian_base()  # install.sh builds the session image on top of it
+    install.restore_nsswitch()
     backup = install.backup_etc(tmp_path_factory.mktemp("etc-backup") / "dockersh")
     try:
         yield install.run_install()

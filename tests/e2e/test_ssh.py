@@ -31,7 +31,7 @@ import paramiko
 import pytest
 from support import REPO, docker, engine
 from support.cmd import run
-from support.install import PAM_SSHD
+from support.install import NSSWITCH, NSSWITCH_SAVED, PAM_SSHD, restore_nsswitch
 from support.sshd import DROPIN, HOST, SshdFactory, SshServer
 from support.terminal import TmuxTerminal
 from support.users import LinuxUser, UserFactory
@@ -1217,8 +1217,8 @@ def test_a_host_whose_users_come_from_sssd_gets_sshd_without_the_jail_and_no_uni
     forward to the user's own socket reaches nothing. Installing again on the local-only
     nsswitch.conf puts the jail back, and the same forward reaches the socket. (No sssd here:
     glibc skips a source whose module is missing, so the local users still resolve.)"""
-    nsswitch = Path("/etc/nsswitch.conf")
-    saved = nsswitch.read_bytes()
+    saved = NSSWITCH.read_bytes()
+    NSSWITCH_SAVED.write_bytes(saved)  # put back by the next run if this one is killed here
     alice = make_user()
     script = alice.home / "serve.py"
     script.write_text(UNIX_SERVER)
@@ -1236,7 +1236,7 @@ def test_a_host_whose_users_come_from_sssd_gets_sshd_without_the_jail_and_no_uni
         return read_through(local_forward(server, alice, f"{alice.home}/app.sock", clients))
 
     try:
-        nsswitch.write_text(re.sub(r"^((?:passwd|group):.*)$", r"\1 sss", saved.decode(),
+        NSSWITCH.write_text(re.sub(r"^((?:passwd|group):.*)$", r"\1 sss", saved.decode(),
                                    flags=re.MULTILINE))
         out = run(["./install.sh"], cwd=REPO, timeout=900).stdout
         assert "sshd's jail is off: this host's passwd: sss; group: sss" in out, out
@@ -1265,13 +1265,26 @@ def test_a_host_whose_users_come_from_sssd_gets_sshd_without_the_jail_and_no_uni
         for proc in clients:
             stop(proc)
         clients.clear()
-        nsswitch.write_bytes(saved)
+        restore_nsswitch()
         out = run(["./install.sh"], cwd=REPO, timeout=900).stdout
     assert "sshd's jail is off" not in out, out
     assert f"\n    ChrootDirectory {JAIL}\n" in DROPIN.read_text()
     assert "nojail" not in PAM_SSHD.read_text()
     try:
-        assert reach_own_socket(sshd()) == b"unix-ok"[:8]
+        assert reach_own_socket(sshd()) == b"unix-ok"
     finally:
         for proc in clients:
             stop(proc)
+
+
+def test_a_member_whose_login_shell_is_bash_gets_no_session(
+    default_mode: str, sshd: SshdFactory, make_user: UserFactory
+) -> None:
+    """A directory (sssd, LDAP) can hand a member another login shell, in an account doctor
+    cannot list: sshd would run it on the host, and bash reads ~/.bashrc first. pam_dockersh.so
+    fails the session, so nothing runs (without that check, bash runs the command in sshd's
+    jail: host programs, as the user). dash under ForceCommand still works
+    (test_sshd_force_command)."""
+    user = make_user(shell="/bin/bash")
+    proc = sshd().ssh(user, "echo ran-$((6 * 7))", timeout=120)
+    assert proc.returncode != 0 and b"ran-42" not in proc.stdout, proc

@@ -13,6 +13,18 @@ from .cmd import run
 from .images import BUSYBOX_IMAGE
 from .users import DOCKERSH_GROUP, DOCKERSH_SHELL
 
+NSSWITCH = Path("/etc/nsswitch.conf")
+#: The host's own nsswitch.conf while a test has changed it (tests/e2e/test_ssh.py).
+NSSWITCH_SAVED = Path("/var/tmp/dockersh-test-nsswitch.conf")
+
+
+def restore_nsswitch() -> None:
+    """A run killed while a test had changed /etc/nsswitch.conf left it so (and install.sh
+    would keep sshd's jail off): put the saved one back."""
+    if NSSWITCH_SAVED.exists():
+        NSSWITCH.write_bytes(NSSWITCH_SAVED.read_bytes())
+        NSSWITCH_SAVED.unlink()
+
 INSTALL_SH = REPO / "install.sh"
 #: sshd's PAM stack and install.sh's block in it (members of group dockersh skip user_readenv).
 PAM_SSHD = Path("/etc/pam.d/sshd")

@@ -96,3 +96,22 @@ def test_the_dropin_install_writes_without_the_jail_has_none_and_no_unix_forward
     assert changed == [(f"    ChrootDirectory {JAIL}", "    ChrootDirectory none"),
                        ("    AllowStreamLocalForwarding local",
                         "    AllowStreamLocalForwarding no")]
+
+
+@pytest.mark.parametrize(("chroot", "args", "nss", "level", "says"), [
+    (JAIL, "nojail", "", "FAIL", "nothing builds the jail"),
+    (JAIL, "", "passwd: sss", "warn", "turns the jail off"),
+    (JAIL, "", "", "ok", "NSS works in sshd's jail"),
+    ("none", "nojail", "passwd: sss", "ok", "sshd's jail is off"),
+])
+def test_doctor_on_the_jail_and_the_hosts_nss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chroot: str, args: str, nss: str,
+    level: str, says: str,
+) -> None:
+    (tmp_path / "dockersh.conf").write_text(f"Match Group dockersh\n    ChrootDirectory {chroot}\n")
+    (tmp_path / "sshd").write_text(BLOCK.replace("pam_dockersh.so\n", f"pam_dockersh.so {args}\n"))
+    monkeypatch.setattr(hostchain, "SSHD_DROPIN", str(tmp_path / "dockersh.conf"))
+    monkeypatch.setattr(hostchain, "PAM_SSHD", str(tmp_path / "sshd"))
+    monkeypatch.setattr(hostchain, "directory_nss", lambda: nss)
+    [(found, text)] = hostchain.check_jail_nss()
+    assert (found, says in text) == (level, True), text
