@@ -477,6 +477,8 @@ install_sshd() {
 # to group dockersh only.
 pam_block_begin='# BEGIN dockersh: forwarding into the container (install.sh; --uninstall removes it)'
 pam_block_end='# END dockersh: forwarding'
+# The block's lines, as a sed address range (print with p, delete with d).
+pam_block_range="\|^$pam_block_begin\$|,\|^$pam_block_end\$|"
 pam_module_dir() { dirname "$(find /lib /usr/lib -name pam_unix.so -path '*security*' | head -1)"; }
 
 pam_forwarding_block() {
@@ -501,7 +503,7 @@ install_pam_module() {
     if grep -qxF "$pam_block_begin" /etc/pam.d/sshd; then
         grep -qxF "$pam_block_end" /etc/pam.d/sshd ||
             die "/etc/pam.d/sshd has the dockersh forwarding block's first line but not its last: fix it by hand"
-        if sed -n "\|^$pam_block_begin\$|,\|^$pam_block_end\$|p" /etc/pam.d/sshd |
+        if sed -n "${pam_block_range}p" /etc/pam.d/sshd |
             cmp -s - <(pam_forwarding_block); then
             say "unchanged /etc/pam.d/sshd (dockersh forwarding block)"
             return
@@ -509,14 +511,17 @@ install_pam_module() {
     fi
     # Last in the session stack: everything else of the session is set up in the host's network.
     # One rename: never a moment without the block (members' forwards would be the host's).
-    { sed "\|^$pam_block_begin\$|,\|^$pam_block_end\$|d" /etc/pam.d/sshd; pam_forwarding_block; } |
-        swap_pam
+    tmp=$(mktemp)
+    sed "${pam_block_range}d" /etc/pam.d/sshd >"$tmp" || { rm -f "$tmp"; die "cannot read /etc/pam.d/sshd"; }
+    pam_forwarding_block >>"$tmp"
+    swap_pam <"$tmp"
+    rm -f "$tmp"
     say "put the dockersh forwarding block at the end of /etc/pam.d/sshd (group dockersh only)"
 }
 
 remove_pam_module() {
     if [ -e /etc/pam.d/sshd ] && grep -qxF "$pam_block_begin" /etc/pam.d/sshd; then
-        sed -i "\|^$pam_block_begin\$|,\|^$pam_block_end\$|d" /etc/pam.d/sshd
+        sed -i "${pam_block_range}d" /etc/pam.d/sshd
         say "removed the dockersh forwarding block from /etc/pam.d/sshd"
     fi
     remove "$(pam_module_dir)/pam_dockersh.so"
